@@ -1,0 +1,1 @@
+"""District boundary, deterministic demo data, coordinate systems and file import/export."""
