@@ -1,0 +1,76 @@
+"""The grid JSON API and the first map page, through the Flask test client."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_grids_geojson(client):
+    resp = client.get("/api/grids.geojson")
+    assert resp.status_code == 200
+    assert resp.mimetype == "application/geo+json"
+    data = resp.get_json(force=True)
+    assert data["type"] == "FeatureCollection" and len(data["features"]) == 930
+    props = data["features"][0]["properties"]
+    assert {"code", "name", "houses", "residents", "key_persons"} <= set(props)
+
+
+def test_towns_geojson(client):
+    data = client.get("/api/areas/towns.geojson").get_json(force=True)
+    assert len(data["features"]) == 10
+
+
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/api/grids/at?lon=abc&lat=35.5", 400),
+        ("/api/grids/at?lat=35.5", 400),
+        ("/api/grids/at?lon=nan&lat=35.5", 400),
+        ("/api/grids/at?lon=0&lat=0", 400),
+        ("/api/grids/370812999999999", 404),
+        ("/api/grids/xyz", 400),
+        ("/api/grids?bbox=1,2,3", 400),
+        ("/api/grids?bbox=a,b,c,d", 400),
+        ("/api/grids.geojson?prefix=37%27--", 400),
+        ("/api/areas/planets.geojson", 400),
+        ("/api/areas/370812999/hierarchy", 404),
+    ],
+)
+def test_bad_input_gets_4xx_with_reason(client, url, status):
+    resp = client.get(url)
+    assert resp.status_code == status
+    body = resp.get_json()
+    assert body["reason"] and "Traceback" not in resp.get_data(as_text=True)
+
+
+def test_point_lookup_api(client):
+    grid = client.get("/api/grids.geojson").get_json(force=True)["features"][5]
+    code = grid["properties"]["code"]
+    detail = client.get(f"/api/grids/{code}").get_json()
+    lon, lat = detail["centroid"]["coordinates"]
+    found = client.get(f"/api/grids/at?lon={lon}&lat={lat}")
+    # A centroid can fall outside a concave grid; then a neighbour answers.
+    assert found.status_code == 200 and found.get_json()["code"][:6] == "370812"
+
+
+def test_openapi_documents_every_api_route(app, client):
+    spec = client.get("/api/openapi.json").get_json()
+    documented = set(spec["paths"])
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") and rule.endpoint != "openapi":
+            path = rule.rule.replace("<", "{").replace(">", "}")
+            path = path.replace("{path:", "{").replace("{int:", "{")
+            assert path in documented, path
+
+
+def test_map_page_is_offline_html(client):
+    html = client.get("/").get_data(as_text=True)
+    assert "/vendor/npm/leaflet/dist/leaflet.js" in html
+    assert "cdn." not in html and "unpkg" not in html and "https://" not in html
+    assert "/api/grids.geojson" in html
+
+
+def test_vendor_assets_served_and_sandboxed(client):
+    assert client.get("/vendor/npm/leaflet/dist/leaflet.js").status_code == 200
+    assert client.get("/vendor/npm/lodash/lodash.js").status_code == 404
+    assert client.get("/vendor/npm/leaflet/../../package.json").status_code == 404

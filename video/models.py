@@ -1,0 +1,142 @@
+"""ORM models of the video side, on gridmap's shared metadata.
+
+A camera's town, community and grid are derived in PostGIS by a trigger on insert
+and on move (see the camera-registry migration), so no code path can store a
+camera whose grid disagrees with its location. Credentials live in their own
+table, encrypted, and are joined only by the process that opens the stream.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gridmap.models import SRID, Base, point
+
+SOURCES = (
+    "skynet",  # 天网
+    "sharp_eyes",  # 雪亮
+    "environment",
+    "water",
+    "housing",
+    "urban_management",
+    "traffic",
+    "education",
+    "other",
+)
+STATUSES = ("unknown", "online", "offline", "no_signal", "frozen", "degraded")
+
+
+class Camera(Base):
+    """One video stream source with its GB/T 28181 ID and placement."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gb_id: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    geom = mapped_column(point(), nullable=False)
+    heading: Mapped[float | None] = mapped_column(Float)
+    fov: Mapped[float | None] = mapped_column(Float)
+    range_m: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(20), index=True)
+    department: Mapped[str] = mapped_column(String(60))
+    main_url: Mapped[str] = mapped_column(Text)
+    sub_url: Mapped[str | None] = mapped_column(Text)
+    snapshot_url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        String(12), default="unknown", server_default="unknown"
+    )
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(String(30)), default=list, server_default="{}"
+    )
+    nominal_width: Mapped[int | None] = mapped_column(Integer)
+    nominal_height: Mapped[int | None] = mapped_column(Integer)
+    # Derived by the cameras_derive trigger; never written by application code.
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    view_sector = mapped_column(
+        Geometry("POLYGON", srid=SRID, spatial_index=True), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("gb_id ~ '^[0-9]{20}$'", name="gb_id_digits"),
+        CheckConstraint(
+            "heading IS NULL OR (heading >= 0 AND heading < 360)", name="heading"
+        ),
+        CheckConstraint("fov IS NULL OR (fov > 0 AND fov <= 360)", name="fov"),
+        CheckConstraint(
+            "range_m IS NULL OR (range_m > 0 AND range_m <= 5000)", name="range"
+        ),
+        CheckConstraint(f"source IN {SOURCES!r}", name="source"),
+        CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+        Index(
+            "ix_cameras_grid_code_prefix",
+            "grid_code",
+            postgresql_ops={"grid_code": "text_pattern_ops"},
+        ),
+        Index("ix_cameras_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class CameraCredential(Base):
+    """The user:password split off a camera's stream URL, encrypted at rest."""
+
+    __tablename__ = "camera_credentials"
+
+    camera_id: Mapped[int] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    username_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    password_enc: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GridCoverage(Base):
+    """What the online cameras see of one grid: shares and the blind spots."""
+
+    __tablename__ = "grid_coverage"
+
+    grid_id: Mapped[int] = mapped_column(
+        ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True
+    )
+    area_share: Mapped[float] = mapped_column(Float)
+    houses_seen: Mapped[int] = mapped_column(Integer)
+    houses_total: Mapped[int] = mapped_column(Integer)
+    places_seen: Mapped[int] = mapped_column(Integer)
+    places_total: Mapped[int] = mapped_column(Integer)
+    cameras_online: Mapped[int] = mapped_column(Integer)
+    blind = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True))
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class CoverageDirty(Base):
+    """Grids whose coverage must be recomputed (filled by triggers)."""
+
+    __tablename__ = "coverage_dirty"
+
+    grid_id: Mapped[int] = mapped_column(
+        ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -1,0 +1,750 @@
+"""The camera registry: validated create/update/import, spatial queries, exports.
+
+Everything spatial runs in PostGIS (KNN on the geography expression index,
+ST_DWithin, view sectors); rows are never pulled into Python to be filtered.
+Credentials are split off stream URLs before anything is stored and never leave
+this module except through ``stream_credentials`` for the stream-opening process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridmap.config import var_dir
+from gridmap.errors import Conflict, InvalidInput, NotFound
+from video import credentials as secret_store
+from video.gbid import InvalidGbId, parse_gb_id
+from video.models import SOURCES, STATUSES
+from video.urls import StreamURLError, split_credentials, validate_stream_url
+
+MAX_RADIUS_M = 20_000.0
+MAX_NEARBY = 200
+DEFAULT_NEARBY = 20
+MAX_PAGE_SIZE = 1000
+CAMERA_FIELDS = (
+    "gb_id",
+    "name",
+    "lon",
+    "lat",
+    "heading",
+    "fov",
+    "range_m",
+    "source",
+    "department",
+    "main_url",
+    "sub_url",
+    "snapshot_url",
+    "status",
+    "tags",
+)
+
+
+def demo_root() -> Path:
+    """Return the folder whose files may be used as demo stream URLs."""
+    return var_dir() / "streams"
+
+
+@dataclass
+class CameraInput:
+    """A validated camera ready to store (URLs already free of credentials)."""
+
+    gb_id: str
+    name: str
+    lon: float
+    lat: float
+    source: str
+    department: str
+    main_url: str
+    sub_url: str | None = None
+    snapshot_url: str | None = None
+    heading: float | None = None
+    fov: float | None = None
+    range_m: float | None = None
+    status: str = "unknown"
+    tags: list[str] = field(default_factory=list)
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional list filters: source, status, tag and the caller's code prefix."""
+
+    sources: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.sources if s not in SOURCES]
+        if bad:
+            raise InvalidInput(f"unknown source {bad[0]!r}", allowed=list(SOURCES))
+        bad = [s for s in self.statuses if s not in STATUSES]
+        if bad:
+            raise InvalidInput(f"unknown status {bad[0]!r}", allowed=list(STATUSES))
+        if self.prefix and not (self.prefix.isascii() and self.prefix.isdigit()):
+            raise InvalidInput("scope prefix must be digits")
+
+    def sql(self, alias: str = "c") -> tuple[str, dict[str, Any]]:
+        """Return a WHERE fragment (starting with AND) and its parameters."""
+        parts, params = [], {}
+        if self.sources:
+            parts.append(f"{alias}.source = ANY(:f_sources)")
+            params["f_sources"] = list(self.sources)
+        if self.statuses:
+            parts.append(f"{alias}.status = ANY(:f_statuses)")
+            params["f_statuses"] = list(self.statuses)
+        if self.tags:
+            parts.append(f"{alias}.tags && CAST(:f_tags AS varchar[])")
+            params["f_tags"] = list(self.tags)
+        if self.prefix:
+            parts.append(f"{alias}.grid_code LIKE :f_prefix || '%'")
+            params["f_prefix"] = self.prefix
+        return "".join(" AND " + p for p in parts), params
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _number(
+    row: Mapping[str, Any], key: str, *, required: bool = False
+) -> float | None:
+    raw = row.get(key)
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        if required:
+            raise InvalidInput(f"{key} is required", field=key)
+        return None
+    if isinstance(raw, float) and math.isnan(raw) and not required:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{key} must be a number", field=key) from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"{key} must be finite", field=key)
+    return value
+
+
+def _url(raw: Any, key: str, *, required: bool) -> tuple[str | None, Any]:
+    if (
+        raw is None
+        or (isinstance(raw, float) and math.isnan(raw))
+        or str(raw).strip() == ""
+    ):
+        if required:
+            raise InvalidInput(f"{key} is required", field=key)
+        return None, None
+    try:
+        clean, creds = split_credentials(str(raw).strip())
+        clean = validate_stream_url(clean, demo_root=demo_root())
+    except StreamURLError as exc:
+        raise InvalidInput(f"{key}: {exc}", field=key) from None
+    return clean, creds
+
+
+def parse_tags(raw: Any) -> list[str]:
+    """Return tags from a list or a comma/semicolon separated string."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return []
+    items = (
+        raw if isinstance(raw, list | tuple) else str(raw).replace(";", ",").split(",")
+    )
+    tags = []
+    for item in items:
+        tag = str(item).strip()
+        if not tag:
+            continue
+        if len(tag) > 30 or not all(ch.isalnum() or ch in "_-" for ch in tag):
+            raise InvalidInput(
+                "tags are short words of letters, digits, '_' or '-'", field="tags"
+            )
+        tags.append(tag)
+    return sorted(set(tags))
+
+
+def validate(row: Mapping[str, Any]) -> CameraInput:
+    """Check one camera record and split credentials off its URLs."""
+    gb_id = str(row.get("gb_id") or "").strip()
+    try:
+        parse_gb_id(gb_id)
+    except InvalidGbId as exc:
+        raise InvalidInput(f"gb_id: {exc}", field="gb_id") from None
+    name = str(row.get("name") or "").strip()
+    if not name or len(name) > 120:
+        raise InvalidInput("name is required (at most 120 characters)", field="name")
+    lon = _number(row, "lon", required=True)
+    lat = _number(row, "lat", required=True)
+    heading = _number(row, "heading")
+    fov = _number(row, "fov")
+    range_m = _number(row, "range_m")
+    if heading is not None and not 0 <= heading <= 360:
+        raise InvalidInput("heading must be within 0–360°", field="heading")
+    if heading is not None:
+        heading %= 360
+    if fov is not None and not 0 < fov <= 360:
+        raise InvalidInput("fov must be within (0, 360]°", field="fov")
+    if range_m is not None and not 0 < range_m <= 5000:
+        raise InvalidInput("range_m must be within (0, 5000] m", field="range_m")
+    source = str(row.get("source") or "").strip()
+    if source not in SOURCES:
+        raise InvalidInput(
+            f"unknown source {source!r}", field="source", allowed=list(SOURCES)
+        )
+    status = str(row.get("status") or "unknown").strip()
+    if status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r}", field="status")
+    main_url, creds = _url(row.get("main_url"), "main_url", required=True)
+    sub_url, sub_creds = _url(row.get("sub_url"), "sub_url", required=False)
+    snapshot_url, snap_creds = _url(
+        row.get("snapshot_url"), "snapshot_url", required=False
+    )
+    creds = creds or sub_creds or snap_creds
+    return CameraInput(
+        gb_id=gb_id,
+        name=name,
+        lon=lon,
+        lat=lat,
+        source=source,
+        department=str(row.get("department") or "").strip()[:60],
+        main_url=main_url,
+        sub_url=sub_url,
+        snapshot_url=snapshot_url,
+        heading=heading,
+        fov=fov,
+        range_m=range_m,
+        status=status,
+        tags=parse_tags(row.get("tags")),
+        username=getattr(creds, "username", None),
+        password=getattr(creds, "password", None),
+    )
+
+
+def check_in_district(
+    session: Session, points: Sequence[tuple[float, float]]
+) -> list[int]:
+    """Return the indexes of points that lie outside the district (one query)."""
+    if not points:
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT p.i - 1 FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[]))
+                 WITH ORDINALITY AS p(lon, lat, i)
+            WHERE NOT EXISTS (
+              SELECT 1 FROM districts d
+              WHERE ST_Intersects(d.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)))
+            ORDER BY p.i
+            """
+        ),
+        {"lons": [p[0] for p in points], "lats": [p[1] for p in points]},
+    )
+    return [int(r[0]) for r in rows]
+
+
+# --------------------------------------------------------------------------- writes
+
+UPSERT_SQL = """
+INSERT INTO cameras (gb_id, name, geom, heading, fov, range_m, source, department,
+                     main_url, sub_url, snapshot_url, status, tags)
+VALUES (:gb_id, :name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :heading, :fov, :range_m,
+        :source, :department, :main_url, :sub_url, :snapshot_url, :status,
+        CAST(:tags AS varchar[]))
+ON CONFLICT (gb_id) DO UPDATE SET
+  name = EXCLUDED.name, geom = EXCLUDED.geom, heading = EXCLUDED.heading,
+  fov = EXCLUDED.fov, range_m = EXCLUDED.range_m, source = EXCLUDED.source,
+  department = EXCLUDED.department, main_url = EXCLUDED.main_url,
+  sub_url = EXCLUDED.sub_url, snapshot_url = EXCLUDED.snapshot_url,
+  tags = EXCLUDED.tags, updated_at = now()
+RETURNING id, (xmax = 0) AS inserted
+"""
+
+
+def _params(cam: CameraInput) -> dict[str, Any]:
+    return {
+        "gb_id": cam.gb_id,
+        "name": cam.name,
+        "lon": cam.lon,
+        "lat": cam.lat,
+        "heading": cam.heading,
+        "fov": cam.fov,
+        "range_m": cam.range_m,
+        "source": cam.source,
+        "department": cam.department,
+        "main_url": cam.main_url,
+        "sub_url": cam.sub_url,
+        "snapshot_url": cam.snapshot_url,
+        "status": cam.status,
+        "tags": cam.tags,
+    }
+
+
+def _store_credentials(session: Session, camera_id: int, cam: CameraInput) -> None:
+    if cam.username is None and cam.password is None:
+        return
+    session.execute(
+        text(
+            """
+            INSERT INTO camera_credentials (camera_id, username_enc, password_enc)
+            VALUES (:id, :u, :p)
+            ON CONFLICT (camera_id) DO UPDATE SET
+              username_enc = EXCLUDED.username_enc, password_enc = EXCLUDED.password_enc
+            """
+        ),
+        {
+            "id": camera_id,
+            "u": secret_store.encrypt(cam.username or ""),
+            "p": secret_store.encrypt(cam.password or ""),
+        },
+    )
+
+
+def create(session: Session, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and insert one camera; a duplicate GB ID is a Conflict."""
+    cam = validate(row)
+    if check_in_district(session, [(cam.lon, cam.lat)]):
+        raise InvalidInput("location is outside the district", field="lon/lat")
+    exists = session.execute(
+        text("SELECT 1 FROM cameras WHERE gb_id = :g"), {"g": cam.gb_id}
+    ).first()
+    if exists:
+        raise Conflict("a camera with this gb_id already exists", gb_id=cam.gb_id)
+    camera_id = session.execute(text(UPSERT_SQL), _params(cam)).scalar_one()
+    _store_credentials(session, camera_id, cam)
+    return get(session, cam.gb_id)
+
+
+def update(
+    session: Session, gb_id: str, changes: Mapping[str, Any], prefix: str = ""
+) -> dict:
+    """Apply changes to one camera (a move re-derives its grid and sector)."""
+    current = get(session, gb_id, prefix=prefix)
+    merged = {**current, **{k: v for k, v in changes.items() if k in CAMERA_FIELDS}}
+    merged["gb_id"] = gb_id
+    if "main_url" not in changes:
+        merged["main_url"] = _raw_url(session, gb_id, "main_url")
+    for key in ("sub_url", "snapshot_url"):
+        if key not in changes:
+            merged[key] = _raw_url(session, gb_id, key)
+    cam = validate(merged)
+    if check_in_district(session, [(cam.lon, cam.lat)]):
+        raise InvalidInput("location is outside the district", field="lon/lat")
+    camera_id = session.execute(text(UPSERT_SQL), _params(cam)).scalar_one()
+    _store_credentials(session, camera_id, cam)
+    return get(session, gb_id, prefix=prefix)
+
+
+def _raw_url(session: Session, gb_id: str, column: str) -> str | None:
+    return session.execute(
+        text(f"SELECT {column} FROM cameras WHERE gb_id = :g"),
+        {"g": gb_id},  # noqa: S608
+    ).scalar()
+
+
+def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Validate every row first; store all of them or none. Returns counts or raises.
+
+    Raises ``InvalidInput`` whose ``details['errors']`` lists every bad row with
+    its reason, so a ledger can be fixed in one pass.
+    """
+    rows = list(rows)
+    errors: list[dict[str, Any]] = []
+    valid: list[tuple[int, CameraInput]] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows, start=1):
+        try:
+            cam = validate(row)
+        except InvalidInput as exc:
+            errors.append(
+                {"row": index, "field": exc.details.get("field"), "reason": exc.reason}
+            )
+            continue
+        if cam.gb_id in seen:
+            errors.append(
+                {
+                    "row": index,
+                    "field": "gb_id",
+                    "reason": f"duplicate gb_id, first seen in row {seen[cam.gb_id]}",
+                }
+            )
+            continue
+        seen[cam.gb_id] = index
+        valid.append((index, cam))
+    outside = check_in_district(session, [(c.lon, c.lat) for _, c in valid])
+    for i in outside:
+        errors.append(
+            {
+                "row": valid[i][0],
+                "field": "lon/lat",
+                "reason": "location is outside the district",
+            }
+        )
+    if errors:
+        errors.sort(key=lambda e: e["row"])
+        raise InvalidInput(
+            f"{len(errors)} bad row(s); nothing was imported", errors=errors
+        )
+    inserted = updated = 0
+    for _, cam in valid:
+        camera_id, was_insert = session.execute(text(UPSERT_SQL), _params(cam)).one()
+        _store_credentials(session, camera_id, cam)
+        inserted += bool(was_insert)
+        updated += not was_insert
+    return {"inserted": inserted, "updated": updated}
+
+
+# --------------------------------------------------------------------------- reads
+
+PUBLIC_COLUMNS = """
+  c.gb_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.heading, c.fov, c.range_m,
+  c.source, c.department, c.status, c.tags, c.grid_code,
+  left(c.grid_code, 12) AS community_code, left(c.grid_code, 9) AS town_code,
+  c.main_url, c.sub_url, c.snapshot_url,
+  EXISTS (SELECT 1 FROM camera_credentials k WHERE k.camera_id = c.id) AS has_credentials
+"""
+
+
+def _public(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["tags"] = list(out.get("tags") or [])
+    return out
+
+
+def get(session: Session, gb_id: str, prefix: str = "") -> dict[str, Any]:
+    """Return one camera (public fields) within the caller's scope, else NotFound."""
+    row = (
+        session.execute(
+            text(
+                f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE c.gb_id = :g "
+                "AND COALESCE(c.grid_code, '') LIKE :p || '%'"
+            ),
+            {"g": gb_id, "p": prefix},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("no such camera", gb_id=gb_id)
+    return _public(row)
+
+
+def list_cameras(
+    session: Session,
+    filters: Filters,
+    *,
+    offset: int = 0,
+    limit: int = 100,
+    q: str | None = None,
+) -> dict[str, Any]:
+    """Return one page of cameras matching the filters, ordered by GB ID."""
+    if not 0 < limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be within 1–{MAX_PAGE_SIZE}")
+    if offset < 0:
+        raise InvalidInput("offset must be ≥ 0")
+    where, params = filters.sql()
+    if q:
+        where += " AND (c.name ILIKE :q OR c.gb_id LIKE :qs)"
+        params["q"] = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
+        params["qs"] = q.replace("%", "").replace("_", "") + "%"
+    total = session.execute(
+        text(f"SELECT count(*) FROM cameras c WHERE TRUE {where}"), params
+    ).scalar_one()
+    rows = session.execute(
+        text(
+            f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE TRUE {where} "
+            "ORDER BY c.gb_id OFFSET :offset LIMIT :limit"
+        ),
+        {**params, "offset": offset, "limit": limit},
+    ).mappings()
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "items": [_public(r) for r in rows],
+    }
+
+
+def check_radius(radius_m: float) -> None:
+    """Raise InvalidInput unless 0 < radius ≤ MAX_RADIUS_M."""
+    if not (radius_m > 0 and radius_m <= MAX_RADIUS_M):
+        raise InvalidInput(
+            f"radius must be within (0, {MAX_RADIUS_M:g}] m", radius=radius_m
+        )
+
+
+NEARBY_SQL = """
+WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt)
+SELECT {columns},
+       ST_Distance(c.geom::geography, here.pt::geography) AS distance_m,
+       degrees(ST_Azimuth(here.pt::geography, c.geom::geography)) AS bearing,
+       (c.heading IS NOT NULL AND c.fov IS NOT NULL
+        AND ST_Intersects(c.view_sector, here.pt)) AS sees_point
+FROM cameras c, here
+WHERE ST_DWithin(c.geom::geography, here.pt::geography, :radius) {where}
+ORDER BY {order}
+LIMIT :limit
+"""
+
+
+def nearby(
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    radius_m: float = 500.0,
+    limit: int = DEFAULT_NEARBY,
+    filters: Filters = Filters(),
+    sees_first: bool = False,
+) -> list[dict[str, Any]]:
+    """Return the nearest cameras within a radius, with distance and bearing.
+
+    With ``sees_first`` the cameras whose view sector contains the point come
+    first (nearest first), then the rest by distance.
+    """
+    from gridmap.queries import check_lon_lat
+
+    check_lon_lat(lon, lat)
+    check_radius(radius_m)
+    if not 0 < limit <= MAX_NEARBY:
+        raise InvalidInput(f"limit must be within 1–{MAX_NEARBY}")
+    where, params = filters.sql()
+    knn = "c.geom::geography <-> here.pt::geography"
+    order = f"sees_point DESC, {knn}" if sees_first else knn
+    sql = NEARBY_SQL.format(columns=PUBLIC_COLUMNS, where=where, order=order)
+    rows = session.execute(
+        text(sql),
+        {**params, "lon": lon, "lat": lat, "radius": radius_m, "limit": limit},
+    ).mappings()
+    out = []
+    for r in rows:
+        item = _public(r)
+        item["distance_m"] = round(float(item["distance_m"]), 1)
+        item["bearing"] = round(float(item["bearing"] or 0.0), 1)
+        out.append(item)
+    return out
+
+
+def in_area(
+    session: Session, code: str, filters: Filters = Filters()
+) -> list[dict[str, Any]]:
+    """Return the cameras in a grid, community or town (by code prefix)."""
+    from gridmap.queries import check_code
+
+    check_code(code)
+    scoped = Filters(filters.sources, filters.statuses, filters.tags, prefix=code)
+    if filters.prefix and not code.startswith(filters.prefix):
+        if not filters.prefix.startswith(code):
+            return []
+        scoped = Filters(
+            filters.sources, filters.statuses, filters.tags, prefix=filters.prefix
+        )
+    where, params = scoped.sql()
+    rows = session.execute(
+        text(
+            f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE TRUE {where} ORDER BY c.gb_id"
+        ),
+        params,
+    ).mappings()
+    return [_public(r) for r in rows]
+
+
+def in_bbox(
+    session: Session,
+    west: float,
+    south: float,
+    east: float,
+    north: float,
+    filters: Filters = Filters(),
+    limit: int = 5000,
+) -> list[dict[str, Any]]:
+    """Return cameras inside a bbox (GiST && then exact test)."""
+    from gridmap.queries import check_bbox
+
+    check_bbox(west, south, east, north)
+    where, params = filters.sql()
+    rows = session.execute(
+        text(
+            f"SELECT {PUBLIC_COLUMNS} FROM cameras c "
+            "WHERE c.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326) "
+            f"{where} ORDER BY c.gb_id LIMIT :limit"
+        ),
+        {**params, "w": west, "s": south, "e": east, "n": north, "limit": limit},
+    ).mappings()
+    return [_public(r) for r in rows]
+
+
+def layer_json(session: Session, filters: Filters = Filters()) -> str:
+    """Return every camera as compact JSON arrays for client-side clustering.
+
+    ``[id, lon, lat, source index, status index, has view sector]`` per camera,
+    built in PostGIS; coordinates are rounded to ~1 m (5 decimals).
+    """
+    where, params = filters.sql()
+    sql = f"""
+    SELECT json_build_object(
+      'fields', json_build_array('gb_id', 'lon', 'lat', 'source', 'status', 'sector'),
+      'sources', CAST(:sources AS text[]),
+      'statuses', CAST(:statuses AS text[]),
+      'rows', COALESCE(json_agg(json_build_array(
+          c.gb_id, round(ST_X(c.geom)::numeric, 5), round(ST_Y(c.geom)::numeric, 5),
+          array_position(CAST(:sources AS text[]), c.source::text) - 1,
+          array_position(CAST(:statuses AS text[]), c.status::text) - 1,
+          CASE WHEN c.heading IS NOT NULL AND c.fov IS NOT NULL THEN 1 ELSE 0 END)
+        ORDER BY c.id), '[]'::json))::text
+    FROM cameras c WHERE TRUE {where}
+    """
+    return session.execute(
+        text(sql), {**params, "sources": list(SOURCES), "statuses": list(STATUSES)}
+    ).scalar_one()
+
+
+def sectors_geojson(
+    session: Session,
+    west: float,
+    south: float,
+    east: float,
+    north: float,
+    filters: Filters = Filters(),
+) -> str:
+    """Return the view sectors inside a bbox as GeoJSON (for the map's FOV layer)."""
+    from gridmap.queries import check_bbox
+
+    check_bbox(west, south, east, north)
+    where, params = filters.sql()
+    sql = f"""
+    SELECT json_build_object('type', 'FeatureCollection', 'features', COALESCE(json_agg(
+      json_build_object('type', 'Feature', 'id', c.gb_id,
+        'geometry', ST_AsGeoJSON(c.view_sector, 6)::json,
+        'properties', json_build_object('gb_id', c.gb_id, 'status', c.status,
+                                        'source', c.source))), '[]'::json))::text
+    FROM cameras c
+    WHERE c.view_sector && ST_MakeEnvelope(:w, :s, :e, :n, 4326)
+      AND c.heading IS NOT NULL {where}
+    """
+    return session.execute(
+        text(sql), {**params, "w": west, "s": south, "e": east, "n": north}
+    ).scalar_one()
+
+
+def stream_credentials(session: Session, gb_id: str) -> tuple[str, str] | None:
+    """Return (username, password) for the process that opens the stream."""
+    row = session.execute(
+        text(
+            "SELECT k.username_enc, k.password_enc FROM camera_credentials k "
+            "JOIN cameras c ON c.id = k.camera_id WHERE c.gb_id = :g"
+        ),
+        {"g": gb_id},
+    ).first()
+    if row is None:
+        return None
+    return secret_store.decrypt(row[0]), secret_store.decrypt(row[1])
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def demo_streams_base_port() -> int:
+    """Return the first port of the local demo stream servers."""
+    from gridmap.config import env
+
+    return int(env("STREAMS_PORT", "8554"))
+
+
+def demo_stream_password() -> str:
+    """Return the demo streams' password (generated once under var/, never logged)."""
+    import secrets
+
+    path = var_dir() / "demo-streams.secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_generated(session: Session, cameras_df) -> int:
+    """Bulk-insert generated demo cameras pointing at the local demo streams."""
+    from video.streams import LOOPBACK, DemoPorts, demo_manifest
+
+    base = demo_streams_base_port()
+    ports = DemoPorts(
+        host=LOOPBACK,
+        http=base,
+        rtsp=base + 1,
+        silent=base + 2,
+        garbage=base + 3,
+        closed=base + 4,
+    )
+    slots = demo_manifest(ports)
+    rows = []
+    for r in cameras_df.itertuples(index=False):
+        slot = slots[int(r.stream_slot) % len(slots)]
+        rows.append(
+            {
+                "gb_id": r.gb_id,
+                "name": r.name,
+                "lon": float(r.lon),
+                "lat": float(r.lat),
+                "heading": None if _nan(r.heading) else float(r.heading) % 360,
+                "fov": None if _nan(r.fov) else float(r.fov),
+                "range_m": None if _nan(r.range_m) else float(r.range_m),
+                "source": r.source,
+                "department": r.department,
+                "main_url": slot.url,
+                "sub_url": slot.url,
+                "snapshot_url": None,
+                "status": "unknown",
+                "tags": list(r.tags),
+                "nominal_width": slot.nominal_width,
+                "nominal_height": slot.nominal_height,
+            }
+        )
+    # executemany through the driver: batched round trips; the trigger derives grids.
+    session.execute(text(DEMO_INSERT_SQL), rows)
+    password = demo_stream_password()
+    session.execute(
+        text(
+            """
+            INSERT INTO camera_credentials (camera_id, username_enc, password_enc)
+            SELECT id, :u, :p FROM cameras WHERE main_url LIKE '%/private/%'
+            """
+        ),
+        {"u": secret_store.encrypt("demo"), "p": secret_store.encrypt(password)},
+    )
+    return len(rows)
+
+
+DEMO_INSERT_SQL = """
+INSERT INTO cameras (gb_id, name, geom, heading, fov, range_m, source, department,
+                     main_url, sub_url, snapshot_url, status, tags,
+                     nominal_width, nominal_height)
+VALUES (:gb_id, :name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :heading, :fov, :range_m,
+        :source, :department, :main_url, :sub_url, :snapshot_url, :status,
+        CAST(:tags AS varchar[]), :nominal_width, :nominal_height)
+"""
+
+
+def _nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def export_rows(session: Session, filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """Return cameras as flat rows for CSV/GeoJSON/GeoPackage export (no secrets)."""
+    where, params = filters.sql()
+    rows = session.execute(
+        text(
+            f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE TRUE {where} ORDER BY c.gb_id"
+        ),
+        params,
+    ).mappings()
+    out = []
+    for r in rows:
+        item = _public(r)
+        item["tags"] = ",".join(item["tags"])
+        out.append(item)
+    return out

@@ -1,0 +1,263 @@
+"""Camera API: list/get/create/update, nearby, in-area, bbox, map layer, import/export."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from gridmap.errors import InvalidInput, PayloadTooLarge
+from video import registry
+from web.database import get_session
+from web.params import bbox_arg, float_arg, int_arg
+from web.scope import camera_filters, current_prefix
+
+bp = Blueprint("cameras", __name__, url_prefix="/api")
+
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+EXPORT_TYPES = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "geojson": ("application/geo+json", "geojson"),
+    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+}
+
+
+def _json_body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+@bp.get("/cameras")
+def list_cameras():
+    """List cameras with paging and filters.
+    ---
+    get:
+      summary: Cameras in the caller's jurisdiction, paged and filtered
+      parameters:
+        - {in: query, name: source, schema: {type: string}, description: 'comma-separated'}
+        - {in: query, name: status, schema: {type: string}}
+        - {in: query, name: tag, schema: {type: string}}
+        - {in: query, name: q, schema: {type: string}, description: name or GB ID prefix}
+        - {in: query, name: offset, schema: {type: integer, minimum: 0}}
+        - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 1000}}
+      responses:
+        200: {description: '{total, offset, limit, items}'}
+        400: {description: Bad filter or paging value}
+    """
+    page = registry.list_cameras(
+        get_session(),
+        camera_filters(),
+        offset=int_arg("offset", 0, maximum=10_000_000),
+        limit=int_arg("limit", 100, minimum=1, maximum=registry.MAX_PAGE_SIZE),
+        q=(request.args.get("q") or "").strip()[:60] or None,
+    )
+    return jsonify(page)
+
+
+@bp.get("/cameras/<gb_id>")
+def get_camera(gb_id: str):
+    """One camera.
+    ---
+    get:
+      summary: A camera by GB/T 28181 ID (never includes credentials)
+      parameters:
+        - {in: path, name: gb_id, required: true, schema: {type: string}}
+      responses:
+        200: {description: The camera}
+        404: {description: Unknown or outside the caller's jurisdiction}
+    """
+    return jsonify(registry.get(get_session(), gb_id, prefix=current_prefix()))
+
+
+@bp.post("/cameras")
+def create_camera():
+    """Register a camera.
+    ---
+    post:
+      summary: Register a camera; credentials in URLs are split off and stored encrypted
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [gb_id, name, lon, lat, source, main_url]
+      responses:
+        201: {description: Created}
+        400: {description: Invalid field, with the reason}
+        409: {description: Duplicate GB ID}
+    """
+    session = get_session()
+    camera = registry.create(session, _json_body())
+    session.commit()
+    return jsonify(camera), 201
+
+
+@bp.patch("/cameras/<gb_id>")
+def update_camera(gb_id: str):
+    """Update or move a camera.
+    ---
+    patch:
+      summary: Change a camera's fields; a move re-derives its grid and view sector
+      parameters:
+        - {in: path, name: gb_id, required: true, schema: {type: string}}
+      responses:
+        200: {description: Updated camera}
+        400: {description: Invalid field}
+        404: {description: Unknown camera}
+    """
+    session = get_session()
+    camera = registry.update(session, gb_id, _json_body(), prefix=current_prefix())
+    session.commit()
+    return jsonify(camera)
+
+
+@bp.get("/cameras/nearby")
+def nearby():
+    """Nearest cameras around a point.
+    ---
+    get:
+      summary: The nearest cameras within a radius, with distance (m) and bearing (°)
+      parameters:
+        - {in: query, name: lon, required: true, schema: {type: number}}
+        - {in: query, name: lat, required: true, schema: {type: number}}
+        - {in: query, name: radius, schema: {type: number, default: 500, maximum: 20000}}
+        - {in: query, name: limit, schema: {type: integer, default: 20, maximum: 200}}
+        - {in: query, name: sees, schema: {type: integer, enum: [0, 1]},
+           description: rank cameras whose view sector contains the point first}
+        - {in: query, name: source, schema: {type: string}}
+        - {in: query, name: status, schema: {type: string}}
+        - {in: query, name: tag, schema: {type: string}}
+      responses:
+        200: {description: '{count, items}'}
+        400: {description: Bad coordinates, radius or limit}
+    """
+    items = registry.nearby(
+        get_session(),
+        float_arg("lon"),
+        float_arg("lat"),
+        radius_m=float_arg("radius", 500.0),
+        limit=int_arg("limit", registry.DEFAULT_NEARBY, minimum=1, maximum=registry.MAX_NEARBY),
+        filters=camera_filters(),
+        sees_first=int_arg("sees", 0, maximum=1) == 1,
+    )
+    return jsonify({"count": len(items), "items": items})
+
+
+@bp.get("/areas/<code>/cameras")
+def cameras_in_area(code: str):
+    """Cameras in a grid, community or town.
+    ---
+    get:
+      summary: All cameras under an area code (grid 15, community 12 or town 9 digits)
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+      responses:
+        200: {description: '{count, items}'}
+        400: {description: Malformed code}
+    """
+    items = registry.in_area(get_session(), code, camera_filters())
+    return jsonify({"count": len(items), "items": items})
+
+
+@bp.get("/cameras/bbox")
+def cameras_in_bbox():
+    """Cameras in a bbox.
+    ---
+    get:
+      summary: Cameras inside west,south,east,north
+      parameters:
+        - {in: query, name: bbox, required: true, schema: {type: string}}
+      responses:
+        200: {description: '{count, items}'}
+        400: {description: Malformed bbox}
+    """
+    items = registry.in_bbox(get_session(), *bbox_arg(), filters=camera_filters())
+    return jsonify({"count": len(items), "items": items})
+
+
+@bp.get("/cameras/layer.json")
+def camera_layer():
+    """Compact camera layer for client-side clustering.
+    ---
+    get:
+      summary: Every camera in scope as compact arrays [gb_id, lon, lat, source, status, sector]
+      responses:
+        200: {description: '{fields, sources, statuses, rows}'}
+    """
+    body = registry.layer_json(get_session(), camera_filters())
+    resp = Response(body, mimetype="application/json")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@bp.get("/cameras/sectors.geojson")
+def camera_sectors():
+    """View sectors in a bbox.
+    ---
+    get:
+      summary: Camera fields of view (sectors) inside a bbox, as GeoJSON
+      parameters:
+        - {in: query, name: bbox, required: true, schema: {type: string}}
+      responses:
+        200: {description: FeatureCollection}
+        400: {description: Malformed or oversized bbox}
+    """
+    body = registry.sectors_geojson(get_session(), *bbox_arg(), filters=camera_filters())
+    return Response(body, mimetype="application/geo+json")
+
+
+@bp.post("/cameras/import")
+def import_cameras():
+    """Import a camera ledger.
+    ---
+    post:
+      summary: Upsert cameras by GB ID from CSV, GeoJSON or GeoPackage; all rows or none
+      parameters:
+        - {in: query, name: datum, schema: {type: string, enum: [wgs84, cgcs2000, gcj02]}}
+      requestBody:
+        content:
+          multipart/form-data:
+            schema: {type: object, properties: {file: {type: string, format: binary}}}
+      responses:
+        200: {description: '{inserted, updated}'}
+        400: {description: Bad file; details.errors lists every bad row and its reason}
+        413: {description: File too large}
+    """
+    from video.ledger import read_camera_file
+
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput("upload a file in the 'file' form field")
+    data = upload.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise PayloadTooLarge(f"files are limited to {MAX_IMPORT_BYTES // 1024 // 1024} MB")
+    rows = read_camera_file(data, upload.filename, request.args.get("datum") or "wgs84")
+    session = get_session()
+    counts = registry.upsert_many(session, rows)
+    session.commit()
+    return jsonify(counts)
+
+
+@bp.get("/cameras/export.<fmt>")
+def export_cameras(fmt: str):
+    """Export cameras.
+    ---
+    get:
+      summary: Cameras in scope as CSV, GeoJSON or GeoPackage (no credentials)
+      parameters:
+        - {in: path, name: fmt, required: true, schema: {type: string, enum: [csv, geojson, gpkg]}}
+        - {in: query, name: datum, schema: {type: string, enum: [wgs84, cgcs2000, gcj02]}}
+      responses:
+        200: {description: The file}
+        400: {description: Unknown format}
+    """
+    from video.ledger import write_camera_file
+
+    if fmt not in EXPORT_TYPES:
+        raise InvalidInput("format must be csv, geojson or gpkg", format=fmt)
+    rows = registry.export_rows(get_session(), camera_filters())
+    body = write_camera_file(rows, fmt, request.args.get("datum") or "wgs84")
+    mimetype, ext = EXPORT_TYPES[fmt]
+    resp = Response(body, mimetype=mimetype)
+    resp.headers["Content-Disposition"] = f'attachment; filename="cameras.{ext}"'
+    return resp

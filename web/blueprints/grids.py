@@ -1,0 +1,126 @@
+"""Grid API: GeoJSON layers, point lookup, bbox, details and the hierarchy."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from gridmap import queries
+from web.database import get_session
+from web.params import bbox_arg, float_arg, prefix_arg
+
+bp = Blueprint("grids", __name__, url_prefix="/api")
+
+GEOJSON = "application/geo+json"
+
+
+@bp.get("/grids.geojson")
+def grids_geojson() -> Response:
+    """All grids as GeoJSON.
+    ---
+    get:
+      summary: Grids as a GeoJSON FeatureCollection (optionally under a code prefix)
+      parameters:
+        - {in: query, name: prefix, schema: {type: string, pattern: '^[0-9]{0,15}$'}}
+      responses:
+        200: {description: FeatureCollection with code, name, kind and base counts}
+        400: {description: Bad prefix}
+    """
+    body = queries.grids_geojson(get_session(), prefix_arg())
+    return Response(body, mimetype=GEOJSON)
+
+
+@bp.get("/areas/<level>.geojson")
+def areas_geojson(level: str) -> Response:
+    """Towns or communities as GeoJSON.
+    ---
+    get:
+      summary: Town/street or village/community boundaries
+      parameters:
+        - {in: path, name: level, required: true, schema: {type: string, enum: [towns, communities]}}
+        - {in: query, name: prefix, schema: {type: string}}
+      responses:
+        200: {description: FeatureCollection}
+        400: {description: Unknown level}
+    """
+    single = {"towns": "town", "communities": "community"}.get(level, level)
+    body = queries.areas_geojson(get_session(), single, prefix_arg())
+    return Response(body, mimetype=GEOJSON)
+
+
+@bp.get("/grids/at")
+def grid_at():
+    """The grid containing a point.
+    ---
+    get:
+      summary: Which grid contains a WGS-84 point
+      parameters:
+        - {in: query, name: lon, required: true, schema: {type: number}}
+        - {in: query, name: lat, required: true, schema: {type: number}}
+      responses:
+        200: {description: The grid with its community and town}
+        400: {description: Missing, non-numeric or out-of-area coordinates}
+        404: {description: No grid contains the point}
+    """
+    return jsonify(queries.grid_at_point(get_session(), float_arg("lon"), float_arg("lat")))
+
+
+@bp.get("/grids")
+def grids_in_bbox():
+    """Grids intersecting a bbox.
+    ---
+    get:
+      summary: Grids intersecting a bbox (west,south,east,north)
+      parameters:
+        - {in: query, name: bbox, required: true, schema: {type: string}}
+        - {in: query, name: prefix, schema: {type: string}}
+      responses:
+        200: {description: List of grids}
+        400: {description: Malformed bbox}
+    """
+    west, south, east, north = bbox_arg()
+    items = queries.grids_in_bbox(get_session(), west, south, east, north, prefix_arg())
+    return jsonify({"count": len(items), "items": items})
+
+
+@bp.get("/grids/<code>")
+def grid_detail(code: str):
+    """One grid with its team and counts.
+    ---
+    get:
+      summary: A grid by its 15-digit code
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+      responses:
+        200: {description: Grid details}
+        400: {description: Malformed code}
+        404: {description: No such grid}
+    """
+    return jsonify(queries.grid_by_code(get_session(), code))
+
+
+@bp.get("/areas/<code>/hierarchy")
+def area_hierarchy(code: str):
+    """The chain of areas down to a code.
+    ---
+    get:
+      summary: District → town → community → grid for a code
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+      responses:
+        200: {description: The chain}
+        400: {description: Malformed code}
+        404: {description: Unknown code}
+    """
+    return jsonify(queries.hierarchy(get_session(), code))
+
+
+@bp.get("/summary")
+def summary():
+    """District totals.
+    ---
+    get:
+      summary: Totals of grids, houses, residents, key persons, places and components
+      responses:
+        200: {description: Totals and extent}
+    """
+    return jsonify(queries.district_summary(get_session()))

@@ -1,0 +1,32 @@
+"""The ``gridmap`` console command: assembles every room's commands plus ``serve``."""
+
+from __future__ import annotations
+
+import click
+
+from gridmap.cli import db_group, demo_group
+
+
+@click.group()
+@click.version_option(package_name="gridmap")
+def main() -> None:
+    """gridmap: grid mapping and video dispatch for the Yanzhou command center."""
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=16, show_default=True, type=int)
+def serve(host: str, port: int, threads: int) -> None:
+    """Serve the web app with a production WSGI server (waitress)."""
+    from waitress import serve as waitress_serve
+
+    from web import create_app
+
+    app = create_app()
+    click.echo(f"serving on http://{host}:{port}")
+    waitress_serve(app, host=host, port=port, threads=threads, ident="gridmap")
+
+
+main.add_command(db_group)
+main.add_command(demo_group)

@@ -1,0 +1,98 @@
+"""UI text in Simplified Chinese by default, English on request (?lang=en, cookie)."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+
+LANGUAGES = ("zh", "en")
+COOKIE = "gridmap_lang"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "app_title": {"zh": "兖州区网格化社会治理指挥平台", "en": "Yanzhou Grid Governance Command"},
+    "grids": {"zh": "网格", "en": "Grids"},
+    "towns": {"zh": "镇街", "en": "Towns/streets"},
+    "communities": {"zh": "村居", "en": "Villages/communities"},
+    "cameras": {"zh": "视频监控", "en": "Cameras"},
+    "code": {"zh": "编码", "en": "Code"},
+    "name": {"zh": "名称", "en": "Name"},
+    "kind": {"zh": "类型", "en": "Kind"},
+    "houses": {"zh": "房屋", "en": "Houses"},
+    "residents": {"zh": "人口", "en": "Residents"},
+    "key_persons": {"zh": "重点人员", "en": "Key persons"},
+    "key_places": {"zh": "重点场所", "en": "Key places"},
+    "components": {"zh": "城市部件", "en": "City components"},
+    "team": {"zh": "网格力量", "en": "Grid team"},
+    "leader": {"zh": "网格长", "en": "Grid leader"},
+    "full_time": {"zh": "专职网格员", "en": "Full-time grid worker"},
+    "part_time": {"zh": "兼职网格员", "en": "Part-time worker"},
+    "volunteer": {"zh": "志愿者", "en": "Volunteer"},
+    "urban": {"zh": "城市网格", "en": "Urban"},
+    "rural": {"zh": "农村网格", "en": "Rural"},
+    "special": {"zh": "专属网格", "en": "Special"},
+    "switch_language": {"zh": "English", "en": "中文"},
+    "loading": {"zh": "加载中…", "en": "Loading…"},
+    "load_failed": {"zh": "数据加载失败", "en": "Failed to load data"},
+    "community": {"zh": "村居", "en": "Community"},
+    "town": {"zh": "镇街", "en": "Town/street"},
+    "locate_me": {"zh": "定位附近摄像头", "en": "Cameras near me"},
+    "tap_hint": {"zh": "或在地图上点选位置", "en": "or tap a spot on the map"},
+    "locating": {"zh": "正在定位…", "en": "Locating…"},
+    "searching": {"zh": "正在查找…", "en": "Searching…"},
+    "found_n": {"zh": "附近 {n} 个摄像头", "en": "{n} cameras nearby"},
+    "no_cameras": {"zh": "500 米内没有摄像头", "en": "No camera within 500 m"},
+    "geo_denied": {"zh": "无法获取位置，请在地图上点选", "en": "Location unavailable; tap the map"},
+    "geo_unavailable": {"zh": "浏览器不支持定位", "en": "This browser cannot locate"},
+    "sees_here": {"zh": "可视此处", "en": "sees this spot"},
+    "no_snapshot": {"zh": "暂无截图", "en": "No snapshot yet"},
+    "open_live": {"zh": "打开实时视频", "en": "Open live view"},
+    "src_skynet": {"zh": "天网", "en": "Skynet"},
+    "src_sharp_eyes": {"zh": "雪亮", "en": "Sharp Eyes"},
+    "src_environment": {"zh": "环保", "en": "Environment"},
+    "src_water": {"zh": "水利", "en": "Water"},
+    "src_housing": {"zh": "住建", "en": "Housing"},
+    "src_urban_management": {"zh": "城管", "en": "Urban management"},
+    "src_traffic": {"zh": "交通", "en": "Traffic"},
+    "src_education": {"zh": "教育", "en": "Education"},
+    "src_other": {"zh": "其他", "en": "Other"},
+    "st_unknown": {"zh": "未知", "en": "Unknown"},
+    "st_online": {"zh": "在线", "en": "Online"},
+    "st_offline": {"zh": "离线", "en": "Offline"},
+    "st_no_signal": {"zh": "无信号", "en": "No signal"},
+    "st_frozen": {"zh": "画面冻结", "en": "Frozen"},
+    "st_degraded": {"zh": "质量下降", "en": "Degraded"},
+}
+
+
+def current_language() -> str:
+    """Return the language of this request: ?lang=, then the cookie, then Chinese."""
+    lang = request.args.get("lang") or request.cookies.get(COOKIE) or "zh"
+    return lang if lang in LANGUAGES else "zh"
+
+
+def translate(key: str, lang: str | None = None) -> str:
+    """Return the UI text for ``key`` in the current language."""
+    entry = MESSAGES.get(key)
+    if entry is None:
+        return key
+    return entry.get(lang or g.get("lang", "zh"), entry["zh"])
+
+
+def catalog(lang: str) -> dict[str, str]:
+    """Return every message in one language (sent to the browser glue)."""
+    return {k: v.get(lang, v["zh"]) for k, v in MESSAGES.items()}
+
+
+def init_app(app: Flask) -> None:
+    """Pick the language per request and remember an explicit choice in a cookie."""
+
+    @app.before_request
+    def pick_language() -> None:
+        g.lang = current_language()
+
+    @app.after_request
+    def remember_language(response):
+        if request.args.get("lang") in LANGUAGES:
+            response.set_cookie(COOKIE, request.args["lang"], samesite="Lax", httponly=True)
+        return response
+
+    app.jinja_env.globals.update(t=translate)

@@ -1,0 +1,68 @@
+"""Parse query parameters strictly: a bad value is a 400 with a reason."""
+
+from __future__ import annotations
+
+import math
+
+from flask import request
+
+from gridmap.errors import InvalidInput
+
+
+def float_arg(name: str, default: float | None = None) -> float:
+    """Return a finite float query argument (required when no default)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise InvalidInput(f"missing query parameter {name!r}")
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name!r} must be a number", value=raw[:40]) from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"{name!r} must be finite")
+    return value
+
+
+def int_arg(name: str, default: int, *, minimum: int = 0, maximum: int = 10**9) -> int:
+    """Return an integer query argument within [minimum, maximum]."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 12:
+        raise InvalidInput(f"{name!r} must be an integer", value=raw[:40])
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise InvalidInput(f"{name!r} must be within {minimum}–{maximum}", value=value)
+    return value
+
+
+def list_arg(name: str) -> tuple[str, ...]:
+    """Return a repeated or comma-separated query argument as a tuple."""
+    values: list[str] = []
+    for raw in request.args.getlist(name):
+        values.extend(v.strip() for v in raw.split(",") if v.strip())
+    return tuple(values)
+
+
+def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float]:
+    """Return ``west,south,east,north`` as four finite floats."""
+    parts = request.args.get(name, "").split(",")
+    if len(parts) != 4:
+        raise InvalidInput(f"{name} must be four numbers: west,south,east,north")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise InvalidInput(f"{name} must be four numbers: west,south,east,north") from None
+    if not all(math.isfinite(v) for v in values):
+        raise InvalidInput(f"{name} values must be finite")
+    return values  # type: ignore[return-value]
+
+
+def prefix_arg() -> str:
+    """Return the optional ``prefix`` code filter (digits only)."""
+    prefix = request.args.get("prefix", "")
+    if prefix and not (prefix.isascii() and prefix.isdigit() and len(prefix) <= 15):
+        raise InvalidInput("prefix must be up to 15 digits", prefix=prefix[:40])
+    return prefix

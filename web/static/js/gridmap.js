@@ -1,0 +1,136 @@
+/* gridmap browser glue: fetches data layers from the app's JSON endpoints and
+ * renders every user-supplied string as text (never as HTML). */
+(function () {
+  "use strict";
+
+  var state = { map: null, layers: {}, counts: {}, control: null, errors: [] };
+
+  function cfg() { return window.GRIDMAP || { lang: "zh", i18n: {} }; }
+  function t(key) { var m = cfg().i18n || {}; return m[key] || key; }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") { node.textContent = attrs[k]; }
+      else if (k === "class") { node.className = attrs[k]; }
+      else { node.setAttribute(k, attrs[k]); }
+    });
+    (children || []).forEach(function (c) { if (c) { node.appendChild(c); } });
+    return node;
+  }
+
+  function fmt(n) {
+    if (typeof n !== "number") { return String(n); }
+    return n.toLocaleString(cfg().lang === "en" ? "en-US" : "zh-CN");
+  }
+
+  function tooltipFor(props) {
+    return el("div", { class: "gm-tip" }, [
+      el("div", { class: "gm-tip-name", text: props.name }),
+      el("div", { class: "gm-tip-code", text: props.code })
+    ]);
+  }
+
+  function countsTable(props) {
+    var rows = ["houses", "residents", "key_persons", "key_places", "components"];
+    var table = el("table", { class: "gm-counts" });
+    rows.forEach(function (key) {
+      if (props[key] === undefined) { return; }
+      table.appendChild(el("tr", { "data-key": key }, [
+        el("th", { text: t(key) }), el("td", { text: fmt(props[key]) })
+      ]));
+    });
+    return el("div", { class: "gm-popup" }, [
+      el("div", { class: "gm-popup-title", text: props.name }),
+      el("div", { class: "gm-popup-sub", text: [props.code, props.town, props.community].filter(Boolean).join(" · ") }),
+      el("div", { class: "gm-popup-kind", text: t(props.kind) }),
+      table
+    ]);
+  }
+
+  var styles = {
+    grids: function (f) {
+      var fill = { urban: "#2b8cbe", rural: "#74c476", special: "#fd8d3c" }[f.properties.kind] || "#999";
+      return { color: "#35506b", weight: 0.8, fillColor: fill, fillOpacity: 0.18 };
+    },
+    towns: function () { return { color: "#b2182b", weight: 2.5, fill: false, dashArray: "6 4" }; },
+    communities: function () { return { color: "#6a51a3", weight: 1.2, fill: false }; }
+  };
+
+  function layerControl(map) {
+    if (!state.control) {
+      state.control = L.control.layers(null, null, { collapsed: false, position: "topright" }).addTo(map);
+    }
+    return state.control;
+  }
+
+  function remoteGeoJson(map, url, options) {
+    var kind = options.kind;
+    var layer = L.geoJSON(null, {
+      style: styles[kind] || undefined,
+      interactive: options.interactive !== false,
+      className: "gm-" + kind,
+      onEachFeature: function (feature, lyr) {
+        if (options.interactive === false) { return; }
+        lyr.bindTooltip(tooltipFor(feature.properties), { sticky: true });
+        lyr.on("click", function (e) {
+          L.popup({ maxWidth: 320 }).setLatLng(e.latlng).setContent(countsTable(feature.properties)).openOn(map);
+        });
+        if (feature.properties.code) { lyr.getElement && lyr.on("add", function () {
+          var node = lyr.getElement(); if (node) { node.setAttribute("data-code", feature.properties.code); }
+        }); }
+      }
+    }).addTo(map);
+    state.layers[kind] = layer;
+    layerControl(map).addOverlay(layer, options.name);
+    fetch(url, { headers: { Accept: "application/geo+json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status + " " + url); } return r.json(); })
+      .then(function (data) {
+        layer.addData(data);
+        state.counts[kind] = data.features.length;
+        if (options.fit && data.features.length) { map.fitBounds(layer.getBounds(), { padding: [10, 10] }); }
+        document.documentElement.setAttribute("data-loaded-" + kind, String(data.features.length));
+      })
+      .catch(function (err) {
+        state.errors.push(String(err));
+        document.documentElement.setAttribute("data-failed-" + kind, "1");
+        notify(t("load_failed") + ": " + kind);
+      });
+    return layer;
+  }
+
+  function notify(text) {
+    var box = document.getElementById("gm-notice");
+    if (!box) { box = el("div", { id: "gm-notice", class: "gm-notice" }); document.body.appendChild(box); }
+    box.textContent = text;
+  }
+
+  function languageControl(map) {
+    var Ctl = L.Control.extend({
+      onAdd: function () {
+        var other = cfg().lang === "en" ? "zh" : "en";
+        var a = el("a", { class: "gm-lang", href: "?lang=" + other, text: t("switch_language") });
+        var box = el("div", { class: "leaflet-bar gm-lang-box" }, [a]);
+        return box;
+      }
+    });
+    new Ctl({ position: "topleft" }).addTo(map);
+  }
+
+  function titleControl(map) {
+    var Ctl = L.Control.extend({
+      onAdd: function () { return el("div", { class: "gm-title", text: t("app_title") }); }
+    });
+    new Ctl({ position: "topleft" }).addTo(map);
+  }
+
+  function init(map) {
+    state.map = map;
+    document.documentElement.lang = cfg().lang === "en" ? "en" : "zh-CN";
+    document.title = t("app_title");
+    titleControl(map);
+    languageControl(map);
+  }
+
+  window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t };
+})();

@@ -1,0 +1,99 @@
+/* Patrol lead page: "cameras near me" from the phone's position or a tap. */
+(function () {
+  "use strict";
+  var el = function () { return window.gridmap.el.apply(null, arguments); };
+  var t = function (k) { return window.gridmap.t(k); };
+  var DIRS = { zh: ["北", "东北", "东", "东南", "南", "西南", "西", "西北"],
+               en: ["N", "NE", "E", "SE", "S", "SW", "W", "NW"] };
+  var state = { map: null, here: null, markers: null, items: [] };
+
+  function lang() { return (window.GRIDMAP || {}).lang === "en" ? "en" : "zh"; }
+  function compass(deg) { return DIRS[lang()][Math.round(((deg % 360) + 360) % 360 / 45) % 8]; }
+  function distance(m) { return m < 1000 ? Math.round(m) + " m" : (m / 1000).toFixed(2) + " km"; }
+
+  function setStatus(text) { document.getElementById("patrol-status").textContent = text; }
+
+  function openViewer(item) {
+    var body = document.getElementById("patrol-viewer-body");
+    body.textContent = "";
+    var img = el("img", { class: "patrol-snapshot", alt: item.name,
+                          src: "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg" });
+    img.addEventListener("error", function () { img.replaceWith(el("div", { class: "patrol-nosnap", text: t("no_snapshot") })); });
+    body.appendChild(el("h2", { text: item.name }));
+    body.appendChild(img);
+    body.appendChild(el("p", { class: "patrol-meta", text: item.gb_id + " · " + t("src_" + item.source) + " · " + t("st_" + item.status) }));
+    body.appendChild(el("p", { class: "patrol-meta", text: distance(item.distance_m) + " · " + compass(item.bearing) + " " + Math.round(item.bearing) + "°" }));
+    body.appendChild(el("a", { class: "patrol-btn patrol-live", href: "/cameras/" + encodeURIComponent(item.gb_id) + "/live", text: t("open_live") }));
+    document.getElementById("patrol-viewer").hidden = false;
+  }
+
+  function render(items) {
+    var list = document.getElementById("patrol-list");
+    list.textContent = "";
+    state.markers.clearLayers();
+    if (!items.length) { list.appendChild(el("li", { class: "patrol-empty", text: t("no_cameras") })); }
+    items.forEach(function (item) {
+      var thumb = el("img", { class: "patrol-thumb", alt: "", loading: "lazy",
+                              src: "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg?thumb=1" });
+      thumb.addEventListener("error", function () { thumb.classList.add("patrol-thumb-missing"); thumb.removeAttribute("src"); });
+      var btn = el("button", { type: "button", class: "patrol-item" + (item.sees_point ? " sees" : ""), "data-gb-id": item.gb_id }, [
+        thumb,
+        el("span", { class: "patrol-item-text" }, [
+          el("span", { class: "patrol-name", text: item.name }),
+          el("span", { class: "patrol-dist", text: distance(item.distance_m) + " · " + compass(item.bearing) + " " + Math.round(item.bearing) + "°" }),
+          el("span", { class: "patrol-src", text: t("src_" + item.source) + (item.sees_point ? " · " + t("sees_here") : "") })
+        ]),
+        el("span", { class: "patrol-dot st-" + item.status, title: t("st_" + item.status) })
+      ]);
+      btn.addEventListener("click", function () { openViewer(item); });
+      list.appendChild(el("li", {}, [btn]));
+      L.circleMarker([item.lat, item.lon], { radius: 6, color: "#fff", weight: 1.5, fillColor: item.sees_point ? "#d7301f" : "#2b8cbe", fillOpacity: 0.95 })
+        .on("click", function () { openViewer(item); }).addTo(state.markers);
+    });
+  }
+
+  function search(lat, lon) {
+    state.here = [lat, lon];
+    if (state.hereMarker) { state.hereMarker.setLatLng(state.here); }
+    else { state.hereMarker = L.circleMarker(state.here, { radius: 9, color: "#fff", weight: 3, fillColor: "#1a9850", fillOpacity: 1 }).addTo(state.map); }
+    state.map.setView(state.here, Math.max(state.map.getZoom(), 16));
+    setStatus(t("searching"));
+    var url = "/api/cameras/nearby?sees=1&radius=500&limit=20&lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6);
+    fetch(url).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
+      .then(function (res) {
+        if (!res.ok) { setStatus(res.body.reason || t("load_failed")); render([]); return; }
+        state.items = res.body.items;
+        setStatus(t("found_n").replace("{n}", res.body.count));
+        render(res.body.items);
+        document.documentElement.setAttribute("data-nearby-count", String(res.body.count));
+      })
+      .catch(function () { setStatus(t("load_failed")); });
+  }
+
+  function locate() {
+    if (!navigator.geolocation) { setStatus(t("geo_unavailable")); return; }
+    setStatus(t("locating"));
+    navigator.geolocation.getCurrentPosition(
+      function (pos) { search(pos.coords.latitude, pos.coords.longitude); },
+      function () { setStatus(t("geo_denied")); },
+      { enableHighAccuracy: true, timeout: 10000, maximumAge: 30000 });
+  }
+
+  function init(map) {
+    state.map = map;
+    state.markers = L.layerGroup().addTo(map);
+    document.body.classList.add("page-patrol");
+    var btn = document.getElementById("patrol-locate");
+    btn.textContent = t("locate_me");
+    btn.addEventListener("click", locate);
+    document.getElementById("patrol-viewer-close").addEventListener("click", function () {
+      document.getElementById("patrol-viewer").hidden = true;
+    });
+    map.on("click", function (e) { search(e.latlng.lat, e.latlng.lng); });
+    setStatus(t("tap_hint"));
+    setTimeout(function () { map.invalidateSize(); }, 0);
+    locate();
+  }
+
+  window.gridmapPatrol = { init: init, search: search, state: state };
+})();
