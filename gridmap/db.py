@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -57,15 +56,27 @@ def safe_url(libpq_url: str) -> str:
     return make_url(sqlalchemy_url(libpq_url)).render_as_string(hide_password=True)
 
 
-@lru_cache(maxsize=8)
+_ENGINES: dict[str, Engine] = {}
+
+
 def engine_for(libpq_url: str) -> Engine:
     """Return a pooled engine for the URL (one per URL per process)."""
-    return create_engine(
-        sqlalchemy_url(libpq_url),
-        pool_size=10,
-        max_overflow=20,
-        pool_pre_ping=True,
-    )
+    engine = _ENGINES.get(libpq_url)
+    if engine is None:
+        engine = create_engine(
+            sqlalchemy_url(libpq_url),
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+        )
+        _ENGINES[libpq_url] = engine
+    return engine
+
+
+def dispose_all() -> None:
+    """Close the pooled connections of every engine of this process."""
+    for engine in _ENGINES.values():
+        engine.dispose()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

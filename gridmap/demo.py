@@ -223,7 +223,7 @@ def load(session: Session, data: DemoDataset, progress: Progress | None = None) 
 
 
 def _ids_by_code(session: Session, table: str) -> dict[str, int]:
-    rows = session.execute(text(f"SELECT code, id FROM {table}"))  # noqa: S608 - fixed names
+    rows = session.execute(text(f"SELECT code, id FROM {table}"))
     return {code: ident for code, ident in rows}
 
 

@@ -22,7 +22,7 @@ def database_url() -> str:
         url = db.database_url(TEST_DATABASE)
         with db.engine_for(url).connect() as conn:
             conn.execute(text("SELECT postgis_version()"))
-    except (DatabaseUnavailable, Exception) as exc:  # noqa: BLE001 - report any cause
+    except (DatabaseUnavailable, Exception) as exc:
         pytest.fail(f"test database unavailable ({type(exc).__name__}); run ./scripts/test")
     return url
 
@@ -32,7 +32,9 @@ def engine(database_url):
     """Return the pooled engine of the test database."""
     from gridmap import db
 
-    return db.engine_for(database_url)
+    yield db.engine_for(database_url)
+    # Close every pooled connection (also those of apps built in tests) before exit.
+    db.dispose_all()
 
 
 @pytest.fixture(scope="session")

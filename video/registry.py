@@ -343,7 +343,7 @@ def update(
 def _raw_url(session: Session, gb_id: str, column: str) -> str | None:
     return session.execute(
         text(f"SELECT {column} FROM cameras WHERE gb_id = :g"),
-        {"g": gb_id},  # noqa: S608
+        {"g": gb_id},
     ).scalar()
 
 
@@ -478,16 +478,24 @@ def check_radius(radius_m: float) -> None:
         )
 
 
+# KNN (`<->` on the geography expression index) finds the candidates in index
+# order on the sphere; the outer query re-ranks them by the exact spheroid distance,
+# which can swap neighbours whose distances differ by less than ~0.3 %.
 NEARBY_SQL = """
-WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt)
-SELECT {columns},
+WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt),
+candidates AS (
+  SELECT c.*, (c.heading IS NOT NULL AND c.fov IS NOT NULL
+               AND ST_Intersects(c.view_sector, here.pt)) AS sees_point
+  FROM cameras c, here
+  WHERE ST_DWithin(c.geom::geography, here.pt::geography, :radius) {where}
+  ORDER BY {order}
+  LIMIT :candidates
+)
+SELECT {columns}, c.sees_point,
        ST_Distance(c.geom::geography, here.pt::geography) AS distance_m,
-       degrees(ST_Azimuth(here.pt::geography, c.geom::geography)) AS bearing,
-       (c.heading IS NOT NULL AND c.fov IS NOT NULL
-        AND ST_Intersects(c.view_sector, here.pt)) AS sees_point
-FROM cameras c, here
-WHERE ST_DWithin(c.geom::geography, here.pt::geography, :radius) {where}
-ORDER BY {order}
+       degrees(ST_Azimuth(here.pt::geography, c.geom::geography)) AS bearing
+FROM candidates c, here
+ORDER BY {outer_order}
 LIMIT :limit
 """
 
@@ -516,10 +524,16 @@ def nearby(
     where, params = filters.sql()
     knn = "c.geom::geography <-> here.pt::geography"
     order = f"sees_point DESC, {knn}" if sees_first else knn
-    sql = NEARBY_SQL.format(columns=PUBLIC_COLUMNS, where=where, order=order)
+    outer = "c.sees_point DESC, distance_m" if sees_first else "distance_m"
+    sql = NEARBY_SQL.format(
+        columns=PUBLIC_COLUMNS, where=where, order=order, outer_order=outer
+    )
     rows = session.execute(
         text(sql),
-        {**params, "lon": lon, "lat": lat, "radius": radius_m, "limit": limit},
+        {
+            **params, "lon": lon, "lat": lat, "radius": radius_m, "limit": limit,
+            "candidates": limit * 2 + 10,
+        },
     ).mappings()
     out = []
     for r in rows:
@@ -572,6 +586,8 @@ def in_bbox(
         text(
             f"SELECT {PUBLIC_COLUMNS} FROM cameras c "
             "WHERE c.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326) "
+            # && compares float4 index boxes; the exact test trims the rounding fringe.
+            "AND ST_Intersects(c.geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326)) "
             f"{where} ORDER BY c.gb_id LIMIT :limit"
         ),
         {**params, "w": west, "s": south, "e": east, "n": north, "limit": limit},

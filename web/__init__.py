@@ -34,11 +34,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _refuse_default_secret_in_production(app)
 
     from web import assets, database, errors, i18n, openapi
+    from web.params import close_uploads
 
     database.init_app(app)
     errors.init_app(app)
     assets.init_app(app)
     i18n.init_app(app)
+    app.teardown_request(close_uploads)
 
     from web.blueprints import cameras, coverage, grids, mapview, patrol
 

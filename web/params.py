@@ -66,3 +66,10 @@ def prefix_arg() -> str:
     if prefix and not (prefix.isascii() and prefix.isdigit() and len(prefix) <= 15):
         raise InvalidInput("prefix must be up to 15 digits", prefix=prefix[:40])
     return prefix
+
+
+def close_uploads(_exc: BaseException | None = None) -> None:
+    """Close spooled upload files of the request, even when the handler failed early."""
+    if "files" in request.__dict__:  # only when the form was actually parsed
+        for upload in request.files.values():
+            upload.close()

@@ -65,9 +65,18 @@ class PageWatch:
         page.on("request", lambda r: self.requests.append(r.url))
         page.on(
             "console",
-            lambda m: self.console_errors.append(m.text) if m.type == "error" else None,
+            lambda m: self.console_errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None,
         )
         page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+        page.on(
+            "response",
+            lambda r: self.console_errors.append(f"HTTP {r.status} {r.url}")
+            if r.status >= 400 and not self.expect_errors
+            else None,
+        )
+        self.expect_errors = False
 
     def remote_requests(self) -> list[str]:
         """Return requests to any host that is not this machine."""

@@ -70,7 +70,15 @@ def test_map_page_is_offline_html(client):
     assert "/api/grids.geojson" in html
 
 
-def test_vendor_assets_served_and_sandboxed(client):
-    assert client.get("/vendor/npm/leaflet/dist/leaflet.js").status_code == 200
-    assert client.get("/vendor/npm/lodash/lodash.js").status_code == 404
-    assert client.get("/vendor/npm/leaflet/../../package.json").status_code == 404
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/vendor/npm/leaflet/dist/leaflet.js", 200),
+        ("/vendor/folium/leaflet_heat.min.js", 200),
+        ("/vendor/npm/lodash/lodash.js", 404),
+        ("/vendor/npm/leaflet/../../package.json", 404),
+    ],
+)
+def test_vendor_assets_served_and_sandboxed(client, url, status):
+    with client.get(url) as resp:
+        assert resp.status_code == status

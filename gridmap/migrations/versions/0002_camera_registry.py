@@ -7,7 +7,6 @@ Create Date: 2026-11-26 15:21:17.881433
 
 from __future__ import annotations
 
-import geoalchemy2
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geometry

@@ -1,0 +1,342 @@
+"""The camera registry on the real PostGIS, through the JSON API."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from urllib.parse import quote, quote_plus
+
+import pytest
+from pyproj import Geod
+from sqlalchemy import text
+
+from geodata.coords import wgs84_to_gcj02
+
+GEOD = Geod(ellps="WGS84")
+SECRET = "s3cr@t:P/w%d#1"
+
+
+def grid_interior_point(session, offset: int = 0) -> tuple[str, float, float]:
+    """Return (grid code, lon, lat) of a point well inside some urban grid."""
+    return session.execute(
+        text(
+            "SELECT code, ST_X(p), ST_Y(p) FROM (SELECT code, ST_PointOnSurface(geom) p "
+            "FROM grids WHERE kind = 'urban' ORDER BY code OFFSET :o LIMIT 1) x"
+        ),
+        {"o": offset},
+    ).one()
+
+
+def new_camera(lon: float, lat: float, serial: int = 1, **extra) -> dict:
+    body = {
+        "gb_id": f"37081200001310{serial:06d}",
+        "name": f"测试摄像头{serial}",
+        "lon": lon,
+        "lat": lat,
+        "source": "skynet",
+        "department": "公安局",
+        "main_url": "rtsp://192.0.2.10:554/Streaming/Channels/101",
+    }
+    body.update(extra)
+    return body
+
+
+def all_text_forms(secret: str) -> list[str]:
+    forms = [secret, quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower()]
+    forms.append(base64.b64encode(f"admin:{secret}".encode()).decode())
+    forms.append(base64.b64encode(secret.encode()).decode())
+    return forms
+
+
+def test_create_derives_grid_and_hides_credentials(client, session):
+    code, lon, lat = grid_interior_point(session)
+    url = f"rtsp://admin:{quote(SECRET, safe='')}@192.0.2.10:554/Streaming/Channels/101"
+    resp = client.post("/api/cameras", json=new_camera(lon, lat, main_url=url, heading=90, fov=60))
+    assert resp.status_code == 201, resp.get_json()
+    cam = resp.get_json()
+    assert cam["grid_code"] == code
+    assert cam["community_code"] == code[:12] and cam["town_code"] == code[:9]
+    assert cam["has_credentials"] is True
+    assert cam["main_url"] == "rtsp://192.0.2.10:554/Streaming/Channels/101"
+    body = resp.get_data(as_text=True) + client.get(f"/api/cameras/{cam['gb_id']}").get_data(
+        as_text=True
+    )
+    for form in all_text_forms(SECRET):
+        assert form not in body
+    stored = session.execute(
+        text("SELECT main_url, sub_url FROM cameras WHERE gb_id = :g"), {"g": cam["gb_id"]}
+    ).one()
+    assert all(SECRET not in (u or "") and "admin" not in (u or "") for u in stored)
+    from video.registry import stream_credentials
+
+    assert stream_credentials(session, cam["gb_id"]) == ("admin", SECRET)
+
+
+def test_move_rederives_grid(client, session):
+    code_a, lon_a, lat_a = grid_interior_point(session, 0)
+    code_b, lon_b, lat_b = grid_interior_point(session, 40)
+    gb_id = client.post("/api/cameras", json=new_camera(lon_a, lat_a, 2)).get_json()["gb_id"]
+    moved = client.patch(f"/api/cameras/{gb_id}", json={"lon": lon_b, "lat": lat_b})
+    assert moved.status_code == 200
+    assert moved.get_json()["grid_code"] == code_b != code_a
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"gb_id": "3708120000131000001"}, "gb_id"),  # 19 digits
+        ({"gb_id": "3708120000131000000A"}, "gb_id"),
+        ({"lon": "east"}, "lon"),
+        ({"lon": 121.47, "lat": 31.23}, "lon/lat"),  # Shanghai
+        ({"main_url": "file:///etc/passwd"}, "main_url"),
+        ({"main_url": "exec:rm -rf /"}, "main_url"),
+        ({"main_url": "ffmpeg:-i x"}, "main_url"),
+        ({"main_url": "rtsp://h/a;reboot"}, "main_url"),
+        ({"source": "martians"}, "source"),
+        ({"heading": 400}, "heading"),
+    ],
+)
+def test_bad_camera_gets_400_and_nothing_stored(client, session, change, field):
+    _, lon, lat = grid_interior_point(session)
+    before = session.execute(text("SELECT count(*) FROM cameras")).scalar()
+    resp = client.post("/api/cameras", json={**new_camera(lon, lat, 3), **change})
+    assert resp.status_code == 400, resp.get_json()
+    body = resp.get_json()
+    assert body["reason"] and body.get("details", {}).get("field") == field
+    assert session.execute(text("SELECT count(*) FROM cameras")).scalar() == before
+
+
+def test_duplicate_gb_id_is_a_conflict(client, session):
+    _, lon, lat = grid_interior_point(session)
+    assert client.post("/api/cameras", json=new_camera(lon, lat, 4)).status_code == 201
+    assert client.post("/api/cameras", json=new_camera(lon, lat, 4)).status_code == 409
+
+
+def test_nearby_matches_geodesic_brute_force_across_borders(client, session):
+    # A point on a town border: the answer must ignore grid and town boundaries.
+    lon, lat = session.execute(
+        text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointN(ST_ExteriorRing(ST_GeometryN(geom, 1)),"
+            " 3) p FROM towns WHERE kind = 'street' ORDER BY code LIMIT 1) x"
+        )
+    ).one()
+    resp = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=1500&limit=30")
+    assert resp.status_code == 200
+    items = resp.get_json()["items"]
+    rows = session.execute(text("SELECT gb_id, ST_X(geom), ST_Y(geom) FROM cameras")).all()
+    truth = sorted(
+        (GEOD.inv(lon, lat, x, y)[2], g) for g, x, y in rows if GEOD.inv(lon, lat, x, y)[2] <= 1500
+    )[:30]
+    assert [i["gb_id"] for i in items] == [g for _, g in truth]
+    for item, (dist, _) in zip(items, truth, strict=True):
+        assert item["distance_m"] == pytest.approx(dist, abs=1.0)
+    assert len({i["town_code"] for i in items}) >= 2
+    fwd = GEOD.inv(lon, lat, items[0]["lon"], items[0]["lat"])[0] % 360
+    assert items[0]["bearing"] == pytest.approx(fwd, abs=0.5)
+
+
+def test_sees_first_ranks_view_sectors_before_distance(client, session):
+    _, lon, lat = grid_interior_point(session, 7)
+    # 20 m east, looking elsewhere; 60 m south, looking north at the point.
+    near = GEOD.fwd(lon, lat, 90, 20)
+    far = GEOD.fwd(lon, lat, 180, 60)
+    client.post("/api/cameras", json=new_camera(near[0], near[1], 11, heading=90, fov=40))
+    client.post(
+        "/api/cameras", json=new_camera(far[0], far[1], 12, heading=0, fov=40, range_m=100)
+    )
+    plain = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=200").get_json()
+    ranked = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=200&sees=1").get_json()
+    ids = [i["gb_id"] for i in plain["items"]]
+    assert ids.index("37081200001310000011") < ids.index("37081200001310000012")
+    assert ranked["items"][0]["gb_id"] == "37081200001310000012"
+    assert ranked["items"][0]["sees_point"] is True
+
+
+def test_nearby_filters(client, session):
+    _, lon, lat = grid_interior_point(session, 3)
+    resp = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&source=sharp_eyes")
+    items = resp.get_json()["items"]
+    assert items and all(i["source"] == "sharp_eyes" for i in items)
+    resp = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&tag=key_place")
+    assert all("key_place" in i["tags"] for i in resp.get_json()["items"])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "radius=0", "radius=-5", "radius=1e9", "radius=abc", "limit=abc", "limit=0",
+        "limit=5000", "source=martians", "status=sleepy", "sees=2",
+    ],
+)
+def test_nearby_bad_parameters(client, session, query):
+    _, lon, lat = grid_interior_point(session)
+    resp = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&{query}")
+    assert resp.status_code == 400 and resp.get_json()["reason"]
+
+
+def test_in_grid_and_town(client, session):
+    code = session.execute(
+        text("SELECT grid_code FROM cameras GROUP BY grid_code ORDER BY count(*) DESC LIMIT 1")
+    ).scalar()
+    grid = client.get(f"/api/areas/{code}/cameras").get_json()
+    expected = session.execute(
+        text("SELECT count(*) FROM cameras WHERE grid_code = :c"), {"c": code}
+    ).scalar()
+    assert grid["count"] == expected and all(c["grid_code"] == code for c in grid["items"])
+    town = client.get(f"/api/areas/{code[:9]}/cameras").get_json()
+    assert town["count"] > grid["count"]
+
+
+def test_paging_and_validation(client):
+    first = client.get("/api/cameras?limit=50").get_json()
+    second = client.get("/api/cameras?limit=50&offset=50").get_json()
+    assert first["total"] == second["total"] >= 8600
+    assert len(first["items"]) == 50
+    assert first["items"][-1]["gb_id"] < second["items"][0]["gb_id"]
+    for bad in ("limit=x", "offset=-1", "limit=100000", "offset=1.5"):
+        assert client.get(f"/api/cameras?{bad}").status_code == 400
+
+
+def test_bbox(client):
+    items = client.get("/api/cameras/bbox?bbox=116.80,35.53,116.84,35.57").get_json()["items"]
+    assert items and all(116.80 <= c["lon"] <= 116.84 and 35.53 <= c["lat"] <= 35.57 for c in items)
+    assert client.get("/api/cameras/bbox?bbox=1,2,3").status_code == 400
+
+
+def test_layer_is_compact_and_complete(client, session):
+    resp = client.get("/api/cameras/layer.json")
+    data = resp.get_json()
+    total = session.execute(text("SELECT count(*) FROM cameras")).scalar()
+    assert len(data["rows"]) == total
+    gb_id, lon, lat, source, status, sector = data["rows"][0]
+    assert len(gb_id) == 20 and data["sources"][source] and data["statuses"][status]
+    assert sector in (0, 1)
+
+
+CSV_HEADER = "gb_id,name,lon,lat,source,department,main_url,tags\n"
+
+
+def test_csv_import_upserts_and_export_never_leaks(client, session):
+    _, lon, lat = grid_interior_point(session, 9)
+    url = f"rtsp://admin:{quote(SECRET, safe='')}@192.0.2.20/live"
+    csv = CSV_HEADER + (
+        f"37081200001310000021,导入一,{lon},{lat},skynet,公安局,{url},crowd\n"
+        f"37081200001310000022,导入二,{lon + 0.001},{lat},water,水务局,rtsp://192.0.2.21/a,\n"
+    )
+    resp = client.post(
+        "/api/cameras/import",
+        data={"file": (io.BytesIO(csv.encode()), "ledger.csv")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json() == {"inserted": 2, "updated": 0}
+    again = client.post(
+        "/api/cameras/import",
+        data={"file": (io.BytesIO(csv.encode()), "ledger.csv")},
+        content_type="multipart/form-data",
+    )
+    assert again.get_json() == {"inserted": 0, "updated": 2}
+    for fmt in ("csv", "geojson", "gpkg"):
+        body = client.get(f"/api/cameras/export.{fmt}").get_data()
+        assert body
+        for form in all_text_forms(SECRET):
+            assert form.encode() not in body
+    exported = json.loads(client.get("/api/cameras/export.geojson").get_data())
+    ids = {f["properties"]["gb_id"] for f in exported["features"]}
+    assert {"37081200001310000021", "37081200001310000022"} <= ids
+
+
+def test_gcj02_ledger_is_converted(client, session):
+    _, lon, lat = grid_interior_point(session, 11)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    csv = CSV_HEADER + f"37081200001310000031,火星坐标,{glon},{glat},skynet,公安局,rtsp://192.0.2.9/a,\n"
+    resp = client.post(
+        "/api/cameras/import?datum=gcj02",
+        data={"file": (io.BytesIO(csv.encode()), "ledger.csv")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 200, resp.get_json()
+    cam = client.get("/api/cameras/37081200001310000031").get_json()
+    assert GEOD.inv(lon, lat, cam["lon"], cam["lat"])[2] < 1.0
+
+
+def test_bad_ledger_reports_every_row_and_imports_nothing(client, session):
+    _, lon, lat = grid_interior_point(session, 12)
+    before = session.execute(text("SELECT count(*) FROM cameras")).scalar()
+    csv = CSV_HEADER + (
+        f"37081200001310000041,好,{lon},{lat},skynet,公安局,rtsp://192.0.2.1/a,\n"
+        f"12345,坏编号,{lon},{lat},skynet,公安局,rtsp://192.0.2.1/a,\n"
+        f"37081200001310000043,坏地址,{lon},{lat},skynet,公安局,exec:reboot,\n"
+        f"37081200001310000041,重复,{lon},{lat},skynet,公安局,rtsp://192.0.2.1/a,\n"
+        f"37081200001310000045,域外,121.47,31.23,skynet,公安局,rtsp://192.0.2.1/a,\n"
+    )
+    resp = client.post(
+        "/api/cameras/import",
+        data={"file": (io.BytesIO(csv.encode()), "ledger.csv")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 400
+    errors = resp.get_json()["details"]["errors"]
+    assert sorted({e["row"] for e in errors}) == [2, 3, 4, 5]
+    assert session.execute(text("SELECT count(*) FROM cameras")).scalar() == before
+
+
+@pytest.mark.parametrize(
+    "payload, filename",
+    [(b"", "empty.csv"), (b"\x89PNG\r\n\x1a\n....", "photo.geojson"), (b"a,b\n1,2\n", "x.txt")],
+)
+def test_bad_files_are_rejected(client, payload, filename):
+    resp = client.post(
+        "/api/cameras/import",
+        data={"file": (io.BytesIO(payload), filename)},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 400 and resp.get_json()["reason"]
+
+
+@pytest.mark.parametrize("megabytes", [11, 21])
+def test_oversized_upload_is_413(client, session, megabytes):
+    from werkzeug.datastructures import FileStorage
+    from werkzeug.test import encode_multipart
+
+    before = session.execute(text("SELECT count(*) FROM cameras")).scalar()
+    # Encoded in memory: the test client would otherwise spool it to an unclosed file.
+    boundary, body = encode_multipart(
+        {"file": FileStorage(io.BytesIO(b"x" * (megabytes * 1024 * 1024)), "big.csv")}
+    )
+    resp = client.post(
+        "/api/cameras/import",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+    assert resp.status_code == 413 and resp.get_json()["reason"]
+    assert session.execute(text("SELECT count(*) FROM cameras")).scalar() == before
+
+
+def test_coverage_follows_camera_status(client, session):
+    code = session.execute(
+        text("SELECT grid_code FROM cameras WHERE heading IS NOT NULL GROUP BY grid_code "
+             "ORDER BY count(*) DESC LIMIT 1")
+    ).scalar()
+    session.execute(text("UPDATE cameras SET status = 'offline'"))
+    before = {
+        f["id"]: f["properties"]
+        for f in client.get("/api/coverage/grids.geojson").get_json(force=True)["features"]
+    }[code]
+    assert before["area_share"] == 0 and before["houses_seen"] == 0
+    session.execute(
+        text("UPDATE cameras SET status = 'online' WHERE grid_code = :c"), {"c": code}
+    )
+    after = {
+        f["id"]: f["properties"]
+        for f in client.get("/api/coverage/grids.geojson").get_json(force=True)["features"]
+    }[code]
+    assert 0 < after["area_share"] <= 1
+    assert after["cameras_online"] > 0
+    blind = client.get("/api/coverage/blind.geojson?bbox=116.5,35.3,117.0,35.8").get_json(
+        force=True
+    )
+    assert any(f["id"] == code for f in blind["features"])
+    towns = client.get("/api/coverage/towns").get_json()
+    assert len(towns) == 10 and any(t["area_share"] > 0 for t in towns)
