@@ -12,6 +12,7 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
@@ -67,6 +68,18 @@ class Camera(Base):
     )
     nominal_width: Mapped[int | None] = mapped_column(Integer)
     nominal_height: Mapped[int | None] = mapped_column(Integer)
+    # Sampling schedule and leases (see video.sampler): a camera is due when
+    # next_due_at has passed and no unexpired lease holds it.
+    sample_interval_s: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    next_due_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fail_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_sample_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Derived by the cameras_derive trigger; never written by application code.
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
     grid_code: Mapped[str | None] = mapped_column(String(15))
@@ -140,3 +153,42 @@ class CoverageDirty(Base):
     grid_id: Mapped[int] = mapped_column(
         ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class CameraSample(Base):
+    """One sampling attempt of one camera (kept for a retention period)."""
+
+    __tablename__ = "camera_samples"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    sampled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    health: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(String(20))
+    open_ms: Mapped[float | None] = mapped_column(Float)
+    first_frame_ms: Mapped[float | None] = mapped_column(Float)
+    elapsed_ms: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    brightness: Mapped[float | None] = mapped_column(Float)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sampler: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_camera_samples_camera_time", "camera_id", "sampled_at"),
+        Index("ix_camera_samples_time", "sampled_at"),
+    )
+
+
+class CameraStatusChange(Base):
+    """A change of a camera's health class (the status history)."""
+
+    __tablename__ = "camera_status_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(String(20))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_camera_status_changes_camera_time", "camera_id", "changed_at"),)

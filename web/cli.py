@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gridmap.cli import db_group, demo_group
+from video.cli import density_group
 
 
 @click.group()
@@ -30,3 +31,4 @@ def serve(host: str, port: int, threads: int) -> None:
 
 main.add_command(db_group)
 main.add_command(demo_group)
+main.add_command(density_group)
