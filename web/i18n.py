@@ -63,6 +63,16 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+def register(messages: dict[str, dict[str, str]]) -> None:
+    """Add a feature's UI messages (each key maps to {'zh': ..., 'en': ...})."""
+    for key, entry in messages.items():
+        if key in MESSAGES and MESSAGES[key] != entry:
+            raise ValueError(f"UI message {key!r} is defined twice with different text")
+        if "zh" not in entry or "en" not in entry:
+            raise ValueError(f"UI message {key!r} needs both zh and en")
+        MESSAGES[key] = entry
+
+
 def current_language() -> str:
     """Return the language of this request: ?lang=, then the cookie, then Chinese."""
     lang = request.args.get("lang") or request.cookies.get(COOKIE) or "zh"
