@@ -42,13 +42,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     app.teardown_request(close_uploads)
 
-    from web.blueprints import cameras, coverage, grids, mapview, patrol
+    from web.blueprints import cameras, coverage, grids, health, mapview, patrol
 
     app.register_blueprint(mapview.bp)
     app.register_blueprint(patrol.bp)
     app.register_blueprint(grids.bp)
     app.register_blueprint(cameras.bp)
     app.register_blueprint(coverage.bp)
+    app.register_blueprint(health.bp)
 
     openapi.init_app(app)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gridmap.cli import db_group, demo_group
-from video.cli import density_group
+from video.cli import density_group, sampler_command, streams_group
 
 
 @click.group()
@@ -32,3 +32,5 @@ def serve(host: str, port: int, threads: int) -> None:
 main.add_command(db_group)
 main.add_command(demo_group)
 main.add_command(density_group)
+main.add_command(streams_group)
+main.add_command(sampler_command)
