@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import Flask
@@ -15,7 +14,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
         SECRET_KEY=DEV_SECRET_KEY,
-        GRIDMAP_ENV="demo",
+        DEPLOYMENT="demo",  # demo | production (env GRIDMAP_DEPLOYMENT)
         DATABASE_URL=None,  # None: DATABASE_URL env, else the embedded cluster
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         JSON_AS_ASCII=False,
@@ -56,7 +55,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _refuse_default_secret_in_production(app: Flask) -> None:
-    if app.config["GRIDMAP_ENV"] == "production" and app.config["SECRET_KEY"] in (
+    if app.config["DEPLOYMENT"] == "production" and app.config["SECRET_KEY"] in (
         DEV_SECRET_KEY,
         "",
         None,
@@ -65,4 +64,4 @@ def _refuse_default_secret_in_production(app: Flask) -> None:
             "refusing to start in production with the default SECRET_KEY; "
             "set GRIDMAP_SECRET_KEY"
         )
-    os.environ.setdefault("GRIDMAP_ENV", app.config["GRIDMAP_ENV"])
+

@@ -34,3 +34,7 @@ main.add_command(demo_group)
 main.add_command(density_group)
 main.add_command(streams_group)
 main.add_command(sampler_command)
+
+
+if __name__ == "__main__":
+    main()

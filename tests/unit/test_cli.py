@@ -44,3 +44,12 @@ def test_density_estimate_bad_calibration_exits_2(tmp_path):
     cv2.imwrite(str(image), np.zeros((10, 10, 3), np.uint8))
     result = CliRunner().invoke(main, ["density", "estimate", str(image), "--calibration", str(calib)])
     assert result.exit_code == 2 and "error:" in result.output
+
+
+def test_production_refuses_the_default_secret_key():
+    import pytest
+
+    from web import create_app
+
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app({"DEPLOYMENT": "production", "DATABASE_URL": "postgresql://x@127.0.0.1/x"})
