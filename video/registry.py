@@ -405,7 +405,7 @@ PUBLIC_COLUMNS = """
   c.gb_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.heading, c.fov, c.range_m,
   c.source, c.department, c.status, c.tags, c.grid_code,
   left(c.grid_code, 12) AS community_code, left(c.grid_code, 9) AS town_code,
-  c.main_url, c.sub_url, c.snapshot_url,
+  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at,
   EXISTS (SELECT 1 FROM camera_credentials k WHERE k.camera_id = c.id) AS has_credentials
 """
 

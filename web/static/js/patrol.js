@@ -16,9 +16,12 @@
   function openViewer(item) {
     var body = document.getElementById("patrol-viewer-body");
     body.textContent = "";
-    var img = el("img", { class: "patrol-snapshot", alt: item.name,
-                          src: "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg" });
-    img.addEventListener("error", function () { img.replaceWith(el("div", { class: "patrol-nosnap", text: t("no_snapshot") })); });
+    var img = el("div", { class: "patrol-nosnap", text: t("no_snapshot") });
+    if (item.last_sample_at) {
+      img = el("img", { class: "patrol-snapshot", alt: item.name });
+      img.addEventListener("error", function () { img.replaceWith(el("div", { class: "patrol-nosnap", text: t("no_snapshot") })); });
+      img.src = "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg";
+    }
     body.appendChild(el("h2", { text: item.name }));
     body.appendChild(img);
     body.appendChild(el("p", { class: "patrol-meta", text: item.gb_id + " · " + t("src_" + item.source) + " · " + t("st_" + item.status) }));
@@ -33,9 +36,12 @@
     state.markers.clearLayers();
     if (!items.length) { list.appendChild(el("li", { class: "patrol-empty", text: t("no_cameras") })); }
     items.forEach(function (item) {
-      var thumb = el("img", { class: "patrol-thumb", alt: "", loading: "lazy",
-                              src: "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg?thumb=1" });
-      thumb.addEventListener("error", function () { thumb.classList.add("patrol-thumb-missing"); thumb.removeAttribute("src"); });
+      // Ask for a thumbnail only when the sampler has stored one.
+      var thumb = el("img", { class: "patrol-thumb", alt: "" });
+      if (item.last_sample_at) {
+        thumb.addEventListener("error", function () { thumb.classList.add("patrol-thumb-missing"); thumb.removeAttribute("src"); });
+        thumb.src = "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg?thumb=1";
+      }
       var btn = el("button", { type: "button", class: "patrol-item" + (item.sees_point ? " sees" : ""), "data-gb-id": item.gb_id }, [
         thumb,
         el("span", { class: "patrol-item-text" }, [

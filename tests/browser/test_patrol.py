@@ -1,0 +1,101 @@
+"""The patrol lead's phone page in real Chromium, with an emulated phone and GPS."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from video.sampler import SamplerConfig, snapshot_paths
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser, request):
+    """A phone-sized page whose geolocation is a point in the old town."""
+    from tests.browser.conftest import OUTPUT_DIR, PageWatch
+
+    context = browser.new_context(
+        viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True,
+        locale="zh-CN", geolocation={"latitude": 35.5530, "longitude": 116.8260},
+        permissions=["geolocation"],
+    )
+    page = context.new_page()
+    page.watch = PageWatch(page)
+    yield page
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT_DIR / f"{request.node.name}.png"))
+    context.close()
+
+
+def test_cameras_near_me_from_geolocation(phone, live_server, engine):
+    phone.goto(live_server + "/patrol")
+    phone.wait_for_function("document.documentElement.dataset.nearbyCount !== undefined")
+    count = int(phone.evaluate("document.documentElement.dataset.nearbyCount"))
+    with engine.connect() as conn:
+        expected = conn.execute(
+            text(
+                "SELECT gb_id FROM cameras WHERE ST_DWithin(geom::geography, "
+                "ST_SetSRID(ST_MakePoint(116.8260, 35.5530), 4326)::geography, 500) "
+                "ORDER BY ST_Distance(geom::geography, "
+                "ST_SetSRID(ST_MakePoint(116.8260, 35.5530), 4326)::geography) LIMIT 20"
+            )
+        ).scalars().all()
+    assert count == len(expected) > 0
+    items = phone.locator("button.patrol-item")
+    assert items.count() == count
+    shown = set(items.evaluate_all("els => els.map(e => e.dataset.gbId)"))
+    assert shown == set(expected)
+    first_text = items.first.inner_text()
+    assert " m" in first_text and "°" in first_text
+    # One-handed: every tap target is at least 44 px high and inside the screen.
+    boxes = items.evaluate_all("els => els.map(e => e.getBoundingClientRect().height)")
+    assert min(boxes) >= 44
+    locate = phone.locator("#patrol-locate").bounding_box()
+    assert locate["y"] + locate["height"] <= PHONE["height"] and locate["height"] >= 44
+    assert phone.watch.remote_requests() == []
+    assert phone.watch.console_errors == []
+
+
+def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine):
+    phone.goto(live_server + "/patrol")
+    phone.wait_for_function("document.documentElement.dataset.nearbyCount !== undefined")
+    with engine.connect() as conn:
+        gb_id, lon, lat = conn.execute(
+            text("SELECT gb_id, ST_X(geom), ST_Y(geom) FROM cameras WHERE source = 'water' "
+                 "ORDER BY gb_id LIMIT 1")
+        ).one()
+    # Give the camera a snapshot, as the sampler would.
+    latest, thumb = snapshot_paths(SamplerConfig().snapshots(), gb_id)
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    frame = np.full((180, 320, 3), (40, 160, 40), np.uint8)
+    latest.write_bytes(cv2.imencode(".jpg", frame)[1].tobytes())
+    thumb.write_bytes(cv2.imencode(".jpg", frame[::2, ::2])[1].tobytes())
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE cameras SET last_sample_at = now() WHERE gb_id = :g"),
+                     {"g": gb_id})
+    try:
+        phone.evaluate("([lat, lon]) => gridmapPatrol.search(lat, lon)", [lat, lon])
+        phone.wait_for_function(
+            "gb => document.querySelector(`button.patrol-item[data-gb-id='${gb}']`)", arg=gb_id
+        )
+        item = phone.locator(f"button.patrol-item[data-gb-id='{gb_id}']")
+        assert "0 m" in item.inner_text()  # the camera stands where we searched
+        item.click()
+        viewer = phone.locator("#patrol-viewer")
+        viewer.wait_for(state="visible")
+        img = viewer.locator("img.patrol-snapshot")
+        img.wait_for()
+        phone.wait_for_function("() => document.querySelector('img.patrol-snapshot').naturalWidth > 0")
+        assert "水利" in viewer.inner_text()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE cameras SET last_sample_at = NULL WHERE gb_id = :g"),
+                         {"g": gb_id})
+        latest.unlink(missing_ok=True)
+        thumb.unlink(missing_ok=True)
+    assert phone.watch.remote_requests() == []
