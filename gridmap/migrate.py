@@ -28,3 +28,8 @@ def upgrade(libpq_url: str, revision: str = "head") -> None:
 def revision(libpq_url: str, message: str) -> None:
     """Autogenerate a new revision from the models (developer tool)."""
     command.revision(alembic_config(libpq_url), message=message, autogenerate=True)
+
+
+def downgrade(libpq_url: str, revision: str = "base") -> None:
+    """Revert the database to ``revision``."""
+    command.downgrade(alembic_config(libpq_url), revision)

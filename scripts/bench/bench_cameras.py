@@ -1,0 +1,179 @@
+"""Camera index benchmarks.
+
+1. Nearby (KNN-20 within 500 m) at 8,600 cameras and at 1,000,000 cameras: the bare
+   SQL KNN over one connection, the registry function, and the HTTP endpoint served
+   by waitress over a keep-alive connection, against a trivial endpoint of the same app.
+   Goal: nearby p50 ≤ trivial p50 + 2 × raw query p50.
+2. The camera layer for the map: payload bytes (raw, gzip) and server time.
+
+Uses the demo database (GRIDMAP_DATABASE, default gridmap) for 8,600 cameras and a
+scratch copy (gridmap_bench) with 1,000,000 generated cameras for the large case.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import random
+import threading
+import time
+
+from _common import bench_database, percentiles, row, time_calls
+from sqlalchemy import text
+
+N = 1000
+BENCH_DB = "gridmap_bench"
+RAW_KNN = text(
+    """
+    SELECT gb_id FROM cameras
+    WHERE ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 500)
+    ORDER BY geom::geography <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography
+    LIMIT 20
+    """
+)
+
+
+def serve(app):
+    """Start waitress on a free loopback port; return (server, port)."""
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    return server, server.effective_port
+
+
+def http_timer(port: int, paths: list[str]):
+    """Return a function timing GET requests over one keep-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+
+    def get(i: int) -> bytes:
+        conn.request("GET", paths[i % len(paths)], headers={"Accept-Encoding": "identity"})
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200, (resp.status, body[:200])
+        return body
+
+    return get
+
+
+def sample_points(engine, n: int) -> list[tuple[float, float]]:
+    """Return n random points spread like the cameras (near camera locations)."""
+    rng = random.Random(11)
+    with engine.connect() as conn:
+        cams = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM cameras TABLESAMPLE SYSTEM (5) LIMIT 5000")).all()
+    return [(x + rng.uniform(-0.003, 0.003), y + rng.uniform(-0.003, 0.003))
+            for x, y in (rng.choice(cams) for _ in range(n))]
+
+
+def bench_nearby(url: str, label: str) -> None:
+    """Print nearby figures for the database at ``url``."""
+    from gridmap import db
+    from video import registry
+    from web import create_app
+
+    engine = db.engine_for(url)
+    pts = sample_points(engine, N)
+    with db.session_factory(engine)() as session:
+        conn = session.connection()
+        raw = percentiles(time_calls(
+            lambda i: conn.execute(RAW_KNN, {"lon": pts[i % N][0], "lat": pts[i % N][1]}).all(), N))
+        fn = percentiles(time_calls(
+            lambda i: registry.nearby(session, *pts[i % N], radius_m=500, limit=20), N))
+    app = create_app({"DATABASE_URL": url})
+    server, port = serve(app)
+    try:
+        nearby_paths = [f"/api/cameras/nearby?lon={x:.6f}&lat={y:.6f}&radius=500&limit=20"
+                        for x, y in pts]
+        endpoint = percentiles(time_calls(http_timer(port, nearby_paths), N))
+        trivial = percentiles(time_calls(http_timer(port, ["/api/version"]), N))
+    finally:
+        server.close()
+    print(f"\nnearby KNN-20 within 500 m — {label}")
+    print(row("bare SQL KNN (same connection)", raw))
+    print(row("video.registry.nearby", fn, raw))
+    print(row("GET /api/cameras/nearby (HTTP)", endpoint, raw))
+    print(row("trivial endpoint /api/version (HTTP)", trivial))
+    goal = trivial["p50"] + 2 * raw["p50"]
+    verdict = "meets" if endpoint["p50"] <= goal else "MISSES"
+    print(f"  goal: endpoint p50 {endpoint['p50']:.3f} ms ≤ trivial p50 + 2×raw p50 = "
+          f"{goal:.3f} ms → {verdict}")
+
+
+def bench_layer(url: str) -> None:
+    """Print the camera layer's payload size and server time."""
+    from web import create_app
+
+    app = create_app({"DATABASE_URL": url})
+    client = app.test_client()
+    times = []
+    body = b""
+    for _ in range(30):
+        t0 = time.perf_counter()
+        resp = client.get("/api/cameras/layer.json")
+        body = resp.get_data()
+        times.append(time.perf_counter() - t0)
+    stats = percentiles(times)
+    gz = len(gzip.compress(body, 6))
+    served = client.get("/api/cameras/layer.json", headers={"Accept-Encoding": "gzip"})
+    print("\ncamera layer /api/cameras/layer.json (8,600 cameras)")
+    print(f"  payload {len(body) / 1024:.0f} KB raw, {gz / 1024:.0f} KB gzip "
+          f"(served {served.headers.get('Content-Encoding', 'identity')}, "
+          f"{len(served.get_data()) / 1024:.0f} KB); goal ≤ 400 KB compressed")
+    print(row("  server time (in-process)", stats) + "   goal ≤ 100 ms")
+
+
+def make_million(url_source: str) -> str:
+    """Create gridmap_bench with the demo grids and 1,000,000 cameras; return its URL."""
+    from gridmap import db, demo, migrate
+    from gridmap.cli import ensure_started
+
+    ensure_started((BENCH_DB,))
+    url = db.database_url(BENCH_DB)
+    migrate.upgrade(url)
+    engine = db.engine_for(url)
+    with engine.connect() as conn:
+        have = conn.execute(text("SELECT count(*) FROM cameras")).scalar()
+    if have >= 1_000_000:
+        return url
+    from geodata.generator import generate
+
+    data = generate(370812)
+    with db.session_factory(engine)() as session:
+        demo.clear(session)
+        demo.load(session, data)
+        demo.load_demo_cameras(session, data)
+        session.commit()
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        # Bulk path for the benchmark only: derive grids by one join, not per-row triggers.
+        conn.execute(text("ALTER TABLE cameras DISABLE TRIGGER USER"))
+        conn.execute(text(
+            """
+            INSERT INTO cameras (gb_id, name, geom, source, department, main_url, status,
+                                 grid_id, grid_code, view_sector)
+            SELECT lpad((37081290000000000000 + i)::text, 20, '0'), 'bench ' || i, p.geom,
+                   'other', 'bench', 'rtsp://127.0.0.1:9/x', 'online', g.id, g.code, NULL
+            FROM generate_series(1, 1000000 - (SELECT count(*) FROM cameras)) AS i
+            CROSS JOIN LATERAL (
+              SELECT ST_SetSRID(ST_MakePoint(116.60 + random() * 0.28,
+                                             35.40 + random() * 0.32), 4326) AS geom) p
+            LEFT JOIN LATERAL (SELECT id, code FROM grids g
+                               WHERE ST_Intersects(g.geom, p.geom) LIMIT 1) g ON true
+            """
+        ))
+        conn.execute(text("ALTER TABLE cameras ENABLE TRIGGER USER"))
+        conn.execute(text("ANALYZE cameras"))
+    print(f"(generated 1,000,000 cameras in {time.perf_counter() - t0:.0f} s)")
+    return url
+
+
+def main() -> None:
+    """Run all camera benchmarks."""
+    url = bench_database()
+    bench_nearby(url, "8,600 cameras (demo)")
+    bench_layer(url)
+    bench_nearby(make_million(url), "1,000,000 cameras")
+
+
+if __name__ == "__main__":
+    main()

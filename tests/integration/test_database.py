@@ -1,0 +1,56 @@
+"""The database commands and the migrations, on the real server."""
+
+from __future__ import annotations
+
+import psycopg
+from click.testing import CliRunner
+from sqlalchemy import inspect, text
+
+from gridmap import db, migrate, pgcluster
+from web.cli import main
+
+SCRATCH = "gridmap_migration_test"
+
+
+def test_db_url_prints_a_working_libpq_url(database_url):
+    result = CliRunner().invoke(main, ["db", "url", "--database", "gridmap_test"])
+    assert result.exit_code == 0
+    url = result.output.strip()
+    assert url.startswith("postgresql://")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM grids").fetchone()[0] == 930
+
+
+def test_db_status_reports_running(database_url):
+    result = CliRunner().invoke(main, ["db", "status"])
+    assert result.exit_code == 0
+    assert "running" in result.output or "external" in result.output
+
+
+def test_password_never_printed_by_db_start(database_url):
+    result = CliRunner().invoke(main, ["db", "start", "--database", "gridmap_test"])
+    assert result.exit_code == 0 and "***" in result.output
+    if not db.external_url():
+        password = pgcluster.cluster().password_file.read_text().strip()
+        assert password not in result.output
+
+
+def test_migrations_upgrade_downgrade_upgrade(database_url):
+    pgcluster.ensure_database(db.database_url("postgres"), SCRATCH)
+    url = db.database_url(SCRATCH)
+    migrate.upgrade(url)
+    engine = db.engine_for(url)
+    tables = set(inspect(engine).get_table_names())
+    assert {"grids", "cameras", "camera_samples", "grid_coverage"} <= tables
+    engine.dispose()
+    migrate.downgrade(url, "base")
+    remaining = set(inspect(engine).get_table_names()) - {"spatial_ref_sys", "alembic_version"}
+    engine.dispose()
+    assert remaining == set()
+    migrate.upgrade(url)
+    with engine.connect() as conn:
+        srid = conn.execute(
+            text("SELECT srid FROM geometry_columns WHERE f_table_name = 'grids'")
+        ).scalar()
+    engine.dispose()
+    assert srid == 4326
