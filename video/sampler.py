@@ -17,6 +17,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,12 +261,18 @@ def store_snapshot(root: Path, gb_id: str, result: ProbeResult, keep: int) -> No
             old.unlink(missing_ok=True)
 
 
+# Called after a sample is recorded, inside the same transaction (e.g. the crowd
+# estimator for cameras tagged 'crowd'). A hook must not commit.
+SampleHook = Callable[[Session, "Claim", ProbeResult], None]
+
+
 class Sampler:
     """A pipelined sampling loop: keep up to ``capacity`` probes in flight."""
 
     def __init__(self, engine: Engine, config: SamplerConfig | None = None,
-                 prober: Prober | None = None) -> None:
+                 prober: Prober | None = None, hooks: Sequence[SampleHook] = ()) -> None:
         self.engine = engine
+        self.hooks = list(hooks)
         self.config = config or SamplerConfig()
         self.metrics = Metrics()
         self._own_prober = prober is None
@@ -330,6 +337,9 @@ class Sampler:
                        self.config.history_per_camera)
         with Session(self.engine) as session:
             kept = record(session, claimed, result, sampler=self.config.name, delay_s=delay)
+            if kept:
+                for hook in self.hooks:
+                    hook(session, claimed, result)
             session.commit()
         if not kept:
             log.warning("lease on camera %s expired before its sample was stored", claimed.gb_id)
