@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -110,6 +111,9 @@ class Camera(Base):
             postgresql_ops={"grid_code": "text_pattern_ops"},
         ),
         Index("ix_cameras_tags", "tags", postgresql_using="gin"),
+        # Declared so that autogenerate keeps it: true-distance KNN and ST_DWithin
+        # on geography use this expression index (created in 0002).
+        Index("ix_cameras_geog", text("(geom::geography)"), postgresql_using="gist"),
     )
 
 

@@ -478,23 +478,29 @@ def check_radius(radius_m: float) -> None:
         )
 
 
-# KNN (`<->` on the geography expression index) finds the candidates in index
-# order on the sphere; the outer query re-ranks them by the exact spheroid distance,
-# which can swap neighbours whose distances differ by less than ~0.3 %.
+# KNN (`<->` on the geography expression index) walks the index in distance order
+# and stops after the candidates, so it costs the same at 8,600 or 1,000,000 cameras.
+# The outer query applies the radius and re-ranks by the exact spheroid distance
+# (index order is spherical, which can swap neighbours closer than ~0.3 %).
 NEARBY_SQL = """
 WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt),
-candidates AS (
-  SELECT c.*, (c.heading IS NOT NULL AND c.fov IS NOT NULL
-               AND ST_Intersects(c.view_sector, here.pt)) AS sees_point
-  FROM cameras c, here
-  WHERE ST_DWithin(c.geom::geography, here.pt::geography, :radius) {where}
-  ORDER BY {order}
-  LIMIT :candidates
+ids AS (
+  (SELECT c.id FROM cameras c, here WHERE TRUE {where}
+   ORDER BY c.geom::geography <-> here.pt::geography LIMIT :candidates)
+  UNION
+  -- Cameras aimed at the point may be farther than the nearest few: add them too
+  -- (GiST on view_sector), so "sees the point first" never misses one in range.
+  (SELECT c.id FROM cameras c, here
+   WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
+     AND ST_Intersects(c.view_sector, here.pt) {where})
 )
-SELECT {columns}, c.sees_point,
+SELECT {columns},
+       (c.heading IS NOT NULL AND c.fov IS NOT NULL
+        AND ST_Intersects(c.view_sector, here.pt)) AS sees_point,
        ST_Distance(c.geom::geography, here.pt::geography) AS distance_m,
        degrees(ST_Azimuth(here.pt::geography, c.geom::geography)) AS bearing
-FROM candidates c, here
+FROM cameras c JOIN ids ON ids.id = c.id, here
+WHERE ST_DWithin(c.geom::geography, here.pt::geography, :radius)
 ORDER BY {outer_order}
 LIMIT :limit
 """
@@ -522,12 +528,8 @@ def nearby(
     if not 0 < limit <= MAX_NEARBY:
         raise InvalidInput(f"limit must be within 1–{MAX_NEARBY}")
     where, params = filters.sql()
-    knn = "c.geom::geography <-> here.pt::geography"
-    order = f"sees_point DESC, {knn}" if sees_first else knn
-    outer = "c.sees_point DESC, distance_m" if sees_first else "distance_m"
-    sql = NEARBY_SQL.format(
-        columns=PUBLIC_COLUMNS, where=where, order=order, outer_order=outer
-    )
+    outer = "sees_point DESC, distance_m" if sees_first else "distance_m"
+    sql = NEARBY_SQL.format(columns=PUBLIC_COLUMNS, where=where, outer_order=outer)
     rows = session.execute(
         text(sql),
         {
