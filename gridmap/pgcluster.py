@@ -36,19 +36,24 @@ class Cluster:
     port: int
 
     @property
+    def real_root(self) -> Path:
+        """Return the root with symlinks resolved: the path the service user can reach."""
+        return self.root.resolve()
+
+    @property
     def data_dir(self) -> Path:
         """Return the PostgreSQL data directory."""
-        return self.root / "data"
+        return self.real_root / "data"
 
     @property
     def socket_dir(self) -> Path:
         """Return the directory of the unix socket."""
-        return self.root / "run"
+        return self.real_root / "run"
 
     @property
     def log_file(self) -> Path:
         """Return the server log file."""
-        return self.root / "postgresql.log"
+        return self.real_root / "postgresql.log"
 
     @property
     def password_file(self) -> Path:
@@ -96,6 +101,7 @@ def _service_user_can_use(path: Path) -> bool:
     probe = subprocess.run(
         ["runuser", "-u", SERVICE_USER, "--", "test", "-w", str(path), "-a", "-x", str(path)],
         check=False,
+        cwd="/",
     )
     return probe.returncode == 0
 
@@ -129,7 +135,8 @@ def cluster() -> Cluster:
 
 
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+    # cwd "/": the service user may not be allowed into the caller's directory.
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/", **kwargs)
     if result.returncode != 0:
         raise DatabaseUnavailable(
             f"{Path(cmd[0] if cmd[0] != 'runuser' else cmd[4]).name} failed: "
@@ -148,7 +155,7 @@ def init(c: Cluster) -> bool:
         c.password_file.write_text(secrets.token_urlsafe(24))
         c.password_file.chmod(0o600)
     # initdb reads the password from a file the service user can read; remove it after.
-    pwfile = root / "initpw"
+    pwfile = root.resolve() / "initpw"
     pwfile.write_text(c.password_file.read_text())
     if _running_as_root():
         pw = pwd.getpwnam(SERVICE_USER)
@@ -182,6 +189,7 @@ def is_running(c: Cluster) -> bool:
         _as_service_user([str(pg_bindir() / "pg_ctl"), "status", "-D", str(c.data_dir)]),
         capture_output=True,
         check=False,
+        cwd="/",
     )
     return result.returncode == 0
 
