@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,14 +74,105 @@ class CameraInput:
     password: str | None = None
 
 
+# A prefix no area code starts with (codes start with a province code, never 0):
+# the area part of the scope of units that have no area, such as departments.
+NO_AREA = "000000"
+
+# Cameras of open, unexpired orders addressed to a unit. Uncorrelated, so PostgreSQL
+# runs it once per query as a hashed subplan, not once per camera row.
+DISPATCHED_SQL = (
+    "SELECT dc.camera_id FROM dispatch_cameras dc "
+    "JOIN dispatch_targets dt ON dt.order_id = dc.order_id "
+    "JOIN dispatch_orders o ON o.id = dc.order_id "
+    "WHERE dt.unit_id = :s_unit AND dt.state <> 'closed' "
+    "AND o.state = 'open' AND o.expires_at > now()"
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which cameras a caller may see; ``Scope()`` (the district) sees all of them.
+
+    A camera is visible when its grid code starts with ``prefix``, or it belongs to
+    ``department``, or it is in an open, unexpired dispatch order addressed to
+    ``unit_id``. ``NO_AREA`` as the prefix means "no area at all" (departments).
+    """
+
+    prefix: str = ""
+    department: str | None = None
+    unit_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.prefix and not (self.prefix.isascii() and self.prefix.isdigit()):
+            raise InvalidInput("scope prefix must be digits")
+
+    @property
+    def unrestricted(self) -> bool:
+        """Return whether this scope sees every camera."""
+        return self.prefix == "" and self.department is None
+
+    def sql(self, alias: str = "c") -> tuple[str, dict[str, Any]]:
+        """Return the visibility WHERE fragment (starting with AND) and its parameters."""
+        if self.unrestricted:
+            return "", {}
+        parts, params = [], {}
+        if self.prefix and self.prefix != NO_AREA:
+            parts.append(f"{alias}.grid_code LIKE :s_prefix || '%'")
+            params["s_prefix"] = self.prefix
+        if self.department is not None:
+            parts.append(f"{alias}.department = :s_department")
+            params["s_department"] = self.department
+        if self.unit_id is not None:
+            parts.append(f"{alias}.id IN ({DISPATCHED_SQL})")
+            params["s_unit"] = self.unit_id
+        if not parts:
+            return " AND FALSE", {}
+        return " AND (" + " OR ".join(parts) + ")", params
+
+
+# The scope of the request being served. The web layer binds it after sign-in and
+# resets it at teardown; Filters built anywhere during the request default to it,
+# so a query that forgets to pass the caller's scope is still narrowed to it.
+# Outside a request (CLI, sampler, tests of this module) it is the whole district.
+_BOUND_SCOPE: ContextVar[Scope | None] = ContextVar("gridmap_camera_scope", default=None)
+_WHOLE_DISTRICT = Scope()
+
+
+def bind_scope(scope: Scope) -> Token[Scope | None]:
+    """Make ``scope`` the default of every Filters built in this context."""
+    return _BOUND_SCOPE.set(scope)
+
+
+def reset_scope(token: Token[Scope | None]) -> None:
+    """Restore the scope that was bound before ``bind_scope``."""
+    _BOUND_SCOPE.reset(token)
+
+
+def bound_scope() -> Scope:
+    """Return the scope bound to this context (the whole district if none)."""
+    return _BOUND_SCOPE.get() or _WHOLE_DISTRICT
+
+
+def scope_for_prefix(prefix: str = "") -> Scope:
+    """Return the scope for a legacy ``prefix`` argument.
+
+    Inside a request the bound scope is authoritative (callers pass the prefix they
+    derived from it, and it cannot express departments or dispatched cameras);
+    outside one, the prefix alone is the scope.
+    """
+    bound = bound_scope()
+    return Scope(prefix=prefix) if bound.unrestricted else bound
+
+
 @dataclass(frozen=True)
 class Filters:
-    """Optional list filters: source, status, tag and the caller's code prefix."""
+    """Optional list filters (source, status, tag, area prefix) within the caller's scope."""
 
     sources: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    prefix: str = ""
+    prefix: str = ""  # narrows to an area; visibility comes from ``scope``
+    scope: Scope = field(default_factory=bound_scope)
 
     def __post_init__(self) -> None:
         bad = [s for s in self.sources if s not in SOURCES]
@@ -107,7 +199,9 @@ class Filters:
         if self.prefix:
             parts.append(f"{alias}.grid_code LIKE :f_prefix || '%'")
             params["f_prefix"] = self.prefix
-        return "".join(" AND " + p for p in parts), params
+        visible, scope_params = self.scope.sql(alias)
+        params.update(scope_params)
+        return "".join(" AND " + p for p in parts) + visible, params
 
 
 # --------------------------------------------------------------------------- validation
@@ -416,15 +510,15 @@ def _public(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def get(session: Session, gb_id: str, prefix: str = "") -> dict[str, Any]:
+def get(
+    session: Session, gb_id: str, prefix: str = "", scope: Scope | None = None
+) -> dict[str, Any]:
     """Return one camera (public fields) within the caller's scope, else NotFound."""
+    visible, params = (scope or scope_for_prefix(prefix)).sql()
     row = (
         session.execute(
-            text(
-                f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE c.gb_id = :g "
-                "AND COALESCE(c.grid_code, '') LIKE :p || '%'"
-            ),
-            {"g": gb_id, "p": prefix},
+            text(f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE c.gb_id = :g {visible}"),
+            {**params, "g": gb_id},
         )
         .mappings()
         .first()
@@ -482,26 +576,28 @@ def check_radius(radius_m: float) -> None:
 # and stops after the candidates, so it costs the same at 8,600 or 1,000,000 cameras.
 # The outer query applies the radius and re-ranks by the exact spheroid distance
 # (index order is spherical, which can swap neighbours closer than ~0.3 %).
-NEARBY_SQL = """
-WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt),
-ids AS (
-  (SELECT c.id FROM cameras c, here WHERE TRUE {where}
-   ORDER BY c.geom::geography <-> here.pt::geography LIMIT :candidates)
+# The point is spelled out in each clause (not a CTE): an index-ordered KNN scan
+# needs a constant right-hand side at plan time.
+PT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
+NEARBY_SQL = f"""
+WITH ids AS (
+  (SELECT c.id FROM cameras c WHERE TRUE {{where}}
+   ORDER BY c.geom::geography <-> {PT}::geography LIMIT :candidates)
   UNION
   -- Cameras aimed at the point may be farther than the nearest few: add them too
   -- (GiST on view_sector), so "sees the point first" never misses one in range.
-  (SELECT c.id FROM cameras c, here
+  (SELECT c.id FROM cameras c
    WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
-     AND ST_Intersects(c.view_sector, here.pt) {where})
+     AND ST_Intersects(c.view_sector, {PT}) {{where}})
 )
-SELECT {columns},
+SELECT {{columns}},
        (c.heading IS NOT NULL AND c.fov IS NOT NULL
-        AND ST_Intersects(c.view_sector, here.pt)) AS sees_point,
-       ST_Distance(c.geom::geography, here.pt::geography) AS distance_m,
-       degrees(ST_Azimuth(here.pt::geography, c.geom::geography)) AS bearing
-FROM cameras c JOIN ids ON ids.id = c.id, here
-WHERE ST_DWithin(c.geom::geography, here.pt::geography, :radius)
-ORDER BY {outer_order}
+        AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
+       ST_Distance(c.geom::geography, {PT}::geography) AS distance_m,
+       degrees(ST_Azimuth({PT}::geography, c.geom::geography)) AS bearing
+FROM cameras c JOIN ids ON ids.id = c.id
+WHERE ST_DWithin(c.geom::geography, {PT}::geography, :radius)
+ORDER BY {{outer_order}}
 LIMIT :limit
 """
 
@@ -513,7 +609,7 @@ def nearby(
     *,
     radius_m: float = 500.0,
     limit: int = DEFAULT_NEARBY,
-    filters: Filters = Filters(),
+    filters: Filters | None = None,
     sees_first: bool = False,
 ) -> list[dict[str, Any]]:
     """Return the nearest cameras within a radius, with distance and bearing.
@@ -521,6 +617,8 @@ def nearby(
     With ``sees_first`` the cameras whose view sector contains the point come
     first (nearest first), then the rest by distance.
     """
+    # Built per call (not as a default argument) so it picks up the bound scope.
+    filters = filters or Filters()
     from gridmap.queries import check_lon_lat
 
     check_lon_lat(lon, lat)
@@ -547,19 +645,19 @@ def nearby(
 
 
 def in_area(
-    session: Session, code: str, filters: Filters = Filters()
+    session: Session, code: str, filters: Filters | None = None
 ) -> list[dict[str, Any]]:
     """Return the cameras in a grid, community or town (by code prefix)."""
+    # Built per call (not as a default argument) so it picks up the bound scope.
+    filters = filters or Filters()
     from gridmap.queries import check_code
 
     check_code(code)
-    scoped = Filters(filters.sources, filters.statuses, filters.tags, prefix=code)
-    if filters.prefix and not code.startswith(filters.prefix):
-        if not filters.prefix.startswith(code):
-            return []
-        scoped = Filters(
-            filters.sources, filters.statuses, filters.tags, prefix=filters.prefix
-        )
+    if filters.prefix and not (code.startswith(filters.prefix) or filters.prefix.startswith(code)):
+        return []
+    narrowest = code if len(code) >= len(filters.prefix) else filters.prefix
+    scoped = Filters(filters.sources, filters.statuses, filters.tags, prefix=narrowest,
+                     scope=filters.scope)
     where, params = scoped.sql()
     rows = session.execute(
         text(
@@ -576,10 +674,12 @@ def in_bbox(
     south: float,
     east: float,
     north: float,
-    filters: Filters = Filters(),
+    filters: Filters | None = None,
     limit: int = 5000,
 ) -> list[dict[str, Any]]:
     """Return cameras inside a bbox (GiST && then exact test)."""
+    # Built per call (not as a default argument) so it picks up the bound scope.
+    filters = filters or Filters()
     from gridmap.queries import check_bbox
 
     check_bbox(west, south, east, north)
@@ -597,12 +697,14 @@ def in_bbox(
     return [_public(r) for r in rows]
 
 
-def layer_json(session: Session, filters: Filters = Filters()) -> str:
+def layer_json(session: Session, filters: Filters | None = None) -> str:
     """Return every camera as compact JSON arrays for client-side clustering.
 
     ``[id, lon, lat, source index, status index, has view sector]`` per camera,
     built in PostGIS; coordinates are rounded to ~1 m (5 decimals).
     """
+    # Built per call (not as a default argument) so it picks up the bound scope.
+    filters = filters or Filters()
     where, params = filters.sql()
     sql = f"""
     SELECT json_build_object(
@@ -628,9 +730,11 @@ def sectors_geojson(
     south: float,
     east: float,
     north: float,
-    filters: Filters = Filters(),
+    filters: Filters | None = None,
 ) -> str:
     """Return the view sectors inside a bbox as GeoJSON (for the map's FOV layer)."""
+    # Built per call (not as a default argument) so it picks up the bound scope.
+    filters = filters or Filters()
     from gridmap.queries import check_bbox
 
     check_bbox(west, south, east, north)
@@ -751,8 +855,10 @@ def _nan(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def export_rows(session: Session, filters: Filters = Filters()) -> list[dict[str, Any]]:
+def export_rows(session: Session, filters: Filters | None = None) -> list[dict[str, Any]]:
     """Return cameras as flat rows for CSV/GeoJSON/GeoPackage export (no secrets)."""
+    # Built per call (not as a default argument) so it picks up the bound scope.
+    filters = filters or Filters()
     where, params = filters.sql()
     rows = session.execute(
         text(
