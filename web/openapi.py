@@ -6,7 +6,6 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask, jsonify
 
-
 VERSION = "0.1.0"
 
 
