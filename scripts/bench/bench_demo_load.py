@@ -15,7 +15,7 @@ BENCH_DB = "gridmap_bench"
 def main() -> None:
     """Create a scratch database, migrate, then time generation and loading."""
     from geodata.generator import generate
-    from gridmap import db, demo, migrate, pgcluster
+    from gridmap import db, demo, migrate
     from gridmap.cli import ensure_started
 
     ensure_started((BENCH_DB,))
@@ -40,7 +40,6 @@ def main() -> None:
     print(f"  load cameras+cov  {t3 - t2:7.2f} s")
     print(f"  total             {t3 - t0:7.2f} s   (goal ≤ 60 s)")
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    del pgcluster
 
 
 if __name__ == "__main__":
