@@ -234,3 +234,73 @@ class AuditNote(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     description: Mapped[str] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- grid editing
+# History of grid boundaries (issue 8). Appended here so Alembic's env sees them.
+
+from sqlalchemy import UniqueConstraint  # noqa: E402
+from sqlalchemy import text as _sql_text  # noqa: E402
+from sqlalchemy.dialects.postgresql import JSONB  # noqa: E402
+
+EDIT_KINDS = ("boundary", "split", "merge", "edge", "reassign", "upload", "revert")
+
+
+class GridEdit(Base):
+    """One boundary edit: who, when, why and what kind; groups its version rows."""
+
+    __tablename__ = "grid_edits"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(Text)
+    edited_by: Mapped[str] = mapped_column(String(64))
+    edited_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    # Codes changed, created, retired and moved, and the request's parameters.
+    summary: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{k}'" for k in EDIT_KINDS) + ")", name="kind"
+        ),
+    )
+
+
+class GridVersion(Base):
+    """A grid's geometry and attributes at one version, valid over [valid_from, valid_to).
+
+    ``edit_id`` is NULL for the state as loaded (written the first time a grid is
+    edited); ``geom`` is NULL for the row that retires a code (merged away or moved
+    to another community). The grids in force at time t are the rows with a
+    geometry and ``valid_from <= t < valid_to`` (loaded states count from the
+    beginning), plus grids never edited at all.
+    """
+
+    __tablename__ = "grid_versions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(15))
+    version: Mapped[int] = mapped_column(Integer)
+    edit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("grid_edits.id", ondelete="CASCADE"), index=True
+    )
+    geom = mapped_column(multipolygon(), nullable=True)
+    attributes: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("grid_code", "version", name="uq_grid_versions_code_version"),
+        # At most one open (current) row per code: history cannot fork.
+        Index(
+            "uq_grid_versions_current",
+            "grid_code",
+            unique=True,
+            postgresql_where=_sql_text("valid_to IS NULL"),
+        ),
+        Index("ix_grid_versions_valid", "valid_from", "valid_to"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_range"),
+    )

@@ -1,0 +1,106 @@
+"""The grid editing page in a real browser: offline, an edit bumps the version, a stale
+save offers a reload, a refused edit shows its problem on the map, history compares."""
+
+from __future__ import annotations
+
+import pytest
+import shapely
+from shapely.geometry import mapping
+
+from tests.integration.test_grid_edits import GRID, CommittedGuard, geom_of
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def committed(engine, demo_loaded):
+    """The live server commits: put the rows around GRID back afterwards."""
+    guard = CommittedGuard(engine, GRID)
+    try:
+        yield guard
+    finally:
+        guard.restore()
+
+
+def _geometries(engine) -> tuple[dict, dict, str]:
+    """Return (grown, shrunk) boundaries of GRID and the neighbour they trade with."""
+    from gridmap import grid_edits
+    from gridmap.db import session_factory
+
+    with session_factory(engine)() as s:
+        other = next(g["code"] for g in grid_edits.adjacent(s, GRID)["grids"] if g["same_community"])
+        g, n = geom_of(s, GRID), geom_of(s, other)
+    grown = shapely.union(g, shapely.intersection(n, g.buffer(0.0005)))
+    shrunk = shapely.difference(g, shapely.intersection(g, n.buffer(0.0005)))
+    return mapping(grown), mapping(shrunk), other
+
+
+def _open(page, live_server) -> None:
+    page.goto(live_server + "/grids/edit")
+    page.wait_for_function("document.documentElement.dataset.geReady === '1'")
+
+
+def test_edit_page_is_offline_and_an_edit_bumps_the_version(page, live_server, engine, committed):
+    grown, _shrunk, _other = _geometries(engine)
+    _open(page, live_server)
+    assert page.evaluate("document.documentElement.dataset.geGrids") == "930"
+    assert page.locator("path.ge-grid").count() == 930
+    page.locator(f'path.ge-grid[data-code="{GRID}"]').click(force=True)
+    page.wait_for_selector('#ge-selected[data-version="1"]')
+    assert GRID in page.locator("#ge-selected").inner_text()
+
+    # The panel's Edit button puts Geoman's vertex handles on the grid.
+    page.locator("#ge-edit").click()
+    page.wait_for_selector(".marker-icon")
+    assert page.locator(".marker-icon").count() > 3
+    page.locator("#ge-reason").fill("浏览器测试：沿新修道路调整")
+    # Save goes through the same call the Save button makes, with the drawn geometry.
+    result = page.evaluate(
+        "([code, g]) => gridEdit.saveGeometry(code, g).then(r => r.status)", [GRID, grown]
+    )
+    assert result == 200
+    page.wait_for_selector('#ge-selected[data-version="2"]')
+    page.wait_for_function("document.documentElement.dataset.geHistory === '2'")
+    assert page.locator(".ge-version").count() == 2
+    assert page.locator("#ge-message").inner_text().endswith("2")
+    assert page.watch.remote_requests() == []
+    assert page.watch.console_errors == []
+
+    # Compare the old version with the current one on the map.
+    page.locator('.ge-version[data-version="1"] .ge-compare').click()
+    page.wait_for_function("document.documentElement.dataset.geCompare === '1-2'")
+    assert page.locator("path.ge-gained").count() >= 1
+
+
+def test_stale_save_shows_reload_prompt_and_problem_geometry(page, live_server, engine, committed):
+    grown, shrunk, _other = _geometries(engine)
+    _open(page, live_server)
+    page.locator(f'path.ge-grid[data-code="{GRID}"]').click(force=True)
+    page.wait_for_selector('#ge-selected[data-version="1"]')
+    page.locator("#ge-reason").fill("browser test")
+    assert page.evaluate("([c, g]) => gridEdit.saveGeometry(c, g).then(r => r.status)", [GRID, grown]) == 200
+    page.wait_for_selector('#ge-selected[data-version="2"]')
+
+    page.watch.expect_errors = True  # the next answers are 409 and 400 on purpose
+    status = page.evaluate(
+        "([c, g]) => gridEdit.saveGeometry(c, g, {version: 1}).then(r => r.status)", [GRID, shrunk]
+    )
+    assert status == 409
+    conflict = page.locator("#ge-conflict")
+    conflict.wait_for(state="visible")
+    assert "重新加载" in conflict.inner_text()
+    page.locator("#ge-reload").click()
+    conflict.wait_for(state="hidden")
+    page.wait_for_function("document.documentElement.dataset.geLoading === '0'")
+    assert page.locator("#ge-selected").get_attribute("data-version") == "2"
+
+    # Freeing area without a receiving grid is refused: the freed area is drawn.
+    status = page.evaluate(
+        "([c, g]) => gridEdit.saveGeometry(c, g, {neighbour: ''}).then(r => r.status)",
+        [GRID, shrunk],
+    )
+    assert status == 400
+    page.wait_for_selector("path.ge-problem")
+    assert "neighbouring grid" in page.locator("#ge-message").inner_text()
+    assert page.watch.remote_requests() == []
+    assert [e for e in page.watch.console_errors if not e.startswith("HTTP ")] == []

@@ -1,0 +1,131 @@
+"""The grid editing page: folium map, Geoman for drawing, and the editing panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from branca.element import CssLink, Element
+from folium.plugins import GeoMan
+from markupsafe import escape
+
+from web import i18n
+from web.assets import render_offline
+from web.maps import GridmapGlue, PageShell, base_map
+
+EDIT_JS = "/static/js/grid_edit.js"
+EDIT_CSS = "/static/css/grid_edit.css"
+
+i18n.register(
+    {
+        "ge_title": {"zh": "网格边界编辑", "en": "Grid boundary editing"},
+        "ge_pick": {"zh": "在地图上点选一个网格", "en": "Click a grid on the map"},
+        "ge_version": {"zh": "版本", "en": "Version"},
+        "ge_reason": {"zh": "调整原因", "en": "Reason"},
+        "ge_reason_hint": {"zh": "例如：按新建道路调整", "en": "e.g. follow the new road"},
+        "ge_edit": {"zh": "编辑节点", "en": "Edit vertices"},
+        "ge_save": {"zh": "保存", "en": "Save"},
+        "ge_cancel": {"zh": "取消", "en": "Cancel"},
+        "ge_split": {"zh": "画线拆分", "en": "Split by a line"},
+        "ge_merge": {"zh": "合并", "en": "Merge with"},
+        "ge_edge": {"zh": "调整共用边", "en": "Move shared edge with"},
+        "ge_reassign": {"zh": "划归村居", "en": "Move to community"},
+        "ge_neighbour": {"zh": "让出区域归属", "en": "Freed area goes to"},
+        "ge_auto": {"zh": "自动（共用边最长的同村居网格）", "en": "Automatic (longest shared border)"},
+        "ge_none": {"zh": "不让出", "en": "Do not free any area"},
+        "ge_saved": {"zh": "已保存，版本 {v}", "en": "Saved: version {v}"},
+        "ge_conflict": {
+            "zh": "其他人已修改此网格，请重新加载",
+            "en": "Someone else changed this grid — reload",
+        },
+        "ge_reload": {"zh": "重新加载", "en": "Reload"},
+        "ge_history": {"zh": "历史版本", "en": "Version history"},
+        "ge_show": {"zh": "查看", "en": "Show"},
+        "ge_compare": {"zh": "与当前对比", "en": "Compare with current"},
+        "ge_revert": {"zh": "恢复到此版本", "en": "Revert to this"},
+        "ge_draw_line": {
+            "zh": "请画一条穿过网格的线，双击结束",
+            "en": "Draw a line across the grid; double-click to finish",
+        },
+        "ge_draw_edge": {
+            "zh": "从共用边的一端画到另一端，双击结束",
+            "en": "Draw from one end of the shared edge to the other; double-click to finish",
+        },
+        "ge_need_reason": {"zh": "请填写调整原因", "en": "Please give a reason"},
+        "ge_working": {"zh": "正在提交…", "en": "Submitting…"},
+        "ge_problem": {"zh": "问题区域已在地图上标出", "en": "The problem is shown on the map"},
+        "ge_loaded_state": {"zh": "初始数据", "en": "As loaded"},
+        "ge_current": {"zh": "当前", "en": "current"},
+        "ge_retired": {"zh": "已撤销", "en": "retired"},
+        "ge_choose": {"zh": "请选择", "en": "Choose"},
+        "ge_kind_boundary": {"zh": "边界调整", "en": "Boundary"},
+        "ge_kind_split": {"zh": "拆分", "en": "Split"},
+        "ge_kind_merge": {"zh": "合并", "en": "Merge"},
+        "ge_kind_edge": {"zh": "共用边", "en": "Shared edge"},
+        "ge_kind_reassign": {"zh": "划归", "en": "Reassign"},
+        "ge_kind_upload": {"zh": "文件导入", "en": "Upload"},
+        "ge_kind_revert": {"zh": "恢复", "en": "Revert"},
+    }
+)
+
+EDIT_DOM = """
+<aside id="ge-panel" class="ge-panel" aria-label="grid editing">
+  <h2 id="ge-title" class="ge-title"></h2>
+  <div id="ge-selected" class="ge-selected" data-code="" data-version=""></div>
+  <label class="ge-field"><span id="ge-reason-label"></span>
+    <input id="ge-reason" type="text" maxlength="500" autocomplete="off"></label>
+  <div class="ge-row">
+    <button id="ge-edit" type="button" disabled></button>
+    <button id="ge-save" type="button" disabled></button>
+    <button id="ge-cancel" type="button" disabled></button>
+  </div>
+  <label class="ge-field"><span id="ge-neighbour-label"></span>
+    <select id="ge-neighbour"></select></label>
+  <div class="ge-row"><button id="ge-split" type="button" disabled></button></div>
+  <div class="ge-row"><button id="ge-merge" type="button" disabled></button>
+    <select id="ge-merge-with"></select></div>
+  <div class="ge-row"><button id="ge-edge" type="button" disabled></button>
+    <select id="ge-edge-with"></select></div>
+  <div class="ge-row"><button id="ge-reassign" type="button" disabled></button>
+    <select id="ge-community"></select></div>
+  <div id="ge-message" class="ge-message" role="status" aria-live="polite"></div>
+  <div id="ge-conflict" class="ge-conflict" role="alert" hidden>
+    <span id="ge-conflict-text"></span>
+    <button id="ge-reload" type="button"></button>
+  </div>
+  <h3 id="ge-history-title" class="ge-subtitle"></h3>
+  <ol id="ge-history" class="ge-history"></ol>
+</aside>
+"""
+
+
+def grid_edit_html(
+    config: dict[str, Any], tile_url: str | None = None, csrf_token: str | None = None
+) -> str:
+    """Return the editing page: grids to pick, Geoman drawing tools, panel and history."""
+    m = base_map(tile_url=tile_url, zoom=13)
+    if csrf_token:
+        # The glue sends it back as X-CSRFToken on every edit (Flask-WTF's header).
+        m.get_root().header.add_child(
+            Element(f'<meta name="csrf-token" content="{escape(csrf_token)}">'), name="csrf"
+        )
+    # Geoman brings its JS/CSS (served locally); the toolbar stays hidden because the
+    # panel's buttons drive it, so every action goes through the same checked path.
+    GeoMan(
+        position="topright",
+        drawMarker=False,
+        drawCircleMarker=False,
+        drawPolyline=False,
+        drawRectangle=False,
+        drawPolygon=False,
+        drawCircle=False,
+        drawText=False,
+        editMode=False,
+        dragMode=False,
+        cutPolygon=False,
+        removalMode=False,
+        rotateMode=False,
+    ).add_to(m)
+    GridmapGlue(config).add_to(m)
+    m.get_root().header.add_child(CssLink(EDIT_CSS), name="grid_edit_css")
+    PageShell(EDIT_DOM, EDIT_JS, "gridEdit.init").add_to(m)
+    return render_offline(m)

@@ -1,0 +1,480 @@
+/* Grid editing page glue: pick a grid, redraw/split/merge/move an edge/reassign with
+ * Geoman, save with the version it started from, show conflicts and problems, and
+ * browse, compare and revert versions. Every server string is rendered as text.
+ * window.gridEdit is the API the panel's buttons call (and the browser tests). */
+(function () {
+  "use strict";
+
+  var S = {
+    map: null, grids: null, byCode: {}, props: {}, selected: null, adjacent: null,
+    editLayer: null, problems: null, overlay: null, drawMode: null, ready: false
+  };
+
+  function t(key, vars) {
+    var text = window.gridmap ? window.gridmap.t(key) : key;
+    Object.keys(vars || {}).forEach(function (k) { text = text.replace("{" + k + "}", vars[k]); });
+    return text;
+  }
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, children) { return window.gridmap.el(tag, attrs, children); }
+
+  function message(text, kind) {
+    var box = $("ge-message");
+    box.textContent = text || "";
+    box.className = "ge-message" + (kind ? " ge-" + kind : "");
+  }
+
+  function setBusy(busy) {
+    document.documentElement.setAttribute("data-ge-busy", busy ? "1" : "0");
+  }
+
+  // ------------------------------------------------------------------ HTTP
+
+  function api(method, url, body, headers) {
+    var opts = { method: method, headers: Object.assign({ Accept: "application/json" }, headers || {}) };
+    var csrf = document.querySelector('meta[name="csrf-token"]');
+    if (csrf && method !== "GET") { opts.headers["X-CSRFToken"] = csrf.getAttribute("content"); }
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (r) {
+      return r.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = { reason: text }; }
+        return { status: r.status, ok: r.ok, data: data };
+      });
+    });
+  }
+
+  function ifMatch(version) { return { "If-Match": '"' + version + '"' }; }
+
+  function reason() {
+    var value = ($("ge-reason").value || "").trim();
+    return value;
+  }
+
+  // Outcome of every edit: success reloads, 409 offers a reload, 400 shows the problem.
+  function handle(res) {
+    setBusy(false);
+    clearProblems();
+    if (res.ok) {
+      $("ge-conflict").hidden = true;
+      var versions = res.data.versions || {};
+      var code = S.selected && (res.data.moved && res.data.moved[S.selected]) || (S.selected);
+      var v = versions[code];
+      message(t("ge_saved", { v: v === undefined ? "" : v }), "ok");
+      stopEditing();
+      return reloadGrids().then(function () {
+        if (code && S.byCode[code]) { return select(code); }
+        S.selected = null;
+        showSelected();
+      }).then(function () { return res; });
+    }
+    if (res.status === 409) {
+      $("ge-conflict").hidden = false;
+      $("ge-conflict-text").textContent = t("ge_conflict");
+      message((res.data && res.data.reason) || t("ge_conflict"), "error");
+      document.documentElement.setAttribute("data-ge-conflict", "1");
+      return Promise.resolve(res);
+    }
+    var details = (res.data && res.data.details) || {};
+    var text = (res.data && res.data.reason) || ("HTTP " + res.status);
+    if (details.offending) {
+      showProblems(details.offending);
+      text += " — " + t("ge_problem");
+    }
+    if (details.candidates) { fillNeighbours(details.candidates); }
+    message(text, "error");
+    document.documentElement.setAttribute("data-ge-error", String(res.status));
+    return Promise.resolve(res);
+  }
+
+  // ------------------------------------------------------------------ layers
+
+  function gridStyle(feature) {
+    var sel = S.selected && feature.properties.code === S.selected;
+    return {
+      color: sel ? "#d7301f" : "#35506b", weight: sel ? 3 : 0.8,
+      fillColor: "#2b8cbe", fillOpacity: sel ? 0.05 : 0.15
+    };
+  }
+
+  function reloadGrids() {
+    return fetch("/api/grids.geojson", { headers: { Accept: "application/geo+json" } })
+      .then(function (r) { if (!r.ok) { throw new Error("grids " + r.status); } return r.json(); })
+      .then(function (data) {
+        if (S.grids) { S.map.removeLayer(S.grids); }
+        S.byCode = {}; S.props = {};
+        S.grids = L.geoJSON(data, {
+          style: gridStyle,
+          pmIgnore: true,
+          className: "ge-grid",
+          onEachFeature: function (feature, layer) {
+            var code = feature.properties.code;
+            S.byCode[code] = layer; S.props[code] = feature.properties;
+            layer.bindTooltip(feature.properties.name + " · " + code, { sticky: true });
+            layer.on("click", function () { if (!S.drawMode) { select(code); } });
+            layer.on("add", function () {
+              var node = layer.getElement && layer.getElement();
+              if (node) { node.setAttribute("data-code", code); }
+            });
+          }
+        }).addTo(S.map);
+        S.grids.bringToBack();
+        document.documentElement.setAttribute("data-ge-grids", String(data.features.length));
+        return data;
+      });
+  }
+
+  function clearProblems() {
+    if (S.problems) { S.map.removeLayer(S.problems); S.problems = null; }
+  }
+
+  function showProblems(geojson) {
+    clearProblems();
+    S.problems = L.geoJSON(geojson, {
+      pmIgnore: true, className: "ge-problem",
+      style: function () { return { color: "#e31a1c", weight: 3, fillColor: "#e31a1c", fillOpacity: 0.45, dashArray: "4 3" }; },
+      pointToLayer: function (f, latlng) { return L.circleMarker(latlng, { radius: 9, color: "#e31a1c", className: "ge-problem" }); }
+    }).addTo(S.map);
+    var b = S.problems.getBounds();
+    if (b.isValid()) { S.map.fitBounds(b.pad(0.5), { maxZoom: 17 }); }
+    document.documentElement.setAttribute("data-ge-problems", String(S.problems.getLayers().length));
+  }
+
+  function showOverlay(features) {
+    if (S.overlay) { S.map.removeLayer(S.overlay); }
+    S.overlay = L.featureGroup().addTo(S.map);
+    features.forEach(function (item) {
+      if (!item.feature || !item.feature.geometry) { return; }
+      L.geoJSON(item.feature, { pmIgnore: true, className: "ge-overlay ge-" + item.role, style: item.style })
+        .addTo(S.overlay);
+    });
+    var b = S.overlay.getBounds();
+    if (b.isValid()) { S.map.fitBounds(b.pad(0.3)); }
+  }
+
+  // ------------------------------------------------------------------ selection
+
+  function showSelected() {
+    var box = $("ge-selected");
+    box.textContent = "";
+    var code = S.selected;
+    box.setAttribute("data-code", code || "");
+    box.setAttribute("data-version", code && S.adjacent ? String(S.adjacent.version) : "");
+    if (!code) { box.appendChild(el("span", { text: t("ge_pick") })); }
+    else {
+      box.appendChild(el("div", { class: "ge-name", text: S.adjacent ? S.adjacent.name : code }));
+      box.appendChild(el("div", { class: "ge-code", text: code }));
+      box.appendChild(el("div", { class: "ge-ver", text: t("ge_version") + " " + (S.adjacent ? S.adjacent.version : "") }));
+    }
+    ["ge-edit", "ge-split", "ge-merge", "ge-edge", "ge-reassign"].forEach(function (id) { $(id).disabled = !code; });
+    if (S.grids) { S.grids.setStyle(gridStyle); }
+  }
+
+  function option(select, value, text) { select.appendChild(el("option", { value: value, text: text })); }
+
+  function fillNeighbours(candidates) {
+    var sel = $("ge-neighbour");
+    var keep = sel.value;
+    sel.textContent = "";
+    option(sel, "", t("ge_none"));
+    option(sel, "auto", t("ge_auto"));
+    (candidates || []).forEach(function (c) {
+      var code = typeof c === "string" ? c : c.code;
+      var name = S.props[code] ? S.props[code].name : "";
+      option(sel, code, name + " " + code);
+    });
+    sel.value = keep || "auto";
+  }
+
+  function select(code) {
+    clearProblems();
+    S.selected = code;
+    S.adjacent = null;
+    showSelected();
+    return api("GET", "/api/grids/" + code + "/adjacent").then(function (res) {
+      if (!res.ok) { message(res.data && res.data.reason, "error"); return; }
+      S.adjacent = res.data;
+      var same = res.data.grids.filter(function (g) { return g.same_community; });
+      fillNeighbours(same);
+      [["ge-merge-with", same], ["ge-edge-with", same]].forEach(function (pair) {
+        var sel = $(pair[0]); sel.textContent = "";
+        option(sel, "", t("ge_choose"));
+        pair[1].forEach(function (g) { option(sel, g.code, g.name + " " + g.code); });
+      });
+      var comm = $("ge-community"); comm.textContent = "";
+      option(comm, "", t("ge_choose"));
+      res.data.communities.forEach(function (c) { option(comm, c.code, c.name + " " + c.code); });
+      showSelected();
+      return history(code);
+    });
+  }
+
+  // ------------------------------------------------------------------ editing
+
+  function startEditing() {
+    if (!S.selected || !S.adjacent) { return; }
+    stopEditing();
+    S.editLayer = L.geoJSON(S.adjacent.geometry, {
+      className: "ge-editing",
+      style: function () { return { color: "#d7301f", weight: 2, fillOpacity: 0.1 }; }
+    }).addTo(S.map);
+    S.editLayer.eachLayer(function (layer) {
+      layer.pm.enable({ allowSelfIntersection: false, snappable: true });
+    });
+    $("ge-save").disabled = false;
+    $("ge-cancel").disabled = false;
+    document.documentElement.setAttribute("data-ge-editing", "1");
+  }
+
+  function stopEditing() {
+    if (S.editLayer) {
+      S.editLayer.eachLayer(function (layer) { if (layer.pm) { layer.pm.disable(); } });
+      S.map.removeLayer(S.editLayer);
+      S.editLayer = null;
+    }
+    if (S.drawMode) { S.map.pm.disableDraw(); S.drawMode = null; }
+    $("ge-save").disabled = true;
+    $("ge-cancel").disabled = true;
+    document.documentElement.setAttribute("data-ge-editing", "0");
+  }
+
+  function editedGeometry() {
+    var polys = [];
+    S.editLayer.eachLayer(function (layer) {
+      // toGeoJSON(false): no rounding, so unmoved vertices come back bit for bit.
+      var g = layer.toGeoJSON(false).geometry;
+      if (g.type === "Polygon") { polys.push(g.coordinates); }
+      else if (g.type === "MultiPolygon") { polys = polys.concat(g.coordinates); }
+    });
+    return { type: "MultiPolygon", coordinates: polys };
+  }
+
+  function requireReason() {
+    if (!reason()) { message(t("ge_need_reason"), "error"); $("ge-reason").focus(); return false; }
+    return true;
+  }
+
+  function currentVersion(code) {
+    if (S.adjacent && S.adjacent.code === code) { return S.adjacent.version; }
+    var p = S.props[code];
+    if (p) { return p.version; }
+    var n = S.adjacent && S.adjacent.grids.filter(function (g) { return g.code === code; })[0];
+    return n ? n.version : undefined;
+  }
+
+  // The API the buttons call; each returns a promise of {status, ok, data}.
+  function saveGeometry(code, geometry, opts) {
+    opts = opts || {};
+    setBusy(true);
+    message(t("ge_working"));
+    var body = { geometry: geometry, reason: opts.reason || reason() };
+    var neighbour = opts.neighbour !== undefined ? opts.neighbour : $("ge-neighbour").value;
+    if (neighbour) { body.neighbour = neighbour; }
+    var version = opts.version !== undefined ? opts.version : currentVersion(code);
+    return api("PUT", "/api/grids/" + code + "/geometry", body, ifMatch(version)).then(handle);
+  }
+
+  function split(code, line, opts) {
+    opts = opts || {};
+    setBusy(true);
+    var version = opts.version !== undefined ? opts.version : currentVersion(code);
+    return api("POST", "/api/grids/" + code + "/split", { line: line, reason: opts.reason || reason() },
+      ifMatch(version)).then(handle);
+  }
+
+  function merge(codes, opts) {
+    opts = opts || {};
+    setBusy(true);
+    var versions = {};
+    codes.forEach(function (c) { versions[c] = currentVersion(c); });
+    return api("POST", "/api/grids/merge", {
+      codes: codes, versions: opts.versions || versions, keep: opts.keep || codes[0],
+      reason: opts.reason || reason()
+    }).then(handle);
+  }
+
+  function moveEdge(a, b, line, opts) {
+    opts = opts || {};
+    setBusy(true);
+    var versions = {}; versions[a] = currentVersion(a); versions[b] = currentVersion(b);
+    return api("POST", "/api/grids/edge", {
+      a: a, b: b, line: line, versions: opts.versions || versions, reason: opts.reason || reason()
+    }).then(handle);
+  }
+
+  function reassign(code, community, opts) {
+    opts = opts || {};
+    setBusy(true);
+    var version = opts.version !== undefined ? opts.version : currentVersion(code);
+    return api("POST", "/api/grids/" + code + "/reassign", { community: community, reason: opts.reason || reason() },
+      ifMatch(version)).then(handle);
+  }
+
+  function revert(code, to, opts) {
+    opts = opts || {};
+    setBusy(true);
+    var version = opts.version !== undefined ? opts.version : currentVersion(code);
+    return api("POST", "/api/grids/" + code + "/revert", { to: to, reason: opts.reason || reason() },
+      ifMatch(version)).then(handle);
+  }
+
+  function drawLine(mode, hint, done) {
+    stopEditing();
+    S.drawMode = mode;
+    message(t(hint));
+    S.map.pm.enableDraw("Line", { snappable: true, snapDistance: 15 });
+    S.map.once("pm:create", function (e) {
+      var line = e.layer.toGeoJSON(false).geometry;
+      S.map.removeLayer(e.layer);
+      S.drawMode = null;
+      done(line);
+    });
+  }
+
+  // ------------------------------------------------------------------ history
+
+  function history(code) {
+    return api("GET", "/api/grids/" + code + "/versions").then(function (res) {
+      var list = $("ge-history");
+      list.textContent = "";
+      if (!res.ok) { return; }
+      var current = null;
+      res.data.versions.forEach(function (v) { if (v.current) { current = v.version; } });
+      res.data.versions.slice().reverse().forEach(function (v) {
+        var label = "v" + v.version + " · " + (v.kind === "loaded" ? t("ge_loaded_state") : t("ge_kind_" + v.kind));
+        if (v.current) { label += " (" + t("ge_current") + ")"; }
+        if (v.retired) { label += " (" + t("ge_retired") + ")"; }
+        var meta = [v.edited_by, (v.valid_from || "").slice(0, 19).replace("T", " "), v.reason].filter(Boolean).join(" · ");
+        var item = el("li", { class: "ge-version", "data-version": String(v.version) }, [
+          el("div", { class: "ge-version-label", text: label }),
+          el("div", { class: "ge-version-meta", text: meta })
+        ]);
+        var buttons = el("div", { class: "ge-version-actions" });
+        var show = el("button", { type: "button", text: t("ge_show") });
+        show.addEventListener("click", function () { showVersion(code, v.version); });
+        buttons.appendChild(show);
+        if (current !== null && v.version !== current && !v.retired) {
+          var cmp = el("button", { type: "button", class: "ge-compare", text: t("ge_compare") });
+          cmp.addEventListener("click", function () { compare(code, v.version, current); });
+          var rev = el("button", { type: "button", class: "ge-revert", text: t("ge_revert") });
+          rev.addEventListener("click", function () {
+            if (requireReason()) { revert(code, v.version); }
+          });
+          buttons.appendChild(cmp);
+          buttons.appendChild(rev);
+        }
+        item.appendChild(buttons);
+        list.appendChild(item);
+      });
+      document.documentElement.setAttribute("data-ge-history", String(res.data.versions.length));
+      return res.data;
+    });
+  }
+
+  function showVersion(code, n) {
+    return api("GET", "/api/grids/" + code + "/versions/" + n).then(function (res) {
+      if (!res.ok) { message(res.data && res.data.reason, "error"); return res; }
+      showOverlay([{ feature: res.data, role: "version", style: function () { return { color: "#6a3d9a", weight: 3, fillOpacity: 0.1 }; } }]);
+      return res;
+    });
+  }
+
+  function compare(code, a, b) {
+    return api("GET", "/api/grids/" + code + "/compare?a=" + a + "&b=" + b).then(function (res) {
+      if (!res.ok) { message(res.data && res.data.reason, "error"); return res; }
+      showOverlay([
+        { feature: res.data.a, role: "a", style: function () { return { color: "#6a3d9a", weight: 2, dashArray: "5 4", fill: false }; } },
+        { feature: res.data.b, role: "b", style: function () { return { color: "#1b7837", weight: 2, fill: false }; } },
+        { feature: res.data.gained, role: "gained", style: function () { return { color: "#1b7837", weight: 0, fillColor: "#5aae61", fillOpacity: 0.5 }; } },
+        { feature: res.data.lost, role: "lost", style: function () { return { color: "#b2182b", weight: 0, fillColor: "#d6604d", fillOpacity: 0.5 }; } }
+      ]);
+      message("Δ " + Math.round(res.data.difference.properties.area_m2) + " m²");
+      document.documentElement.setAttribute("data-ge-compare", a + "-" + b);
+      return res;
+    });
+  }
+
+  // ------------------------------------------------------------------ wiring
+
+  function label(id, key) { $(id).textContent = t(key); }
+
+  function wire() {
+    label("ge-title", "ge_title");
+    label("ge-reason-label", "ge_reason");
+    $("ge-reason").setAttribute("placeholder", t("ge_reason_hint"));
+    label("ge-edit", "ge_edit"); label("ge-save", "ge_save"); label("ge-cancel", "ge_cancel");
+    label("ge-split", "ge_split"); label("ge-merge", "ge_merge"); label("ge-edge", "ge_edge");
+    label("ge-reassign", "ge_reassign"); label("ge-neighbour-label", "ge_neighbour");
+    label("ge-reload", "ge_reload"); label("ge-history-title", "ge_history");
+    fillNeighbours([]);
+    // Keep map gestures off the panel.
+    L.DomEvent.disableClickPropagation($("ge-panel"));
+    L.DomEvent.disableScrollPropagation($("ge-panel"));
+
+    $("ge-edit").addEventListener("click", startEditing);
+    $("ge-cancel").addEventListener("click", function () { stopEditing(); message(""); });
+    $("ge-save").addEventListener("click", function () {
+      if (!S.editLayer || !requireReason()) { return; }
+      saveGeometry(S.selected, editedGeometry());
+    });
+    $("ge-split").addEventListener("click", function () {
+      if (!requireReason()) { return; }
+      var code = S.selected;
+      drawLine("split", "ge_draw_line", function (line) { split(code, line); });
+    });
+    $("ge-merge").addEventListener("click", function () {
+      var other = $("ge-merge-with").value;
+      if (!other || !requireReason()) { return; }
+      merge([S.selected, other]);
+    });
+    $("ge-edge").addEventListener("click", function () {
+      var other = $("ge-edge-with").value;
+      if (!other || !requireReason()) { return; }
+      var code = S.selected;
+      drawLine("edge", "ge_draw_edge", function (line) { moveEdge(code, other, line); });
+    });
+    $("ge-reassign").addEventListener("click", function () {
+      var community = $("ge-community").value;
+      if (!community || !requireReason()) { return; }
+      reassign(S.selected, community);
+    });
+    $("ge-reload").addEventListener("click", reload);
+  }
+
+  function reload() {
+    $("ge-conflict").hidden = true;
+    document.documentElement.setAttribute("data-ge-conflict", "0");
+    document.documentElement.setAttribute("data-ge-loading", "1");
+    stopEditing();
+    clearProblems();
+    message("");
+    var code = S.selected;
+    return reloadGrids()
+      .then(function () { return code ? select(code) : null; })
+      .then(function () { document.documentElement.setAttribute("data-ge-loading", "0"); });
+  }
+
+  function init(map) {
+    S.map = map;
+    document.body.classList.add("page-grid-edit");
+    wire();
+    showSelected();
+    reloadGrids().then(function (data) {
+      if (S.grids && data.features.length) { map.fitBounds(S.grids.getBounds(), { padding: [10, 10] }); }
+      S.ready = true;
+      document.documentElement.setAttribute("data-ge-ready", "1");
+    }).catch(function (err) {
+      message(t("load_failed") + ": " + err, "error");
+    });
+  }
+
+  window.gridEdit = {
+    init: init, select: select, reload: reload, startEditing: startEditing,
+    saveGeometry: saveGeometry, split: split, merge: merge, moveEdge: moveEdge,
+    reassign: reassign, revert: revert, history: history, compare: compare,
+    showVersion: showVersion, state: S
+  };
+})();
