@@ -24,6 +24,8 @@ Progress = Callable[[str], None]
 
 # Tables the demo owns, children first, so a reload can empty them in order.
 DEMO_TABLES = (
+    "grid_versions",
+    "grid_edits",
     "camera_credentials",
     "grid_coverage",
     "coverage_dirty",
@@ -94,6 +96,9 @@ def load_demo(
     counts = load(session, data, progress=step)
     counts.update(load_demo_cameras(session, data))
     step("cameras")
+    from gridmap.accounts import ensure_demo_accounts  # units and demo users (issue 6)
+
+    counts["users"] = ensure_demo_accounts(session)
     session.execute(
         text("INSERT INTO dataset_loads (description) VALUES (:d)"),
         {"d": f"demo seed={seed} houses={houses} cameras={cameras}"},
@@ -103,10 +108,11 @@ def load_demo(
 
 def load_demo_cameras(session: Session, data: DemoDataset) -> dict[str, int]:
     """Load the generated cameras once the camera registry exists."""
-    from video import coverage, registry
+    from video import coverage, crowd, registry
 
     loaded = registry.load_generated(session, data.cameras)
     coverage.refresh_all(session)
+    crowd.load_demo_calibrations(session)  # issue 5: 'crowd' cameras get a calibration
     return {"cameras": loaded}
 
 

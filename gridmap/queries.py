@@ -41,8 +41,8 @@ def check_bbox(west: float, south: float, east: float, north: float) -> None:
         raise InvalidInput(f"bbox spans more than {MAX_BBOX_DEGREES} degrees")
 
 
-def grid_at_point(session: Session, lon: float, lat: float) -> dict[str, Any]:
-    """Return the grid containing a WGS-84 point (code, name, community, town)."""
+def grid_at_point(session: Session, lon: float, lat: float, prefix: str = "") -> dict[str, Any]:
+    """Return the grid containing a WGS-84 point (code, name, community, town) within a prefix."""
     check_lon_lat(lon, lat)
     row = session.execute(
         text(
@@ -53,11 +53,12 @@ def grid_at_point(session: Session, lon: float, lat: float) -> dict[str, Any]:
             JOIN communities c ON c.id = g.community_id
             JOIN towns t ON t.id = c.town_id
             WHERE ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+              AND g.code LIKE :prefix || '%'
             ORDER BY g.code
             LIMIT 1
             """
         ),
-        {"lon": lon, "lat": lat},
+        {"lon": lon, "lat": lat, "prefix": prefix},
     ).mappings().first()
     if row is None:
         raise NotFound("no grid contains this point", lon=lon, lat=lat)
@@ -84,8 +85,8 @@ def grids_in_bbox(
     return [dict(r) for r in rows]
 
 
-def grid_by_code(session: Session, code: str) -> dict[str, Any]:
-    """Return one grid with its team, counts and key-person categories."""
+def grid_by_code(session: Session, code: str, prefix: str = "") -> dict[str, Any]:
+    """Return one grid with its team, counts and key-person categories, within a prefix."""
     check_code(code)
     row = session.execute(
         text(
@@ -100,10 +101,10 @@ def grid_by_code(session: Session, code: str) -> dict[str, Any]:
             FROM grids g
             JOIN communities c ON c.id = g.community_id
             JOIN towns t ON t.id = c.town_id
-            WHERE g.code = :code
+            WHERE g.code = :code AND g.code LIKE :prefix || '%'
             """
         ),
-        {"code": code},
+        {"code": code, "prefix": prefix},
     ).mappings().first()
     if row is None:
         raise NotFound("no such grid", code=code)
@@ -205,8 +206,8 @@ def areas_geojson(session: Session, level: str, prefix: str = "", digits: int = 
     return _feature_collection(session, sql, {"prefix": prefix, "digits": digits})
 
 
-def district_summary(session: Session) -> dict[str, Any]:
-    """Return totals for the district (grids, houses, residents, ...)."""
+def district_summary(session: Session, prefix: str = "") -> dict[str, Any]:
+    """Return totals (grids, houses, residents, ...) of the grids under a prefix."""
     row = session.execute(
         text(
             """
@@ -216,9 +217,10 @@ def district_summary(session: Session) -> dict[str, Any]:
                    COALESCE(sum(key_places), 0) AS key_places,
                    COALESCE(sum(components), 0) AS components,
                    ST_AsGeoJSON(ST_Extent(geom)::geometry, 6)::json AS extent
-            FROM grids
+            FROM grids WHERE code LIKE :prefix || '%'
             """
-        )
+        ),
+        {"prefix": prefix},
     ).mappings().one()
     return {k: (int(v) if isinstance(v, int | float) else v) for k, v in row.items()}
 

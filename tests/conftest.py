@@ -65,19 +65,62 @@ def session(connection) -> Session:
     s.close()
 
 
+@pytest.fixture(scope="session")
+def demo_accounts(engine, demo_loaded) -> None:
+    """Make sure the demo units and users exist (idempotent; what the demo loader adds)."""
+    from gridmap.accounts import ensure_demo_accounts
+
+    with Session(engine) as s:
+        ensure_demo_accounts(s)
+        s.commit()
+
+
 @pytest.fixture
-def app(connection, database_url):
-    """Return the Flask app bound to the test transaction."""
+def app(connection, database_url, demo_accounts):
+    """Return the Flask app bound to the test transaction (CSRF off; see test_auth)."""
     from web import create_app
 
     return create_app(
-        {"TESTING": True, "DATABASE_URL": database_url, "TEST_CONNECTION": connection}
+        {"TESTING": True, "DATABASE_URL": database_url, "TEST_CONNECTION": connection,
+         "WTF_CSRF_ENABLED": False}
     )
 
 
+def sign_in_client(app, client, username: str):
+    """Put a signed-in session for ``username`` into a test client's cookie.
+
+    Writes what Flask-Login would after a sign-in, without the scrypt check and the
+    sign-in rate limit, so every test can start signed in cheaply.
+    """
+    from sqlalchemy import select
+
+    from gridmap.accounts import User
+    from web.database import get_session
+
+    with app.app_context():
+        user = get_session().scalars(select(User).where(User.username == username)).one()
+        ident = f"{user.id}:{user.session_token}"
+    with client.session_transaction() as sess:
+        sess["_user_id"] = ident
+        sess["_fresh"] = True
+    return client
+
+
 @pytest.fixture
-def client(app):
-    """Return a test client."""
+def client_as(app):
+    """Return a factory of test clients signed in as a given (demo) user."""
+    return lambda username: sign_in_client(app, app.test_client(), username)
+
+
+@pytest.fixture
+def client(app, client_as):
+    """Return a test client signed in as the district center's operator."""
+    return client_as("district-operator")
+
+
+@pytest.fixture
+def anon_client(app):
+    """Return a test client that has not signed in."""
     return app.test_client()
 
 

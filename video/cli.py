@@ -71,8 +71,10 @@ def streams_serve(base_port: int | None, uhd: bool) -> None:
 @click.option("--metrics-port", default=None, type=int, help="Serve Prometheus metrics here.")
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
 @click.option("--max-samples", default=None, type=int, help="Stop after this many samples.")
+@click.option("--crowd/--no-crowd", default=True, show_default=True,
+              help="Estimate crowd density for calibrated cameras tagged 'crowd'.")
 def sampler_command(processes: int, threads: int, lease: int, metrics_port: int | None,
-                    duration: float | None, max_samples: int | None) -> None:
+                    duration: float | None, max_samples: int | None, crowd: bool) -> None:
     """Sample every due camera on its schedule (several samplers may run at once)."""
     import logging
     import signal
@@ -82,7 +84,10 @@ def sampler_command(processes: int, threads: int, lease: int, metrics_port: int 
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = SamplerConfig(processes=processes, threads_per_process=threads, lease_s=lease)
-    sampler = Sampler(db.engine_for(db.database_url()), config)
+    from video.crowd import CrowdHook
+
+    hooks = [CrowdHook()] if crowd else []
+    sampler = Sampler(db.engine_for(db.database_url()), config, hooks=hooks)
     signal.signal(signal.SIGTERM, lambda *_: sampler.stop_event.set())
     if metrics_port:
         from prometheus_client import start_http_server
@@ -96,3 +101,110 @@ def sampler_command(processes: int, threads: int, lease: int, metrics_port: int 
     finally:
         sampler.close()
     click.echo(f"sampler {config.name}: {taken} samples")
+
+
+# --------------------------------------------------------------------------- sensors
+
+
+def _db_session():
+    """Return a session on the configured database (the command commits)."""
+    from sqlalchemy.orm import Session
+
+    from gridmap import db
+
+    return Session(db.engine_for(db.database_url()))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group("sensors")
+def sensors_group() -> None:
+    """Crowd-flow sensors: register devices, issue tokens, simulate readings."""
+
+
+@sensors_group.command("add")
+@click.argument("device_id")
+@click.option("--name", required=True, help="Where it counts, e.g. 'Xinhua Square east gate'.")
+@click.option("--lon", required=True, type=float, help="WGS-84 longitude.")
+@click.option("--lat", required=True, type=float, help="WGS-84 latitude.")
+@click.option("--area-m2", "area_m2", required=True, type=float,
+              help="Ground area the count refers to.")
+@click.option("--alert-density", default=None, type=float,
+              help="Alert threshold in persons/m² (default: Fruin level E, 1.08).")
+def sensors_add(device_id: str, name: str, lon: float, lat: float, area_m2: float,
+                alert_density: float | None) -> None:
+    """Register a sensor and print its token (shown this once; only a hash is kept)."""
+    from gridmap.errors import GridmapError
+    from video import sensors
+
+    with _db_session() as session:
+        try:
+            sensor, token = sensors.register(session, device_id, name, lon, lat, area_m2,
+                                             alert_density)
+        except GridmapError as exc:
+            _fail(exc.reason)
+        session.commit()
+    click.echo(f"sensor {sensor['device_id']} registered in grid {sensor['grid_code'] or '-'}")
+    click.echo(f"token (shown once): {token}")
+
+
+@sensors_group.command("rotate-token")
+@click.argument("device_id")
+def sensors_rotate(device_id: str) -> None:
+    """Issue a new token for a sensor; the old one stops working."""
+    from gridmap.errors import GridmapError
+    from video import sensors
+
+    with _db_session() as session:
+        try:
+            token = sensors.rotate_token(session, device_id)
+        except GridmapError as exc:
+            _fail(exc.reason)
+        session.commit()
+    click.echo(f"token (shown once): {token}")
+
+
+@sensors_group.command("list")
+def sensors_list() -> None:
+    """List the registered sensors with their latest reading."""
+    from video import sensors
+
+    with _db_session() as session:
+        rows = sensors.list_sensors(session)
+    for r in rows:
+        latest = (f"{r['density']:.2f} p/m² ({r['level']}) at {r['measured_at']:%Y-%m-%d %H:%M}"
+                  if r["measured_at"] else "no readings")
+        click.echo(f"{r['device_id']}\t{r['grid_code'] or '-'}\t{r['area_m2']:g} m²\t{latest}")
+
+
+@sensors_group.command("simulate")
+@click.option("--url", "app_url", default="http://127.0.0.1:5000", show_default=True,
+              help="The running app to post to.")
+@click.option("--sensors", "count", default=12, show_default=True, type=click.IntRange(1, 200),
+              help="Demo sensors at key places (registered or re-tokened as demo-*).")
+@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds between live readings.")
+@click.option("--backfill-hours", default=24.0, show_default=True,
+              type=click.FloatRange(0, 24 * 7), help="Post this much history first.")
+@click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def sensors_simulate(app_url: str, count: int, interval: float, backfill_hours: float,
+                     duration: float | None, seed: int) -> None:
+    """Post plausible readings of demo sensors to the running app over HTTP."""
+    from video import sensors
+
+    with _db_session() as session:
+        fleet = sensors.ensure_demo_sensors(session, count, seed=seed)
+        session.commit()
+    click.echo(f"{len(fleet)} demo sensors; posting to {app_url}")
+    try:
+        totals = sensors.simulate(app_url, fleet, interval_s=interval,
+                                  backfill_h=backfill_hours, duration_s=duration, seed=seed,
+                                  echo=click.echo)
+    except KeyboardInterrupt:
+        return
+    click.echo(f"posted {totals['posted']}, stored {totals['stored']}, "
+               f"alerts raised {totals['alerts_raised']}, failed requests {totals['errors']}")

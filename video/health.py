@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.errors import InvalidInput, NotFound
 from video.models import STATUSES
-from video.registry import Filters
+from video.registry import Filters, scope_for_prefix
 
 ROLLUP_LEVELS = {"town": 9, "community": 12, "grid": 15, "source": None}
 
@@ -18,12 +18,13 @@ ROLLUP_LEVELS = {"town": 9, "community": 12, "grid": 15, "source": None}
 def camera_health(session: Session, gb_id: str, prefix: str = "", history: int = 50,
                   samples: int = 20) -> dict[str, Any]:
     """Return a camera's status, its status history and its latest samples."""
+    visible, params = scope_for_prefix(prefix).sql()
     cam = session.execute(
         text(
-            "SELECT id, status, status_since, last_sample_at, next_due_at FROM cameras "
-            "WHERE gb_id = :g AND COALESCE(grid_code, '') LIKE :p || '%'"
+            "SELECT c.id, c.status, c.status_since, c.last_sample_at, c.next_due_at "
+            f"FROM cameras c WHERE c.gb_id = :g {visible}"
         ),
-        {"g": gb_id, "p": prefix},
+        {**params, "g": gb_id},
     ).mappings().first()
     if cam is None:
         raise NotFound("no such camera", gb_id=gb_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -25,6 +26,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         COMPRESS_MIN_SIZE=500,
         TILE_URL=None,  # optional intranet tile template, see web.maps
         TILE_DATUM="wgs84",
+        # Sign-in (web.auth): cookies are HttpOnly and SameSite=Lax; set
+        # GRIDMAP_SESSION_COOKIE_SECURE=true when served over TLS.
+        SESSION_COOKIE_NAME="gridmap_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        LOGIN_RATE_LIMIT="10 per minute",  # sign-in POSTs per client address
+        LOCKOUT_THRESHOLD=5,  # failed sign-ins in a row before the account locks
+        LOCKOUT_MINUTES=15,
+        RATELIMIT_STORAGE_URI="memory://",
+        LOGIN_EXEMPT_BLUEPRINTS=["sensor_ingest"],  # Bearer-token blueprints
+        # Live video (web.relay): MJPEG relays at RELAY_FPS, at most RELAY_MAX at once;
+        # LIVE_URL_TEMPLATE (e.g. "https://media/live/{gb_id}.m3u8") or LIVE_URLS
+        # ({gb_id: url}) hand tiles to an external media server instead.
+        RELAY_MAX=8,
+        RELAY_FPS=2.0,
+        RELAY_MAX_SECONDS=1800,
+        LIVE_URL_TEMPLATE=None,
+        LIVE_URLS={},
     )
     app.config.from_prefixed_env("GRIDMAP")
     app.config.from_pyfile("config.py", silent=True)
@@ -40,8 +61,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     assets.init_app(app)
     i18n.init_app(app)
     app.teardown_request(close_uploads)
+    from web import auth
 
-    from web.blueprints import cameras, coverage, grids, health, mapview, patrol
+    auth.init_app(app)  # sign-in guard for every route below, CSRF, audit
+
+    from web.blueprints import cameras, coverage, grids, health, mapview, patrol, search, wall
 
     app.register_blueprint(mapview.bp)
     app.register_blueprint(patrol.bp)
@@ -49,6 +73,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cameras.bp)
     app.register_blueprint(coverage.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(wall.bp)
+    from web.blueprints import grid_edit
+    app.register_blueprint(grid_edit.bp)
+    from web.blueprints import alerts, crowd, sensors
+    app.register_blueprint(crowd.bp)
+    app.register_blueprint(sensors.bp)  # 'sensor_ingest': device tokens, no session/CSRF
+    app.register_blueprint(alerts.bp)
+    from web.blueprints import dispatch, videowall
+
+    app.register_blueprint(dispatch.bp)
+    app.register_blueprint(videowall.bp)
 
     openapi.init_app(app)
     return app

@@ -49,7 +49,7 @@ LOCAL_ASSETS: dict[str, str | None] = {
     "leaflet_geoman_css": "/vendor/npm/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css",
     "Control.Fullscreen.js": "/vendor/npm/leaflet.fullscreen/Control.FullScreen.js",
     "Control.FullScreen.css": "/vendor/npm/leaflet.fullscreen/Control.FullScreen.css",
-    "iso8601": "/vendor/npm/iso8601-js-period/iso8601.min.js",
+    "iso8601": "/vendor/npm/iso8601-js-period/iso8601.js",
     "leaflet.timedimension.min.js": (
         "/vendor/npm/leaflet-timedimension/dist/leaflet.timedimension.min.js"
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gridmap.cli import db_group, demo_group
-from video.cli import density_group, sampler_command, streams_group
+from video.cli import density_group, sampler_command, sensors_group, streams_group
 
 
 @click.group()
@@ -34,6 +34,18 @@ main.add_command(demo_group)
 main.add_command(density_group)
 main.add_command(streams_group)
 main.add_command(sampler_command)
+main.add_command(sensors_group)
+
+
+def _add_account_commands() -> None:
+    """Register ``gridmap users …`` and ``gridmap units …`` (web.auth)."""
+    from web.auth import units_group, users_group
+
+    main.add_command(users_group)
+    main.add_command(units_group)
+
+
+_add_account_commands()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 import folium
 from branca.element import CssLink, Element, JavascriptLink, MacroElement
 from jinja2 import Template
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from web.assets import render_offline
 
@@ -23,6 +23,20 @@ def _json_for_script(value: Any) -> Markup:
     """Serialise to JSON that is safe inside a <script> element."""
     text = json.dumps(value, ensure_ascii=False)
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _request_identity() -> tuple[str | None, dict[str, Any] | None]:
+    """Return the page's CSRF token and signed-in user, when rendered for a request."""
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return None, None
+    from flask_wtf.csrf import generate_csrf
+
+    actor = g.get("actor")
+    user = {"username": actor.username, "unit": actor.unit_name, "role": actor.role,
+            "tier": actor.tier} if actor is not None else None
+    return generate_csrf(), user
 
 
 class RemoteGeoJson(MacroElement):
@@ -50,6 +64,7 @@ class GridmapGlue(MacroElement):
     _template = Template(
         """
         {% macro header(this, kwargs) %}
+        {% if this.csrf_token %}<meta name="csrf-token" content="{{ this.csrf_token }}">{% endif %}
         <script>window.GRIDMAP = {{ this.config_json }};</script>
         {% endmacro %}
         {% macro script(this, kwargs) %}
@@ -61,15 +76,16 @@ class GridmapGlue(MacroElement):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self._name = "GridmapGlue"
-        self.config_json = _json_for_script(config)
+        token, user = _request_identity()
+        self.csrf_token = escape(token) if token else ""
+        self.config_json = _json_for_script({**config, "user": user} if user else config)
 
     def render(self, **kwargs: Any) -> None:
         """Add the glue assets to the page header, then render the element."""
         figure = self.get_root()
         figure.header.add_child(JavascriptLink(GLUE_JS), name="gridmap_js")
         figure.header.add_child(CssLink(GLUE_CSS), name="gridmap_css")
-        header = Element(self._template.module.header(self, kwargs))
-        figure.header.add_child(header, name="gridmap_config")
+        # MacroElement.render places the header macro (config + CSRF meta) itself.
         super().render(**kwargs)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -47,3 +50,35 @@ def row(label: str, stats: dict[str, float], base: dict[str, float] | None = Non
     if base:
         text += f"   ×{stats['p50'] / base['p50']:.2f} p50  ×{stats['p99'] / base['p99']:.2f} p99"
     return text
+
+
+def sign_in(port: int, username: str) -> str:
+    """Sign in through the real form; return the Cookie header value."""
+    from gridmap.accounts import DEMO_USERS
+
+    password = next(u.password for u in DEMO_USERS if u.username == username)
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn.request("GET", "/login")
+    resp = conn.getresponse()
+    page = resp.read().decode()
+    cookie = resp.getheader("Set-Cookie").split(";", 1)[0]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    body = urlencode({"username": username, "password": password, "csrf_token": token})
+    conn.request("POST", "/login", body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 302, resp.status
+    return resp.getheader("Set-Cookie").split(";", 1)[0]
+
+
+def signed_in_test_client(app, username: str = "district-operator"):
+    """Return a Flask test client signed in through the login form (CSRF off)."""
+    from gridmap.accounts import DEMO_USERS
+
+    app.config["WTF_CSRF_ENABLED"] = False
+    password = next(u.password for u in DEMO_USERS if u.username == username)
+    client = app.test_client()
+    resp = client.post("/login", data={"username": username, "password": password})
+    assert resp.status_code == 302, resp.status_code
+    return client

@@ -18,7 +18,7 @@ import random
 import threading
 import time
 
-from _common import bench_database, percentiles, row, time_calls
+from _common import bench_database, percentiles, row, sign_in, signed_in_test_client, time_calls
 from sqlalchemy import text
 
 N = 1000
@@ -42,12 +42,13 @@ def serve(app):
     return server, server.effective_port
 
 
-def http_timer(port: int, paths: list[str]):
-    """Return a function timing GET requests over one keep-alive connection."""
+def http_timer(port: int, paths: list[str], cookie: str):
+    """Return a function timing signed-in GET requests over one keep-alive connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Accept-Encoding": "identity", "Cookie": cookie}
 
     def get(i: int) -> bytes:
-        conn.request("GET", paths[i % len(paths)], headers={"Accept-Encoding": "identity"})
+        conn.request("GET", paths[i % len(paths)], headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         assert resp.status == 200, (resp.status, body[:200])
@@ -82,10 +83,11 @@ def bench_nearby(url: str, label: str) -> None:
     app = create_app({"DATABASE_URL": url})
     server, port = serve(app)
     try:
+        cookie = sign_in(port, "district-operator")
         nearby_paths = [f"/api/cameras/nearby?lon={x:.6f}&lat={y:.6f}&radius=500&limit=20"
                         for x, y in pts]
-        endpoint = percentiles(time_calls(http_timer(port, nearby_paths), N))
-        trivial = percentiles(time_calls(http_timer(port, ["/api/version"]), N))
+        endpoint = percentiles(time_calls(http_timer(port, nearby_paths, cookie), N))
+        trivial = percentiles(time_calls(http_timer(port, ["/api/version"], cookie), N))
     finally:
         server.close()
     print(f"\nnearby KNN-20 within 500 m — {label}")
@@ -104,12 +106,13 @@ def bench_layer(url: str) -> None:
     from web import create_app
 
     app = create_app({"DATABASE_URL": url})
-    client = app.test_client()
+    client = signed_in_test_client(app)
     times = []
     body = b""
     for _ in range(30):
         t0 = time.perf_counter()
         resp = client.get("/api/cameras/layer.json")
+        assert resp.status_code == 200, resp.status_code
         body = resp.get_data()
         times.append(time.perf_counter() - t0)
     stats = percentiles(times)

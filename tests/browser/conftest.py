@@ -29,13 +29,15 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url, demo_loaded):
+def live_server(database_url, demo_loaded, demo_accounts):
     """Serve the app with waitress on a free loopback port; yield its base URL."""
     from waitress.server import create_server
 
     from web import create_app
 
-    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    # Every browser context signs in from 127.0.0.1: lift the per-address sign-in limit.
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True,
+                      "LOGIN_RATE_LIMIT": "500 per minute"})
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -90,13 +92,64 @@ class PageWatch:
         return out
 
 
+def sign_in(page, base_url: str, username: str, password: str | None = None) -> None:
+    """Sign in through the real sign-in form (a demo user's password by default)."""
+    from gridmap.accounts import DEMO_USERS
+
+    if password is None:
+        password = next(u.password for u in DEMO_USERS if u.username == username)
+    page.goto(base_url + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.click("#login-submit")
+
+
+@pytest.fixture(scope="session")
+def auth_states(browser, live_server):
+    """Return ``state(username)``: cookies of a demo user signed in once per session."""
+    cache: dict[str, dict] = {}
+
+    def state(username: str) -> dict:
+        if username not in cache:
+            context = browser.new_context()
+            pg = context.new_page()
+            sign_in(pg, live_server, username)
+            if "/login" in pg.url:
+                pytest.fail(f"demo user {username} could not sign in")
+            cache[username] = context.storage_state()
+            context.close()
+        return cache[username]
+
+    return state
+
+
 @pytest.fixture
-def page(browser, request):
-    """Open a fresh context/page; save a screenshot to test-output/ on teardown."""
-    context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN")
-    pg = context.new_page()
-    pg.watch = PageWatch(pg)
-    yield pg
+def signed_in_page(browser, auth_states, request):
+    """Return ``open(username, **context options)``: a fresh page signed in as that user.
+
+    Every page gets ``page.watch``; screenshots land in test-output/ on teardown.
+    """
+    opened: list[tuple[str, object, object]] = []
+
+    def open_page(username: str, **options):
+        options.setdefault("viewport", {"width": 1600, "height": 900})
+        options.setdefault("locale", "zh-CN")
+        context = browser.new_context(storage_state=auth_states(username), **options)
+        pg = context.new_page()
+        pg.watch = PageWatch(pg)
+        opened.append((username, context, pg))
+        return pg
+
+    yield open_page
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(OUTPUT_DIR / f"{request.node.name}.png"))
-    context.close()
+    for i, (username, context, pg) in enumerate(opened):
+        suffix = "" if i == 0 else f"-{username}"
+        pg.screenshot(path=str(OUTPUT_DIR / f"{request.node.name}{suffix}.png"))
+        context.close()
+
+
+@pytest.fixture
+def page(signed_in_page):
+    """Open a fresh page signed in as the district center's operator."""
+    return signed_in_page("district-operator")

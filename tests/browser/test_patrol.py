@@ -15,14 +15,14 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def phone(browser, request):
-    """A phone-sized page whose geolocation is a point in the old town."""
+def phone(browser, request, auth_states):
+    """A phone-sized page whose geolocation is a point in the old town (district patrol lead)."""
     from tests.browser.conftest import OUTPUT_DIR, PageWatch
 
     context = browser.new_context(
         viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True,
         locale="zh-CN", geolocation={"latitude": 35.5530, "longitude": 116.8260},
-        permissions=["geolocation"],
+        permissions=["geolocation"], storage_state=auth_states("district-patrol"),
     )
     page = context.new_page()
     page.watch = PageWatch(page)

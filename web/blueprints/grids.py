@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify
 from gridmap import queries
 from web.database import get_session
 from web.params import bbox_arg, float_arg, prefix_arg
+from web.scope import area_prefix, current_prefix
 
 bp = Blueprint("grids", __name__, url_prefix="/api")
 
@@ -25,7 +26,7 @@ def grids_geojson() -> Response:
         200: {description: FeatureCollection with code, name, kind and base counts}
         400: {description: Bad prefix}
     """
-    body = queries.grids_geojson(get_session(), prefix_arg())
+    body = queries.grids_geojson(get_session(), area_prefix(prefix_arg()))
     return Response(body, mimetype=GEOJSON)
 
 
@@ -43,7 +44,7 @@ def areas_geojson(level: str) -> Response:
         400: {description: Unknown level}
     """
     single = {"towns": "town", "communities": "community"}.get(level, level)
-    body = queries.areas_geojson(get_session(), single, prefix_arg())
+    body = queries.areas_geojson(get_session(), single, area_prefix(prefix_arg()))
     return Response(body, mimetype=GEOJSON)
 
 
@@ -61,7 +62,8 @@ def grid_at():
         400: {description: Missing, non-numeric or out-of-area coordinates}
         404: {description: No grid contains the point}
     """
-    return jsonify(queries.grid_at_point(get_session(), float_arg("lon"), float_arg("lat")))
+    return jsonify(queries.grid_at_point(get_session(), float_arg("lon"), float_arg("lat"),
+                                         prefix=current_prefix()))
 
 
 @bp.get("/grids")
@@ -78,7 +80,8 @@ def grids_in_bbox():
         400: {description: Malformed bbox}
     """
     west, south, east, north = bbox_arg()
-    items = queries.grids_in_bbox(get_session(), west, south, east, north, prefix_arg())
+    items = queries.grids_in_bbox(get_session(), west, south, east, north,
+                                  area_prefix(prefix_arg()))
     return jsonify({"count": len(items), "items": items})
 
 
@@ -95,7 +98,7 @@ def grid_detail(code: str):
         400: {description: Malformed code}
         404: {description: No such grid}
     """
-    return jsonify(queries.grid_by_code(get_session(), code))
+    return jsonify(queries.grid_by_code(get_session(), code, prefix=current_prefix()))
 
 
 @bp.get("/areas/<code>/hierarchy")
@@ -123,4 +126,4 @@ def summary():
       responses:
         200: {description: Totals and extent}
     """
-    return jsonify(queries.district_summary(get_session()))
+    return jsonify(queries.district_summary(get_session(), prefix=current_prefix()))

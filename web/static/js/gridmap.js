@@ -3,6 +3,33 @@
 (function () {
   "use strict";
 
+  // CSRF: every same-origin state-changing fetch() on the page carries the token
+  // the server put in <meta name="csrf-token">, so feature scripts need not know.
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : null;
+  }
+  (function installCsrfFetch() {
+    if (!window.fetch || window.fetch.gridmapCsrf) { return; }
+    var plain = window.fetch;
+    var wrapped = function (input, init) {
+      var method = ((init && init.method) || (input && input.method) || "GET").toUpperCase();
+      var url = typeof input === "string" ? input : (input && input.url) || String(input);
+      var sameOrigin = false;
+      try { sameOrigin = new URL(url, window.location.href).origin === window.location.origin; } catch (e) { sameOrigin = false; }
+      var token = csrfToken();
+      if (token && sameOrigin && ["GET", "HEAD", "OPTIONS"].indexOf(method) < 0) {
+        init = Object.assign({}, init || {});
+        var headers = new Headers(init.headers || (typeof input === "object" && input.headers) || undefined);
+        if (!headers.has("X-CSRFToken")) { headers.set("X-CSRFToken", token); }
+        init.headers = headers;
+      }
+      return plain.call(window, input, init);
+    };
+    wrapped.gridmapCsrf = true;
+    window.fetch = wrapped;
+  })();
+
   var state = { map: null, layers: {}, counts: {}, control: null, errors: [] };
 
   function cfg() { return window.GRIDMAP || { lang: "zh", i18n: {} }; }
@@ -124,13 +151,30 @@
     new Ctl({ position: "topleft" }).addTo(map);
   }
 
+  function userControl(map) {
+    var user = cfg().user;
+    if (!user) { return; }
+    var Ctl = L.Control.extend({
+      onAdd: function () {
+        return el("div", { class: "leaflet-bar gm-lang-box gm-user" }, [
+          el("span", { class: "gm-user-name", text: user.unit + " · " + user.username }),
+          el("a", { class: "gm-lang", href: "/videowall", text: t("video_wall") }),
+          el("a", { class: "gm-lang", href: "/logout", text: t("sign_out") })
+        ]);
+      }
+    });
+    new Ctl({ position: "bottomleft" }).addTo(map);
+  }
+
   function init(map) {
     state.map = map;
     document.documentElement.lang = cfg().lang === "en" ? "en" : "zh-CN";
     document.title = t("app_title");
     titleControl(map);
     languageControl(map);
+    userControl(map);
   }
 
-  window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t };
+  window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t,
+                     csrfToken: csrfToken };
 })();

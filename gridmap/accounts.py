@@ -1,0 +1,912 @@
+"""Units, users, dispatch orders, video patrol and the audit log: the three-tier model.
+
+The district runs three tiers of command: the district center (tier 1); towns/streets
+and departments (tier 2); villages/communities (tier 3). A town or community sees
+its code prefix; a department sees the cameras it owns (``cameras.department``);
+every unit also sees the cameras of open, unexpired dispatch orders addressed to it.
+``scope_for`` turns a unit into the :class:`video.registry.Scope` that every camera
+query applies, so the rules live in one SQL fragment.
+
+Nothing here imports Flask; callers own the transaction (functions add and flush).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
+from gridmap.models import Base
+from video.models import Camera
+from video.registry import NO_AREA, Scope, dispatched_sql
+
+UNIT_KINDS = ("district", "town", "department", "community")
+TIER_OF_KIND = {"district": 1, "town": 2, "department": 2, "community": 3}
+CODE_LENGTH_OF_KIND = {"district": 6, "town": 9, "community": 12}
+ROLES = ("operator", "grid_admin", "patrol_lead", "viewer")
+ORDER_KINDS = ("dispatch", "escalation")
+ORDER_STATES = ("open", "closed", "cancelled")
+TARGET_STATES = ("pending", "acknowledged", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+EVENT_ACTIONS = ("created", "acknowledged", "viewed", "closed", "cancelled")
+FINDING_SEVERITIES = ("info", "issue", "urgent")
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 128
+LOCKOUT_THRESHOLD = 5
+LOCKOUT_DURATION = timedelta(minutes=15)
+
+
+def _in(values: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Unit(Base):
+    """A command unit: the district center, a town/street, a department or a community."""
+
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    tier: Mapped[int] = mapped_column(SmallInteger)
+    # Area units: the jurisdiction as an area code (a prefix of grid codes).
+    code: Mapped[str | None] = mapped_column(String(15), unique=True)
+    # Departments: the owner name their cameras carry in cameras.department.
+    department: Mapped[str | None] = mapped_column(String(60), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {_in(UNIT_KINDS)}", name="kind"),
+        CheckConstraint(
+            "(kind = 'district' AND tier = 1) OR (kind IN ('town', 'department') AND tier = 2)"
+            " OR (kind = 'community' AND tier = 3)",
+            name="tier_matches_kind",
+        ),
+        CheckConstraint(
+            "(kind = 'department' AND code IS NULL AND department IS NOT NULL)"
+            " OR (kind = 'district' AND code ~ '^[0-9]{6}$' AND department IS NULL)"
+            " OR (kind = 'town' AND code ~ '^[0-9]{9}$' AND department IS NULL)"
+            " OR (kind = 'community' AND code ~ '^[0-9]{12}$' AND department IS NULL)",
+            name="jurisdiction",
+        ),
+    )
+
+
+class User(Base):
+    """A person who signs in; belongs to one unit and has one role."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    display_name: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(12))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Part of the session cookie's user id: rotating it (password change, lockout)
+    # invalidates every signed-in session of the user at once.
+    session_token: Mapped[str] = mapped_column(String(43))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"role IN {_in(ROLES)}", name="role"),
+        CheckConstraint("username ~ '^[a-z0-9][a-z0-9._-]{2,39}$'", name="username"),
+        CheckConstraint("failed_attempts >= 0", name="failed_attempts"),
+    )
+
+
+class DispatchOrder(Base):
+    """Cameras sent down the tiers (dispatch) or up them (escalation)."""
+
+    __tablename__ = "dispatch_orders"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    from_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    incident_ref: Mapped[str | None] = mapped_column(String(64))
+    # How the cameras were chosen (area, grid, bbox, point and radius or IDs), kept
+    # for the record; the cameras themselves are in dispatch_cameras.
+    selection: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    state: Mapped[str] = mapped_column(String(10), default="open", server_default="open")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {_in(ORDER_KINDS)}", name="kind"),
+        CheckConstraint(f"state IN {_in(ORDER_STATES)}", name="state"),
+        CheckConstraint(f"priority IN {_in(PRIORITIES)}", name="priority"),
+        CheckConstraint("expires_at > created_at", name="expires_after_created"),
+        Index("ix_dispatch_orders_state_expires", "state", "expires_at"),
+    )
+
+
+class DispatchTarget(Base):
+    """One addressee of an order, with its own acknowledgement and closing feedback."""
+
+    __tablename__ = "dispatch_targets"
+
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("dispatch_orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), default="pending", server_default="pending")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    feedback: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(f"state IN {_in(TARGET_STATES)}", name="state"),
+        # The scope fragment looks up "orders addressed to my unit" on every query.
+        Index("ix_dispatch_targets_unit_state", "unit_id", "state"),
+    )
+
+
+class DispatchCamera(Base):
+    """A camera of an order."""
+
+    __tablename__ = "dispatch_cameras"
+
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("dispatch_orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    camera_id: Mapped[int] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class DispatchEvent(Base):
+    """One timestamped step of an order's timeline."""
+
+    __tablename__ = "dispatch_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("dispatch_orders.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    action: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    detail: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+
+    __table_args__ = (
+        CheckConstraint(f"action IN {_in(EVENT_ACTIONS)}", name="action"),
+        Index("ix_dispatch_events_order_at", "order_id", "at"),
+        Index("ix_dispatch_events_at", "at"),
+    )
+
+
+class PatrolTour(Base):
+    """A named group of cameras that cycles on the video wall (视频巡查)."""
+
+    __tablename__ = "patrol_tours"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    dwell_s: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
+    layout: Mapped[int] = mapped_column(SmallInteger, default=4, server_default="4")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("unit_id", "name", name="uq_patrol_tours_unit_name"),
+        CheckConstraint("dwell_s BETWEEN 5 AND 600", name="dwell"),
+        CheckConstraint("layout IN (1, 4, 9, 16)", name="layout"),
+    )
+
+
+class PatrolTourCamera(Base):
+    """A camera of a tour, in playing order."""
+
+    __tablename__ = "patrol_tour_cameras"
+
+    tour_id: Mapped[int] = mapped_column(
+        ForeignKey("patrol_tours.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), index=True
+    )
+
+
+class PatrolFinding(Base):
+    """Something a video patrol saw, recorded against a grid."""
+
+    __tablename__ = "patrol_findings"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # The code, not a foreign key: grid edits retire and re-create grid rows, and
+    # a finding must keep the code it was recorded against.
+    grid_code: Mapped[str] = mapped_column(String(15))
+    camera_id: Mapped[int | None] = mapped_column(ForeignKey("cameras.id", ondelete="SET NULL"))
+    tour_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patrol_tours.id", ondelete="SET NULL")
+    )
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    severity: Mapped[str] = mapped_column(String(8), default="info", server_default="info")
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+    __table_args__ = (
+        CheckConstraint("grid_code ~ '^[0-9]{15}$'", name="grid_code_digits"),
+        CheckConstraint(f"severity IN {_in(FINDING_SEVERITIES)}", name="severity"),
+        Index(
+            "ix_patrol_findings_grid_code_prefix",
+            "grid_code",
+            postgresql_ops={"grid_code": "text_pattern_ops"},
+        ),
+    )
+
+
+class AuditEntry(Base):
+    """Who did what, when and from where. Never a password, token or stream credential."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str | None] = mapped_column(String(40))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(80))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    method: Mapped[str | None] = mapped_column(String(8))
+    path: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    detail: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+
+    __table_args__ = (
+        Index("ix_audit_log_action_at", "action", "at"),
+        Index("ix_audit_log_user_at", "user_id", "at"),
+    )
+
+
+# A department's scope filters cameras by owner name; declared here (the scope's
+# home) rather than in video.models so the camera model stays the registry's.
+Index("ix_cameras_department", Camera.department)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SignInFailed(GridmapError):
+    """Unknown user or wrong password (deliberately not saying which)."""
+
+
+class AccountLocked(GridmapError):
+    """Too many failed sign-ins; the account is locked for a while."""
+
+
+class AccountDisabled(Forbidden):
+    """The account is deactivated, or is a demo account outside demo mode."""
+
+
+# --------------------------------------------------------------------------- identity
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The signed-in caller as the domain sees it: user, role, unit and origin."""
+
+    user_id: int | None
+    username: str
+    role: str
+    unit_id: int
+    unit_name: str
+    unit_kind: str
+    tier: int
+    unit_code: str | None = None
+    department: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    # Whether the unit had open dispatched cameras when the actor was loaded (None:
+    # not known, so each query looks); see video.registry.Scope.has_dispatched.
+    has_dispatched: bool | None = None
+
+    @property
+    def scope(self) -> Scope:
+        """Return the camera visibility of this caller's unit."""
+        scope = scope_for(self.unit_kind, self.unit_code, self.department, self.unit_id)
+        if scope.unrestricted or self.has_dispatched is None:
+            return scope
+        return replace(scope, has_dispatched=self.has_dispatched)
+
+    @property
+    def area_prefix(self) -> str:
+        """Return the area prefix ('' for the district, NO_AREA for departments)."""
+        return self.scope.prefix
+
+
+def scope_for(kind: str, code: str | None, department: str | None, unit_id: int) -> Scope:
+    """Return the Scope of a unit: district all, area units a prefix, departments owner."""
+    if kind == "district":
+        return Scope()
+    if kind == "department":
+        return Scope(prefix=NO_AREA, department=department, unit_id=unit_id)
+    return Scope(prefix=code or NO_AREA, unit_id=unit_id)
+
+
+def actor_for(session: Session, user: User, ip: str | None = None,
+              user_agent: str | None = None) -> Actor:
+    """Return the Actor of a user (one query for the unit)."""
+    unit = session.get(Unit, user.unit_id)
+    if unit is None:  # the FK makes this impossible; keep the type checker honest
+        raise NotFound("the user's unit is gone")
+    return Actor(
+        user_id=user.id, username=user.username, role=user.role, unit_id=unit.id,
+        unit_name=unit.name, unit_kind=unit.kind, tier=unit.tier, unit_code=unit.code,
+        department=unit.department, ip=ip, user_agent=(user_agent or "")[:200] or None,
+    )
+
+
+def system_actor(unit: Unit, username: str = "system") -> Actor:
+    """Return an Actor for CLI and benchmark work done on behalf of a unit."""
+    return Actor(user_id=None, username=username, role="operator", unit_id=unit.id,
+                 unit_name=unit.name, unit_kind=unit.kind, tier=unit.tier,
+                 unit_code=unit.code, department=unit.department)
+
+
+# --------------------------------------------------------------------------- passwords
+
+
+def check_password_policy(password: str, username: str = "") -> None:
+    """Raise InvalidInput unless the password is long and varied enough."""
+    if not isinstance(password, str):
+        raise InvalidInput("password must be text")
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"a password has {MIN_PASSWORD_LENGTH}–{MAX_PASSWORD_LENGTH} characters"
+        )
+    classes = sum(
+        (
+            any(c.isalpha() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() for c in password),
+        )
+    )
+    if classes < 2:
+        raise InvalidInput("a password mixes at least two of letters, digits and symbols")
+    if username and password.lower() == username.lower():
+        raise InvalidInput("the password must differ from the username")
+
+
+def hash_password(password: str) -> str:
+    """Return a salted scrypt hash (werkzeug's default method)."""
+    return generate_password_hash(password, method="scrypt")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Checking a password against this for unknown usernames makes a wrong name
+    # take as long as a wrong password, so timing does not reveal which names exist.
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def new_session_token() -> str:
+    """Return a fresh random session token (43 URL-safe characters)."""
+    return secrets.token_urlsafe(32)
+
+
+# --------------------------------------------------------------------------- units and users
+
+
+def check_username(username: str) -> str:
+    """Return the normalised username or raise InvalidInput."""
+    name = (username or "").strip().lower()
+    if not USERNAME_RE.match(name):
+        raise InvalidInput(
+            "a username has 3–40 characters: lowercase letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def create_unit(
+    session: Session,
+    name: str,
+    kind: str,
+    *,
+    code: str | None = None,
+    department: str | None = None,
+    parent: Unit | None = None,
+) -> Unit:
+    """Add a unit after checking its kind, code and parent; returns it flushed."""
+    if kind not in UNIT_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(UNIT_KINDS)}")
+    name = (name or "").strip()
+    if not name or len(name) > 60:
+        raise InvalidInput("a unit name has 1–60 characters")
+    if kind == "department":
+        department = (department or name).strip()
+        if code:
+            raise InvalidInput("a department has no area code; it owns cameras by name")
+        if len(department) > 60:
+            raise InvalidInput("a department name has at most 60 characters")
+    else:
+        department = None
+        length = CODE_LENGTH_OF_KIND[kind]
+        if not (code and code.isascii() and code.isdigit() and len(code) == length):
+            raise InvalidInput(f"a {kind} unit needs a {length}-digit area code")
+    if parent is not None:
+        if parent.tier >= TIER_OF_KIND[kind]:
+            raise InvalidInput("a unit's parent must be a higher tier")
+        if kind == "community" and parent.kind == "town" and not code.startswith(parent.code):
+            raise InvalidInput("a community's parent town must contain its code")
+    if session.scalar(select(Unit.id).where(Unit.name == name)) is not None:
+        raise Conflict("a unit with this name exists", name=name)
+    unit = Unit(name=name, kind=kind, tier=TIER_OF_KIND[kind], code=code,
+                department=department, parent_id=parent.id if parent else None)
+    session.add(unit)
+    session.flush()
+    return unit
+
+
+def unit_by_ref(session: Session, ref: str | int) -> Unit:
+    """Return a unit by id, area code or name, else NotFound."""
+    ref_text = str(ref).strip()
+    stmt = select(Unit).where(
+        (Unit.name == ref_text) | (Unit.code == ref_text)
+        | (Unit.id == (int(ref_text) if ref_text.isdigit() and len(ref_text) < 9 else -1))
+    )
+    unit = session.scalars(stmt.order_by(Unit.id)).first()
+    if unit is None:
+        raise NotFound("no such unit", unit=ref_text)
+    return unit
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    unit: Unit,
+    *,
+    display_name: str = "",
+    is_demo: bool = False,
+    password_hash: str | None = None,
+) -> User:
+    """Add a user with a hashed password; returns it flushed."""
+    name = check_username(username)
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if password_hash is None:
+        check_password_policy(password, name)
+        password_hash = hash_password(password)
+    if session.scalar(select(User.id).where(User.username == name)) is not None:
+        raise Conflict("a user with this name exists", username=name)
+    user = User(username=name, display_name=display_name[:60], password_hash=password_hash,
+                role=role, unit_id=unit.id, is_demo=is_demo,
+                session_token=new_session_token())
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Change a password, unlock the account and end its other sessions."""
+    check_password_policy(password, user.username)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = datetime.now(UTC)
+    user.failed_attempts = 0
+    user.locked_until = None
+    user.session_token = new_session_token()
+    session.flush()
+
+
+SESSION_ACTOR_SQL = f"""
+SELECT u.id, u.username, u.role, u.active, u.is_demo, u.session_token,
+       un.id AS unit_id, un.name AS unit_name, un.kind, un.tier, un.code, un.department,
+       EXISTS ({dispatched_sql("un.id")}) AS has_dispatched
+FROM users u JOIN units un ON un.id = u.unit_id
+WHERE u.id = :id
+"""
+
+
+def load_session_actor(session: Session, user_id: int, token: str, *,
+                       demo_allowed: bool) -> tuple[str, Actor] | None:
+    """Return (session token, Actor) for a session cookie id that is still valid.
+
+    One query per request: the user, its unit and whether anything is dispatched to
+    the unit (so scoped queries without orders carry no dispatch branch).
+    """
+    row = session.execute(text(SESSION_ACTOR_SQL), {"id": user_id}).mappings().first()
+    if row is None or not row["active"]:
+        return None
+    if not secrets.compare_digest(row["session_token"], token):
+        return None
+    if row["is_demo"] and not demo_allowed:
+        return None
+    actor = Actor(
+        user_id=row["id"], username=row["username"], role=row["role"],
+        unit_id=row["unit_id"], unit_name=row["unit_name"], unit_kind=row["kind"],
+        tier=row["tier"], unit_code=row["code"], department=row["department"],
+        has_dispatched=bool(row["has_dispatched"]),
+    )
+    return row["session_token"], actor
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    demo_allowed: bool,
+    now: datetime | None = None,
+    threshold: int = LOCKOUT_THRESHOLD,
+    lock_for: timedelta = LOCKOUT_DURATION,
+) -> User:
+    """Check a sign-in; count failures and lock the account after ``threshold`` of them.
+
+    Raises SignInFailed (unknown user or wrong password), AccountLocked or
+    AccountDisabled. The failure counters are flushed either way: the caller must
+    commit even when this raises.
+    """
+    now = now or datetime.now(UTC)
+    name = (username or "").strip().lower()
+    user = (
+        session.scalars(select(User).where(User.username == name).with_for_update()).first()
+        if USERNAME_RE.match(name) and isinstance(password, str)
+        else None
+    )
+    if user is None:
+        check_password_hash(_dummy_hash(), password if isinstance(password, str) else "")
+        raise SignInFailed("wrong username or password")
+    if user.locked_until is not None and user.locked_until > now:
+        raise AccountLocked(
+            "too many failed sign-ins; the account is locked",
+            retry_after_s=int((user.locked_until - now).total_seconds()) + 1,
+        )
+    if not check_password_hash(user.password_hash, password):
+        user.failed_attempts += 1
+        if user.failed_attempts >= threshold:
+            user.locked_until = now + lock_for
+            user.failed_attempts = 0
+            user.session_token = new_session_token()
+        session.flush()
+        if user.locked_until is not None and user.locked_until > now:
+            raise AccountLocked(
+                "too many failed sign-ins; the account is locked",
+                retry_after_s=int(lock_for.total_seconds()),
+            )
+        raise SignInFailed("wrong username or password")
+    if not user.active:
+        raise AccountDisabled("this account is deactivated")
+    if user.is_demo and not demo_allowed:
+        raise AccountDisabled("demo accounts can sign in only when DEPLOYMENT is 'demo'")
+    user.failed_attempts = 0
+    user.locked_until = None
+    user.last_login_at = now
+    session.flush()
+    return user
+
+
+def user_summary(session: Session, user: User) -> dict[str, Any]:
+    """Return a user's public fields with its unit (never the hash or token)."""
+    unit = session.get(Unit, user.unit_id)
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "active": user.active,
+        "is_demo": user.is_demo,
+        "locked": bool(user.locked_until and user.locked_until > datetime.now(UTC)),
+        "unit": unit_summary(unit) if unit else None,
+    }
+
+
+def unit_summary(unit: Unit) -> dict[str, Any]:
+    """Return a unit's public fields."""
+    return {
+        "id": unit.id,
+        "name": unit.name,
+        "kind": unit.kind,
+        "tier": unit.tier,
+        "code": unit.code,
+        "department": unit.department,
+        "parent_id": unit.parent_id,
+    }
+
+
+def list_units(session: Session) -> list[Unit]:
+    """Return every unit, by tier and name."""
+    return list(session.scalars(select(Unit).order_by(Unit.tier, Unit.code, Unit.name)))
+
+
+def list_users(session: Session) -> list[User]:
+    """Return every user, by unit and name."""
+    return list(session.scalars(select(User).order_by(User.unit_id, User.username)))
+
+
+# --------------------------------------------------------------------------- addressing
+
+
+def can_address(sender: Unit | Actor, target: Unit, kind: str) -> bool:
+    """Return whether ``sender`` may send an order of ``kind`` to ``target``.
+
+    Dispatch goes down: the district to any tier-2/3 unit, a town to its own
+    communities. Escalation goes up: to the district, or from a community to its
+    own town. Nobody addresses itself or a deactivated unit.
+    """
+    s_kind = sender.unit_kind if isinstance(sender, Actor) else sender.kind
+    s_code = sender.unit_code if isinstance(sender, Actor) else sender.code
+    s_id = sender.unit_id if isinstance(sender, Actor) else sender.id
+    if target.id == s_id or not target.active:
+        return False
+    if kind == "dispatch":
+        if s_kind == "district":
+            return target.tier > 1
+        return (s_kind == "town" and target.kind == "community"
+                and bool(target.code and s_code and target.code.startswith(s_code)))
+    if kind == "escalation":
+        if target.kind == "district":
+            return s_kind != "district"
+        return (s_kind == "community" and target.kind == "town"
+                and bool(target.code and s_code and s_code.startswith(target.code)))
+    return False
+
+
+def addressable_units(session: Session, actor: Actor, kind: str) -> list[Unit]:
+    """Return the units the actor's unit may address with an order of ``kind``."""
+    return [u for u in list_units(session) if can_address(actor, u, kind)]
+
+
+# --------------------------------------------------------------------------- audit
+
+_SECRET_KEY_RE = re.compile(r"pass|secret|token|credential|authori[sz]ation|cookie|csrf|key$",
+                            re.IGNORECASE)
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """Return ``value`` with secret-looking keys dropped and URL userinfo masked."""
+    if depth > 4:
+        return None
+    if isinstance(value, Mapping):
+        return {
+            str(k)[:40]: scrub(v, depth + 1)
+            for k, v in list(value.items())[:40]
+            if not _SECRET_KEY_RE.search(str(k))
+        }
+    if isinstance(value, list | tuple | set):
+        return [scrub(v, depth + 1) for v in list(value)[:50]]
+    if isinstance(value, str):
+        return _USERINFO_RE.sub(r"\1***@", value)[:300]
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)[:100]
+
+
+def record_audit(
+    session: Session,
+    action: str,
+    *,
+    actor: Actor | None = None,
+    username: str | None = None,
+    unit_id: int | None = None,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    method: str | None = None,
+    path: str | None = None,
+    status: int | None = None,
+) -> AuditEntry:
+    """Add one audit entry (scrubbed of secrets); the caller commits."""
+    entry = AuditEntry(
+        action=action[:40],
+        user_id=actor.user_id if actor else None,
+        username=(actor.username if actor else username),
+        unit_id=actor.unit_id if actor else unit_id,
+        target=(target or None) and str(target)[:80],
+        ip=(ip or (actor.ip if actor else None) or None),
+        user_agent=((user_agent or (actor.user_agent if actor else None) or "")[:200] or None),
+        method=method,
+        path=(path or "")[:300] or None,
+        status=status,
+        detail=scrub(dict(detail or {})),
+    )
+    session.add(entry)
+    return entry
+
+
+def audit_entries(
+    session: Session,
+    *,
+    action: str | None = None,
+    username: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Return audit entries, newest first, filtered by action prefix, user and time."""
+    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    if action:
+        where.append("a.action LIKE :action || '%'")
+        params["action"] = action
+    if username:
+        where.append("a.username = :username")
+        params["username"] = username
+    if since is not None:
+        where.append("a.at > :since")
+        params["since"] = since
+    cond = " AND ".join(where)
+    total = session.execute(
+        text(f"SELECT count(*) FROM audit_log a WHERE {cond}"), params
+    ).scalar_one()
+    rows = session.execute(
+        text(
+            "SELECT a.id, a.at, a.username, u.name AS unit, a.action, a.target, a.ip, "
+            "a.user_agent, a.method, a.path, a.status, a.detail FROM audit_log a "
+            f"LEFT JOIN units u ON u.id = a.unit_id WHERE {cond} "
+            "ORDER BY a.at DESC, a.id DESC OFFSET :offset LIMIT :limit"
+        ),
+        params,
+    ).mappings()
+    return {"total": total, "items": [dict(r) for r in rows]}
+
+
+# --------------------------------------------------------------------------- demo accounts
+
+# Departments of the demo cameras (their cameras.department names), plus the
+# emergency bureau, which owns no camera and sees only what is dispatched to it.
+DEMO_DEPARTMENTS = (
+    "兖州区公安分局",
+    "兖州区公安分局交警大队",
+    "兖州区综合行政执法局",
+    "济宁市生态环境局兖州区分局",
+    "兖州区水务局",
+    "兖州区住房和城乡建设局",
+    "兖州区教育和体育局",
+    "兖州区卫生健康局",
+    "兖州区应急管理局",
+)
+DISTRICT_UNIT = "兖州区社会治理指挥中心"
+DEMO_COMMUNITIES = ("370812001001", "370812001002", "370812100201")
+DEMO_TOWN = "370812001"  # 鼓楼街道
+DEMO_SECOND_TOWN = "370812100"  # 大安镇
+DEMO_DEPARTMENT = "兖州区公安分局"
+ROLE_SUFFIX = {"operator": "operator", "grid_admin": "gridadmin",
+               "patrol_lead": "patrol", "viewer": "viewer"}
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """A demo account: username, password (demo mode only), role and unit reference."""
+
+    username: str
+    password: str
+    role: str
+    unit: str  # a unit name or area code
+
+
+def _demo_users() -> tuple[DemoUser, ...]:
+    units = (
+        ("district", DISTRICT_UNIT),
+        ("gulou", DEMO_TOWN),
+        ("police", DEMO_DEPARTMENT),
+        ("community", DEMO_COMMUNITIES[0]),
+    )
+    users = [
+        DemoUser(f"{prefix}-{ROLE_SUFFIX[role]}", f"Demo!{prefix}-{ROLE_SUFFIX[role]}", role, ref)
+        for prefix, ref in units
+        for role in ROLES
+    ]
+    users.append(DemoUser("daan-operator", "Demo!daan-operator", "operator", DEMO_SECOND_TOWN))
+    users.append(DemoUser("water-operator", "Demo!water-operator", "operator", "兖州区水务局"))
+    users.append(DemoUser("emergency-operator", "Demo!emergency-operator", "operator",
+                          "兖州区应急管理局"))
+    return tuple(users)
+
+
+DEMO_USERS = _demo_users()
+
+
+def ensure_demo_units(session: Session) -> dict[str, Unit]:
+    """Create the demo units that are missing (idempotent); return them by name/code."""
+    existing = {u.name: u for u in list_units(session)}
+    by_ref: dict[str, Unit] = {}
+
+    def ensure(name: str, kind: str, code: str | None = None, department: str | None = None,
+               parent: Unit | None = None) -> Unit:
+        unit = existing.get(name)
+        if unit is None:
+            unit = create_unit(session, name, kind, code=code, department=department,
+                               parent=parent)
+            existing[name] = unit
+        by_ref[name] = unit
+        if unit.code:
+            by_ref[unit.code] = unit
+        return unit
+
+    district_code = session.execute(text("SELECT code FROM districts LIMIT 1")).scalar() or "370812"
+    district = ensure(DISTRICT_UNIT, "district", code=district_code)
+    towns = {
+        code: ensure(name, "town", code=code, parent=district)
+        for code, name in session.execute(text("SELECT code, name FROM towns ORDER BY code"))
+    }
+    for dept in DEMO_DEPARTMENTS:
+        ensure(dept, "department", department=dept, parent=district)
+    for code, name in session.execute(
+        text("SELECT code, name FROM communities WHERE code = ANY(:codes) ORDER BY code"),
+        {"codes": list(DEMO_COMMUNITIES)},
+    ):
+        town = towns.get(code[:9])
+        # Community names repeat across towns; the code keeps the unit name unique.
+        ensure(f"{name}（{code}）", "community", code=code, parent=town)
+    return by_ref
+
+
+def ensure_demo_accounts(session: Session) -> int:
+    """Create the demo units and users that are missing; return how many users were added."""
+    units = ensure_demo_units(session)
+    added = 0
+    for demo in DEMO_USERS:
+        if session.scalar(select(User.id).where(User.username == demo.username)) is not None:
+            continue
+        unit = units.get(demo.unit)
+        if unit is None:  # e.g. a reduced data set without that community
+            continue
+        create_user(session, demo.username, demo.password, demo.role, unit, is_demo=True,
+                    display_name=demo.username)
+        added += 1
+    return added

@@ -1,0 +1,368 @@
+"""Sign-in, sessions, CSRF, the sign-in rate limit and lockout, roles and the account CLI."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from gridmap import accounts
+from gridmap.accounts import DEMO_USERS, User
+
+PASSWORDS = {u.username: u.password for u in DEMO_USERS}
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def demo_password(username: str) -> str:
+    return PASSWORDS[username]
+
+
+@pytest.fixture
+def csrf_app(connection, database_url, demo_accounts):
+    """An app with CSRF protection on, as in production."""
+    from web import create_app
+
+    return create_app({"TESTING": True, "DATABASE_URL": database_url,
+                       "TEST_CONNECTION": connection})
+
+
+def form_token(client, path: str = "/login") -> str:
+    page = client.get(path)
+    assert page.status_code == 200
+    return CSRF_INPUT.search(page.get_data(as_text=True)).group(1)
+
+
+def login_json(client, username: str, password: str | None = None):
+    return client.post("/login", json={"username": username,
+                                       "password": password or demo_password(username)})
+
+
+# --------------------------------------------------------------------------- who may enter
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/cameras", "/api/grids.geojson", "/api/dispatch/inbox", "/api/audit", "/api/me",
+     "/api/cameras/layer.json", "/api/coverage/towns", "/api/search?q=鼓楼"],
+)
+def test_anonymous_api_calls_get_401_json(anon_client, path):
+    resp = anon_client.get(path)
+    assert resp.status_code == 401
+    assert resp.get_json()["error"] == 401
+
+
+@pytest.mark.parametrize("path", ["/", "/patrol", "/wall", "/videowall", "/grids/edit"])
+def test_anonymous_pages_redirect_to_the_sign_in_page(anon_client, path):
+    resp = anon_client.get(path)
+    assert resp.status_code == 302
+    assert resp.headers["Location"].startswith("/login?next=" + path.replace("/", "%2F")) or \
+        resp.headers["Location"].startswith("/login?next=" + path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/login", "/logout", "/static/js/gridmap.js", "/vendor/npm/leaflet/dist/leaflet.js",
+     "/favicon.ico", "/api/version", "/api/openapi.json"],
+)
+def test_allow_list_needs_no_sign_in(anon_client, path):
+    with anon_client.get(path) as resp:
+        assert resp.status_code == 200
+
+
+def test_unknown_routes_stay_404_for_everyone(anon_client, client):
+    assert anon_client.get("/api/no-such-thing").status_code == 404
+    assert client.get("/api/no-such-thing").status_code == 404
+
+
+# --------------------------------------------------------------------------- signing in
+
+
+def test_form_sign_in_sets_a_hardened_session_cookie(csrf_app):
+    client = csrf_app.test_client()
+    token = form_token(client)
+    resp = client.post("/login", data={"username": "gulou-operator", "csrf_token": token,
+                                       "password": demo_password("gulou-operator"),
+                                       "next": "/videowall"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/videowall"
+    cookie = next(h for h in resp.headers.getlist("Set-Cookie")
+                  if h.startswith("gridmap_session="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    me = client.get("/api/me").get_json()
+    assert me["user"]["username"] == "gulou-operator"
+    assert me["scope"] == {"prefix": "370812001", "department": None,
+                           "dispatch_unit": me["user"]["unit"]["id"], "whole_district": False}
+    assert "password_hash" not in str(me) and "session_token" not in str(me)
+
+
+def test_cookie_is_secure_when_configured_for_tls(connection, database_url, demo_accounts):
+    from web import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                      "TEST_CONNECTION": connection, "WTF_CSRF_ENABLED": False,
+                      "SESSION_COOKIE_SECURE": True})
+    resp = login_json(app.test_client(), "district-viewer")
+    assert resp.status_code == 200
+    cookie = next(h for h in resp.headers.getlist("Set-Cookie")
+                  if h.startswith("gridmap_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_passwords_are_stored_as_scrypt_hashes(session):
+    user = session.scalars(select(User).where(User.username == "district-operator")).one()
+    assert user.password_hash.startswith("scrypt:")
+    assert demo_password("district-operator") not in user.password_hash
+
+
+def test_wrong_password_is_401_and_unknown_user_looks_the_same(app):
+    client = app.test_client()
+    wrong = login_json(client, "gulou-operator", "not-the-password-1")
+    unknown = login_json(client, "nobody-here", "not-the-password-1")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.get_json() == unknown.get_json()
+    assert client.get("/api/me").status_code == 401
+
+
+def test_sign_in_page_speaks_chinese_and_english(anon_client):
+    assert "用户名" in anon_client.get("/login").get_data(as_text=True)
+    failed = anon_client.post("/login", data={"username": "x-user", "password": "wrong-pass-1"},
+                              headers={"Accept": "text/html"})
+    assert failed.status_code == 401 and "用户名或密码错误" in failed.get_data(as_text=True)
+    assert "Username" in anon_client.get("/login?lang=en").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil", ""])
+def test_next_never_leaves_the_site(app, target):
+    resp = app.test_client().post("/login", data={
+        "username": "district-viewer", "password": demo_password("district-viewer"),
+        "next": target})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/"
+
+
+def test_sign_out_ends_the_session(app):
+    client = app.test_client()
+    assert login_json(client, "district-viewer").status_code == 200
+    assert client.get("/logout").status_code == 200  # a GET only shows the button
+    assert client.get("/api/me").status_code == 200
+    assert client.post("/logout").status_code == 302
+    assert client.get("/api/me").status_code == 401
+
+
+def test_password_change_ends_other_sessions(app, session):
+    client = app.test_client()
+    assert login_json(client, "gulou-viewer").status_code == 200
+    user = session.scalars(select(User).where(User.username == "gulou-viewer")).one()
+    accounts.set_password(session, user, "A-brand-new-passw0rd")
+    session.flush()
+    assert client.get("/api/me").status_code == 401
+    assert login_json(client, "gulou-viewer", "A-brand-new-passw0rd").status_code == 200
+
+
+@pytest.mark.parametrize("password", ["short1!", "onlyletterslong", "1234567890123", "x" * 129])
+def test_weak_passwords_are_refused(session, password):
+    from gridmap.errors import InvalidInput
+
+    unit = accounts.unit_by_ref(session, "370812001")
+    with pytest.raises(InvalidInput):
+        accounts.create_user(session, "weak-pass-user", password, "viewer", unit)
+
+
+# --------------------------------------------------------------------------- abuse
+
+
+def test_sign_in_is_rate_limited_per_address(app):
+    client = app.test_client()
+    codes = [login_json(client, f"someone-{i}", "wrong-pass-1").status_code for i in range(10)]
+    assert codes == [401] * 10
+    eleventh = login_json(client, "district-operator")
+    assert eleventh.status_code == 429
+    # Another address is not affected.
+    other = client.post("/login", json={"username": "district-viewer",
+                                        "password": demo_password("district-viewer")},
+                        environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 200
+
+
+def test_repeated_failures_lock_the_account(app, session):
+    client = app.test_client()
+    codes = [login_json(client, "gulou-patrol", "wrong-pass-1").status_code for _ in range(5)]
+    assert codes == [401, 401, 401, 401, 429]
+    locked = login_json(client, "gulou-patrol")  # even the right password
+    assert locked.status_code == 429
+    assert int(locked.headers["Retry-After"]) > 60
+    assert "locked" in locked.get_json()["reason"]
+    user = session.scalars(select(User).where(User.username == "gulou-patrol")).one()
+    session.refresh(user)
+    assert user.locked_until > datetime.now(UTC)
+    # When the lock runs out, the right password works again and resets the count.
+    user.locked_until = datetime.now(UTC) - timedelta(seconds=1)
+    session.flush()
+    assert login_json(client, "gulou-patrol").status_code == 200
+    session.refresh(user)
+    assert user.failed_attempts == 0 and user.locked_until is None
+
+
+def test_demo_users_are_refused_outside_demo_mode(connection, database_url, demo_accounts,
+                                                  session):
+    from web import create_app
+
+    demo_app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                           "TEST_CONNECTION": connection, "WTF_CSRF_ENABLED": False})
+    demo_client = demo_app.test_client()
+    assert login_json(demo_client, "district-operator").status_code == 200
+    unit = accounts.unit_by_ref(session, "370812001")
+    accounts.create_user(session, "real-operator", "Real-passw0rd-42", "operator", unit)
+    session.flush()
+
+    prod = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                       "TEST_CONNECTION": connection, "WTF_CSRF_ENABLED": False,
+                       "DEPLOYMENT": "production", "SECRET_KEY": "a-real-secret-key-for-tests"})
+    client = prod.test_client()
+    refused = login_json(client, "district-operator")
+    assert refused.status_code == 403 and "demo" in refused.get_json()["reason"]
+    assert login_json(client, "real-operator", "Real-passw0rd-42").status_code == 200
+    # A demo session cookie carried over from a demo deployment stops working too.
+    cookie = demo_client.get_cookie("gridmap_session")
+    prod_client = prod.test_client()
+    prod_client.set_cookie("gridmap_session", cookie.value)
+    assert prod_client.get("/api/me").status_code == 401
+
+
+def test_production_refuses_the_default_secret_key(database_url):
+    from web import create_app
+
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app({"DEPLOYMENT": "production", "DATABASE_URL": database_url})
+
+
+# --------------------------------------------------------------------------- CSRF
+
+
+def test_state_changes_need_a_csrf_token(csrf_app, session):
+    client = csrf_app.test_client()
+    # Even signing in needs the form's token.
+    assert client.post("/login", data={"username": "district-operator",
+                                       "password": demo_password("district-operator")}
+                       ).status_code == 400
+    token = form_token(client)
+    assert client.post("/login", data={"username": "district-operator", "csrf_token": token,
+                                       "password": demo_password("district-operator")}
+                       ).status_code == 302
+    api_token = client.get("/api/me").get_json()["csrf_token"]
+    gulou = accounts.unit_by_ref(session, "370812001").id
+    gb_id = session.execute(text("SELECT gb_id FROM cameras WHERE grid_code LIKE '370812001%' "
+                                 "ORDER BY gb_id LIMIT 1")).scalar()
+    body = {"targets": [gulou], "cameras": {"gb_ids": [gb_id]}, "note": "csrf"}
+    before = session.execute(text("SELECT count(*) FROM dispatch_orders")).scalar()
+    missing = client.post("/api/dispatch", json=body)
+    forged = client.post("/api/dispatch", json=body, headers={"X-CSRFToken": "forged." + "x" * 40})
+    other_session = csrf_app.test_client()
+    other_token = form_token(other_session)  # valid, but for another session
+    stolen = client.post("/api/dispatch", json=body, headers={"X-CSRFToken": other_token})
+    assert missing.status_code == forged.status_code == stolen.status_code == 400
+    assert "CSRF" in missing.get_json()["reason"]
+    assert session.execute(text("SELECT count(*) FROM dispatch_orders")).scalar() == before
+    ok = client.post("/api/dispatch", json=body, headers={"X-CSRFToken": api_token})
+    assert ok.status_code == 201, ok.get_json()
+    # Other features' writes are covered by the same guard without doing anything.
+    assert client.post(f"/api/cameras/{gb_id}/sample").status_code == 400
+    assert client.patch(f"/api/cameras/{gb_id}", json={"name": "x"}).status_code == 400
+    assert client.put("/api/grids/370812001001001/geometry", json={}).status_code == 400
+    assert client.post("/logout").status_code == 400
+
+
+def test_pages_carry_the_csrf_meta_tag_for_scripts(client):
+    for path in ("/", "/wall", "/patrol", "/videowall"):
+        html = client.get(path).get_data(as_text=True)
+        assert '<meta name="csrf-token" content="' in html, path
+
+
+# --------------------------------------------------------------------------- roles
+
+
+def test_viewers_only_read(client_as, session):
+    viewer = client_as("district-viewer")
+    gb_id = session.execute(text("SELECT gb_id FROM cameras ORDER BY gb_id LIMIT 1")).scalar()
+    assert viewer.get(f"/api/cameras/{gb_id}").status_code == 200
+    assert viewer.patch(f"/api/cameras/{gb_id}", json={"name": "x"}).status_code == 403
+    assert viewer.post("/api/dispatch", json={}).status_code == 403
+    assert viewer.post("/logout").status_code == 302  # a viewer may still sign out
+
+
+def test_data_edits_need_operators_or_grid_admins(client_as, session):
+    gb_id = session.execute(text("SELECT gb_id FROM cameras WHERE grid_code LIKE '370812001%' "
+                                 "ORDER BY gb_id LIMIT 1")).scalar()
+    patrol = client_as("gulou-patrol")
+    assert patrol.patch(f"/api/cameras/{gb_id}", json={"name": "改名"}).status_code == 403
+    admin = client_as("gulou-gridadmin")
+    assert admin.patch(f"/api/cameras/{gb_id}", json={"name": "改名"}).status_code == 200
+    # The registry import upserts anywhere: the district only.
+    assert admin.post("/api/cameras/import", data={}).status_code == 403
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli_session(monkeypatch, connection):
+    """Point the account commands at the test transaction."""
+    import web.auth
+
+    monkeypatch.setattr(
+        web.auth, "_cli_session",
+        lambda: Session(bind=connection, join_transaction_mode="create_savepoint"),
+    )
+
+
+def test_cli_manages_units_and_users(cli_session, session):
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    runner = CliRunner()
+    added = runner.invoke(main, ["units", "add", "测试社区站", "--kind", "community",
+                                 "--code", "370812002001", "--parent", "370812002"])
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(main, ["units", "list"])
+    assert "测试社区站" in listed.output and "370812002001" in listed.output
+    bad = runner.invoke(main, ["units", "add", "坏社区", "--kind", "community", "--code", "12"])
+    assert bad.exit_code != 0 and "12-digit" in bad.output
+    user = runner.invoke(main, ["users", "add", "cli-user", "--unit", "370812002001",
+                                "--role", "patrol_lead", "--password-stdin"],
+                         input="Cli-passw0rd-1\n")
+    assert user.exit_code == 0, user.output
+    users = runner.invoke(main, ["users", "list"])
+    assert "cli-user" in users.output and "Cli-passw0rd-1" not in users.output
+    weak = runner.invoke(main, ["users", "passwd", "cli-user", "--password-stdin"], input="weak\n")
+    assert weak.exit_code != 0
+    changed = runner.invoke(main, ["users", "passwd", "cli-user", "--password-stdin"],
+                            input="Another-passw0rd\n")
+    assert changed.exit_code == 0, changed.output
+    row = session.scalars(select(User).where(User.username == "cli-user")).one()
+    assert row.role == "patrol_lead" and row.password_hash.startswith("scrypt:")
+
+
+def test_cli_demo_accounts_only_in_demo_mode(cli_session, monkeypatch):
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    monkeypatch.setenv("GRIDMAP_DEPLOYMENT", "production")
+    refused = CliRunner().invoke(main, ["users", "demo"])
+    assert refused.exit_code != 0 and "demo" in refused.output
+    monkeypatch.setenv("GRIDMAP_DEPLOYMENT", "demo")
+    ok = CliRunner().invoke(main, ["users", "demo"])
+    assert ok.exit_code == 0 and "0 users added" in ok.output
+
+
+def test_demo_accounts_cover_every_tier_and_role(session):
+    rows = session.execute(text(
+        "SELECT DISTINCT un.tier, un.kind, u.role FROM users u JOIN units un ON un.id = u.unit_id "
+        "WHERE u.is_demo")).all()
+    kinds = {(kind, role) for _tier, kind, role in rows}
+    for kind in ("district", "town", "department", "community"):
+        for role in accounts.ROLES:
+            assert (kind, role) in kinds
+    assert {tier for tier, _k, _r in rows} == {1, 2, 3}

@@ -1,0 +1,511 @@
+"""Sign-in, session cookies, CSRF, sign-in rate limits, the caller's scope and the audit trail.
+
+One ``before_request`` guard runs for every route of every blueprint, so features
+added later are covered without doing anything:
+
+1. routes on the allow-list (sign-in pages, static files, vendor assets, favicon,
+   ``/api/version``, ``/api/openapi.json``, token-authenticated blueprints) pass;
+2. everyone else must be signed in: API calls get 401 JSON, pages a redirect;
+3. state-changing requests need a valid CSRF token (form field or ``X-CSRFToken``);
+4. the role policy: viewers only read, data edits need operators or grid admins;
+5. the caller's scope is bound (``g.scope`` and ``video.registry.bind_scope``), and
+   a route naming an area ``code`` or a camera ``gb_id`` outside it answers 404.
+
+An ``after_request`` hook writes the audit entries queued during the request,
+plus one for every successful state-changing request (data edits), in a
+transaction of its own, so a denied or failed request still leaves its trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from flask import Flask, Response, current_app, g, redirect, request, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, UserMixin, current_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import text
+from werkzeug.exceptions import Unauthorized
+
+from gridmap import accounts
+from gridmap.errors import Forbidden, NotFound
+from video import registry
+from video.registry import NO_AREA, Scope
+from web import errors as web_errors
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Routes anyone may reach without signing in.
+PUBLIC_ENDPOINTS = frozenset(
+    {"static", "version", "openapi", "mapview.favicon", "auth.login", "auth.logout"}
+)
+PUBLIC_BLUEPRINTS = frozenset({"vendor"})
+# Blueprints that authenticate each request themselves (per-device Bearer tokens):
+# no session, no CSRF. Extend with the GRIDMAP_LOGIN_EXEMPT_BLUEPRINTS setting.
+DEFAULT_TOKEN_BLUEPRINTS = ("sensor_ingest",)
+# Writes a viewer may still make.
+ANY_ROLE_WRITES = frozenset({"auth.logout"})
+# Blueprints whose writes change reference data: operators and grid admins only.
+DATA_EDIT_ROLES = {"cameras": frozenset({"operator", "grid_admin"}),
+                   "grid_edit": frozenset({"operator", "grid_admin"})}
+# Writes whose domain code has no scope of its own: the district only. A camera
+# ledger import upserts by GB ID anywhere in the district.
+DISTRICT_ONLY_WRITES = frozenset({"cameras.import_cameras"})
+# Routes whose ``code`` is answered through the camera scope itself (a department
+# may list its own cameras in any area), so the area guard must not refuse them.
+CAMERA_SCOPED_CODE_ENDPOINTS = frozenset({"cameras.cameras_in_area"})
+# Routes where an ancestor of the caller's area is fine (they reveal only names of
+# the areas above it, or cameras already narrowed by the scope).
+ANCESTOR_CODE_ENDPOINTS = frozenset({"grids.area_hierarchy"})
+# Writes on a camera that a unit sees only through a dispatch order: viewing only.
+DISPATCHED_VIEW_WRITES = frozenset({"health.sample"})
+# Writes that record their own, more specific audit entries.
+SELF_AUDITED_BLUEPRINTS = frozenset({"auth", "dispatch", "videowall"})
+VIEW_AUDIT_INTERVAL_S = 300.0
+AREA_CODE_LENGTHS = (6, 9, 12, 15)
+
+
+class SessionUser(UserMixin):
+    """The signed-in user for Flask-Login; its id carries the rotating session token."""
+
+    def __init__(self, session_token: str, actor: accounts.Actor) -> None:
+        self.user_id = actor.user_id
+        self.session_token = session_token
+        self.actor = actor
+
+    def get_id(self) -> str:
+        """Return ``"<user id>:<session token>"`` for the session cookie."""
+        return f"{self.user_id}:{self.session_token}"
+
+
+def demo_mode(app: Flask | None = None) -> bool:
+    """Return whether demo accounts may sign in (only when DEPLOYMENT is 'demo')."""
+    return (app or current_app).config.get("DEPLOYMENT") == "demo"
+
+
+def client_ip() -> str | None:
+    """Return the caller's address as the WSGI server saw it (behind a proxy, use ProxyFix)."""
+    return (request.remote_addr or "")[:45] or None
+
+
+def current_actor() -> accounts.Actor:
+    """Return the signed-in caller (the guard has ensured there is one)."""
+    actor = g.get("actor")
+    if actor is None:
+        raise Unauthorized("sign in first")
+    return actor
+
+
+def current_scope() -> Scope:
+    """Return the caller's camera scope (nothing at all if no one is signed in)."""
+    return g.get("scope") or Scope(prefix=NO_AREA)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit(action: str, *, target: str | None = None, status: int | None = None,
+          username: str | None = None, **detail: Any) -> None:
+    """Queue an audit entry for this request (written after the response is made)."""
+    g.setdefault("audit_queue", []).append(
+        {"action": action, "target": target, "status": status, "username": username,
+         "detail": detail}
+    )
+
+
+def _flush_audit(response: Response) -> None:
+    """Write the queued entries in their own transaction (the request's is over)."""
+    from web.database import get_session
+
+    queue = g.pop("audit_queue", [])
+    view = g.pop("dispatched_view", None)
+    if not queue and view is None:
+        return
+    actor = g.get("actor")
+    session = get_session()
+    try:
+        # Whatever the handler left uncommitted would be rolled back at teardown
+        # anyway; dropping it first keeps a failed request's changes out of this commit.
+        session.rollback()
+        if view is not None and actor is not None and response.status_code < 400:
+            from gridmap.dispatch import record_view
+
+            orders = record_view(session, actor, view["camera_id"])
+            queue.append({"action": "camera.view_dispatched", "target": view["gb_id"],
+                          "status": response.status_code, "username": None,
+                          "detail": {"orders": orders, "endpoint": request.endpoint}})
+        for item in queue:
+            accounts.record_audit(
+                session, item["action"], actor=actor, username=item["username"],
+                target=item["target"], detail=item["detail"], ip=client_ip(),
+                user_agent=request.user_agent.string, method=request.method,
+                path=request.path, status=item["status"] or response.status_code,
+            )
+        session.commit()
+    except Exception:  # the response must not fail because its audit entry did
+        log.exception("could not write %d audit entries", len(queue))
+        session.rollback()
+
+
+def _dispatched_view_due(actor: accounts.Actor, camera_id: int) -> bool:
+    """Return whether a view of a dispatched camera should be audited now (rate-limited)."""
+    state = current_app.extensions["gridmap.auth"]
+    key = (actor.user_id, camera_id)
+    now = time.monotonic()
+    with state["lock"]:
+        last = state["views"].get(key)
+        if last is not None and now - last < VIEW_AUDIT_INTERVAL_S:
+            return False
+        if len(state["views"]) > 10_000:  # keep the memory bounded on a busy wall
+            state["views"].clear()
+        state["views"][key] = now
+        return True
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+def _token_authenticated() -> bool:
+    exempt = set(DEFAULT_TOKEN_BLUEPRINTS) | set(
+        current_app.config.get("LOGIN_EXEMPT_BLUEPRINTS") or ()
+    )
+    endpoints = set(current_app.config.get("LOGIN_EXEMPT_ENDPOINTS") or ())
+    return request.blueprint in exempt or request.endpoint in endpoints
+
+
+def _is_public() -> bool:
+    endpoint = request.endpoint
+    if endpoint is None:  # no route matched: let Flask answer 404/405
+        return True
+    return endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS
+
+
+def wants_json() -> bool:
+    """Return whether the caller is an API client rather than a page."""
+    return (request.path.startswith("/api/")
+            or request.accept_mimetypes.best == "application/json"
+            or request.is_json)
+
+
+def _protect_csrf() -> None:
+    if request.method in SAFE_METHODS or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    current_app.extensions["csrf"].protect()
+
+
+def _deny(reason: str, **detail: Any) -> None:
+    audit("access.denied", target=request.endpoint, status=403, reason=reason, **detail)
+    raise Forbidden(reason)
+
+
+def _check_role(actor: accounts.Actor) -> None:
+    if request.method in SAFE_METHODS or request.endpoint in ANY_ROLE_WRITES:
+        return
+    if actor.role == "viewer":
+        _deny("viewers have read-only access")
+    roles = DATA_EDIT_ROLES.get(request.blueprint or "")
+    if roles is not None and actor.role not in roles:
+        _deny(f"a {actor.role} may not edit this data")
+    if request.endpoint in DISTRICT_ONLY_WRITES and actor.tier != 1:
+        _deny("only the district center may do this")
+
+
+def _own_scope(scope: Scope) -> Scope:
+    """Return the scope without the dispatch branch (the unit's own jurisdiction)."""
+    return replace(scope, unit_id=None, has_dispatched=None)
+
+
+def _check_path_objects(actor: accounts.Actor, scope: Scope) -> None:
+    """404 for an area code or camera outside the caller's scope, named in the path."""
+    if scope.unrestricted:
+        return
+    args = request.view_args or {}
+    code = args.get("code")
+    if (isinstance(code, str) and code.isascii() and code.isdigit()
+            and len(code) in AREA_CODE_LENGTHS
+            and request.endpoint not in CAMERA_SCOPED_CODE_ENDPOINTS):
+        prefix = scope.prefix
+        inside = prefix != NO_AREA and code.startswith(prefix)
+        above = (prefix != NO_AREA and request.endpoint in ANCESTOR_CODE_ENDPOINTS
+                 and prefix.startswith(code))
+        if not (inside or above):
+            audit("scope.denied", target=f"area:{code}", status=404)
+            raise NotFound("no such area", code=code)
+    gb_id = args.get("gb_id")
+    if isinstance(gb_id, str) and len(gb_id) <= 32:
+        from web.database import get_session
+
+        own_sql, own_params = _own_scope(scope).sql()
+        visible_sql, visible_params = scope.sql()
+        row = get_session().execute(
+            text(
+                f"SELECT c.id, (TRUE {own_sql}) AS own, (TRUE {visible_sql}) AS visible "
+                "FROM cameras c WHERE c.gb_id = :g"
+            ),
+            {**own_params, **visible_params, "g": gb_id},
+        ).first()
+        if row is None:
+            return  # does not exist: the view answers its own 404
+        camera_id, own, visible = row
+        if not visible:
+            audit("scope.denied", target=f"camera:{gb_id}", status=404)
+            raise NotFound("no such camera", gb_id=gb_id)
+        if not own:
+            if request.method not in SAFE_METHODS and request.endpoint not in DISPATCHED_VIEW_WRITES:
+                _deny("cameras dispatched to your unit are view-only", gb_id=gb_id)
+            if _dispatched_view_due(actor, camera_id):
+                g.dispatched_view = {"camera_id": camera_id, "gb_id": gb_id}
+
+
+def _guard() -> Response | None:
+    if _is_public():
+        if request.endpoint in ("auth.login", "auth.logout"):
+            _protect_csrf()
+        return None
+    if _token_authenticated():
+        return None
+    if not current_user.is_authenticated:
+        if wants_json():
+            raise Unauthorized("sign in first")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    actor = replace(current_user.actor, ip=client_ip(),
+                    user_agent=(request.user_agent.string or "")[:200] or None)
+    # The actor knows whether anything is dispatched to the unit (asked once, with
+    # the user), so scoped queries of units without orders carry no dispatch branch.
+    scope = actor.scope
+    g.actor = actor
+    g.user_name = actor.username  # what grid editing records as the editor
+    g.scope = scope
+    g.scope_prefix = scope.prefix
+    g.scope_token = registry.bind_scope(scope)
+    _protect_csrf()
+    _check_role(actor)
+    _check_path_objects(actor, scope)
+    return None
+
+
+def _after(response: Response) -> Response:
+    actor = g.get("actor")
+    if (actor is not None and request.method not in SAFE_METHODS
+            and response.status_code < 400
+            and request.blueprint not in SELF_AUDITED_BLUEPRINTS):
+        audit("data.edit", target=request.endpoint, endpoint=request.endpoint)
+    if g.get("audit_queue") or g.get("dispatched_view"):
+        _flush_audit(response)
+    return response
+
+
+def _teardown(_exc: BaseException | None = None) -> None:
+    token = g.pop("scope_token", None)
+    if token is not None:
+        registry.reset_scope(token)
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def init_app(app: Flask) -> None:
+    """Install Flask-Login, CSRF, the sign-in rate limit, the guard and the auth blueprint."""
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session
+    # The guard calls csrf.protect() itself, after the allow-list and sign-in checks.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    csrf = CSRFProtect()
+    csrf.init_app(app)
+
+    login_manager = LoginManager()
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> SessionUser | None:
+        from web.database import get_session
+
+        ident, _, token = user_id.partition(":")
+        if not (ident.isdigit() and token):
+            return None
+        loaded = accounts.load_session_actor(get_session(), int(ident), token,
+                                             demo_allowed=demo_mode(app))
+        return SessionUser(*loaded) if loaded is not None else None
+
+    app.extensions["gridmap.auth"] = {"lock": threading.Lock(), "views": {}}
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config.get("RATELIMIT_STORAGE_URI", "memory://"),
+        default_limits=[],
+        headers_enabled=True,
+    )
+    app.extensions["gridmap.limiter"] = limiter
+
+    web_errors.register_status(accounts.SignInFailed, 401)
+    web_errors.register_status(accounts.AccountLocked, 429)
+    from gridmap.dispatch import OrderExpired
+
+    web_errors.register_status(OrderExpired, 410)
+
+    from web.blueprints import auth as auth_bp
+
+    app.register_blueprint(auth_bp.bp)
+    view = app.view_functions["auth.login"]
+    app.view_functions["auth.login"] = limiter.limit(
+        lambda: current_app.config.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        methods=["POST"],
+        error_message="too many sign-in attempts from this address; wait a minute",
+    )(view)
+
+    app.before_request(_guard)
+    app.after_request(_after)
+    app.teardown_request(_teardown)
+
+
+def lockout_settings(app: Flask | None = None) -> tuple[int, timedelta]:
+    """Return (failures before a lock, lock duration) from the config."""
+    cfg = (app or current_app).config
+    return (int(cfg.get("LOCKOUT_THRESHOLD", accounts.LOCKOUT_THRESHOLD)),
+            timedelta(minutes=float(cfg.get("LOCKOUT_MINUTES", 15))))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli_session():
+    from gridmap import db
+
+    engine = db.engine_for(db.database_url())
+    return db.session_factory(engine)()
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.group("units")
+def units_group() -> None:
+    """Manage command units (district center, towns/streets, departments, communities)."""
+
+
+@units_group.command("add")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(accounts.UNIT_KINDS), required=True)
+@click.option("--code", default=None, help="Area code (district 6, town 9, community 12 digits).")
+@click.option("--department", default=None,
+              help="Departments: the owner name on their cameras (default: NAME).")
+@click.option("--parent", default=None, help="Parent unit: id, area code or name.")
+def units_add(name: str, kind: str, code: str | None, department: str | None,
+              parent: str | None) -> None:
+    """Add a unit."""
+    from gridmap.errors import GridmapError
+
+    with _cli_session() as session:
+        try:
+            parent_unit = accounts.unit_by_ref(session, parent) if parent else None
+            unit = accounts.create_unit(session, name, kind, code=code, department=department,
+                                        parent=parent_unit)
+            session.commit()
+        except GridmapError as exc:
+            _fail(exc.reason)
+        click.echo(f"unit {unit.id}: {unit.name} ({unit.kind}, tier {unit.tier})")
+
+
+@units_group.command("list")
+def units_list() -> None:
+    """List the units."""
+    with _cli_session() as session:
+        for u in accounts.list_units(session):
+            scope = u.code or f"dept:{u.department}"
+            click.echo(f"{u.id:>4}  tier {u.tier}  {u.kind:<10}  {scope:<24}  {u.name}")
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage user accounts (passwords are read from a prompt or stdin, never argv)."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        import sys
+
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--unit", "unit_ref", required=True, help="Unit id, area code or name.")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True)
+@click.option("--display-name", default="")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def users_add(username: str, unit_ref: str, role: str, display_name: str,
+              password_stdin: bool) -> None:
+    """Add a user."""
+    from gridmap.errors import GridmapError
+
+    password = _read_password(password_stdin)
+    with _cli_session() as session:
+        try:
+            unit = accounts.unit_by_ref(session, unit_ref)
+            user = accounts.create_user(session, username, password, role, unit,
+                                        display_name=display_name)
+            session.commit()
+        except GridmapError as exc:
+            _fail(exc.reason)
+        click.echo(f"user {user.id}: {user.username} ({role}) in {unit.name}")
+
+
+@users_group.command("list")
+def users_list() -> None:
+    """List the users with their unit and role (never a password)."""
+    with _cli_session() as session:
+        units = {u.id: u.name for u in accounts.list_units(session)}
+        now = datetime.now(UTC)
+        for u in accounts.list_users(session):
+            flags = [f for f, on in (("demo", u.is_demo), ("inactive", not u.active),
+                                     ("locked", bool(u.locked_until and u.locked_until > now)))
+                     if on]
+            click.echo(f"{u.id:>4}  {u.username:<24} {u.role:<12} {units.get(u.unit_id, '?')}"
+                       + (f"  [{', '.join(flags)}]" if flags else ""))
+
+
+@users_group.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def users_passwd(username: str, password_stdin: bool) -> None:
+    """Set a user's password (unlocks the account and ends its sessions)."""
+    from sqlalchemy import select
+
+    from gridmap.errors import GridmapError
+
+    password = _read_password(password_stdin)
+    with _cli_session() as session:
+        user = session.scalars(
+            select(accounts.User).where(accounts.User.username == username.lower())
+        ).first()
+        if user is None:
+            _fail(f"no user {username!r}")
+        try:
+            accounts.set_password(session, user, password)
+            session.commit()
+        except GridmapError as exc:
+            _fail(exc.reason)
+        click.echo(f"password of {user.username} changed")
+
+
+@users_group.command("demo")
+def users_demo() -> None:
+    """Create the demo units and users that are missing (demo deployments only)."""
+    import os
+
+    if os.environ.get("GRIDMAP_DEPLOYMENT", "demo") != "demo":
+        _fail("demo accounts exist only when GRIDMAP_DEPLOYMENT is 'demo'")
+    with _cli_session() as session:
+        added = accounts.ensure_demo_accounts(session)
+        session.commit()
+    click.echo(f"demo accounts ready ({added} users added); see README.md, 'Demo users'")

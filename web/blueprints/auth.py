@@ -1,0 +1,186 @@
+"""Sign-in and sign-out pages, and who the caller is (``/api/me``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import login_user, logout_user
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import select
+
+from gridmap import accounts
+from web import i18n
+from web.auth import (
+    SessionUser,
+    audit,
+    client_ip,
+    current_actor,
+    demo_mode,
+    lockout_settings,
+    wants_json,
+)
+from web.database import get_session
+
+bp = Blueprint("auth", __name__)
+
+i18n.register(
+    {
+        "sign_in": {"zh": "登录", "en": "Sign in"},
+        "sign_out": {"zh": "退出登录", "en": "Sign out"},
+        "username": {"zh": "用户名", "en": "Username"},
+        "password": {"zh": "密码", "en": "Password"},
+        "sign_in_failed": {"zh": "用户名或密码错误", "en": "Wrong username or password"},
+        "sign_in_locked": {
+            "zh": "登录失败次数过多，账号已临时锁定，请稍后再试",
+            "en": "Too many failed sign-ins; the account is locked for a while",
+        },
+        "sign_in_disabled": {"zh": "该账号不可用", "en": "This account cannot sign in"},
+        "sign_out_confirm": {"zh": "确定退出登录？", "en": "Sign out of gridmap?"},
+        "demo_hint": {
+            "zh": "演示环境：演示账号见 README「Demo users」",
+            "en": "Demo deployment: demo accounts are listed in the README under 'Demo users'",
+        },
+    }
+)
+
+
+def _safe_next(raw: str | None) -> str:
+    """Return a local path to go to after sign-in (never another host)."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+        return "/"
+    parts = urlsplit(raw)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return raw
+
+
+def _login_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
+    html = render_template(
+        "login.html",
+        lang=g.get("lang", "zh"),
+        error=error,
+        next=_safe_next(request.values.get("next")),
+        demo=demo_mode(),
+    )
+    return html, status
+
+
+def _fail(kind: str, status: int, reason: str, headers: dict[str, str] | None = None) -> Any:
+    if wants_json():
+        resp = jsonify({"error": status, "reason": reason})
+        resp.status_code = status
+    else:
+        html, _ = _login_page(i18n.translate(kind), status)
+        resp = Response(html, status=status, mimetype="text/html")
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the sign-in form, or check a sign-in (form fields or JSON)."""
+    if request.method == "GET":
+        html, status = _login_page()
+        return Response(html, status=status, mimetype="text/html")
+    data = request.get_json(silent=True) if request.is_json else request.form
+    if not isinstance(data, dict) and not hasattr(data, "get"):
+        data = {}
+    username = str(data.get("username") or "")[:64]
+    password = data.get("password")
+    password = password if isinstance(password, str) and len(password) <= 256 else ""
+    db = get_session()
+    threshold, lock_for = lockout_settings()
+    try:
+        user = accounts.authenticate(db, username, password, demo_allowed=demo_mode(),
+                                     threshold=threshold, lock_for=lock_for)
+    except accounts.SignInFailed:
+        known = db.scalar(select(accounts.User.id).where(
+            accounts.User.username == username.strip().lower()))
+        # Record the name only if it is an account: a password typed into the
+        # username field must not end up in the audit log.
+        audit("auth.sign_in_failed", username=username.strip().lower() if known else None,
+              status=401, known_user=known is not None)
+        db.commit()
+        return _fail("sign_in_failed", 401, "wrong username or password")
+    except accounts.AccountLocked as exc:
+        audit("auth.locked", username=username.strip().lower(), status=429)
+        db.commit()
+        retry = str(exc.details.get("retry_after_s", 60))
+        return _fail("sign_in_locked", 429, exc.reason, {"Retry-After": retry})
+    except accounts.AccountDisabled as exc:
+        audit("auth.sign_in_refused", username=username.strip().lower(), status=403,
+              reason=exc.reason)
+        db.commit()
+        return _fail("sign_in_disabled", 403, exc.reason)
+    actor = accounts.actor_for(db, user, ip=client_ip(), user_agent=request.user_agent.string)
+    db.commit()
+    # A fresh session on sign-in: nothing planted before it (a CSRF token, say) survives.
+    session.clear()
+    login_user(SessionUser(user.session_token, actor))
+    session.permanent = True
+    g.actor = actor
+    audit("auth.sign_in", status=200)
+    if wants_json():
+        return jsonify({"user": accounts.user_summary(db, user), "csrf_token": generate_csrf()})
+    return redirect(_safe_next(request.values.get("next")))
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """Sign out (POST); GET shows a one-button form, so a link cannot sign anyone out."""
+    if request.method == "GET":
+        html = render_template("logout.html", lang=g.get("lang", "zh"))
+        return Response(html, mimetype="text/html")
+    from flask_login import current_user
+
+    if current_user.is_authenticated:
+        g.actor = current_user.actor
+        audit("auth.sign_out", status=200)
+    logout_user()
+    session.clear()
+    if wants_json():
+        return jsonify({"signed_out": True})
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/api/me")
+def me():
+    """The signed-in user.
+    ---
+    get:
+      summary: The caller's account, unit, scope and a CSRF token for API clients
+      responses:
+        200: {description: '{user, scope, csrf_token}'}
+        401: {description: Not signed in}
+    """
+    actor = current_actor()
+    db = get_session()
+    user = db.get(accounts.User, actor.user_id)
+    scope = actor.scope
+    return jsonify(
+        {
+            "user": accounts.user_summary(db, user),
+            "scope": {
+                "prefix": scope.prefix,
+                "department": scope.department,
+                "dispatch_unit": scope.unit_id,
+                "whole_district": scope.unrestricted,
+            },
+            "deployment": current_app.config.get("DEPLOYMENT"),
+            "csrf_token": generate_csrf(),
+        }
+    )

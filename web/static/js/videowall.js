@@ -1,0 +1,343 @@
+/* gridmap video wall: 1/4/9/16 live tiles (MJPEG relay, media server or refreshed
+ * snapshots), dispatch orders for my unit (polled), and video patrol tours.
+ * Every user-supplied string is rendered as text, never as HTML. */
+(function () {
+  "use strict";
+
+  var C = window.VIDEOWALL || { i18n: {}, layout: 4, cameras: [] };
+  var S = { layout: C.layout || 4, cameras: (C.cameras || []).slice(), page: 0, tour: null,
+            tourTimer: null, since: null, orders: {}, snapTimers: [], orderId: null };
+
+  function t(key) { return (C.i18n || {})[key] || key; }
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") { node.textContent = attrs[k]; }
+      else if (k === "class") { node.className = attrs[k]; }
+      else if (k.slice(0, 2) === "on") { node.addEventListener(k.slice(2), attrs[k]); }
+      else { node.setAttribute(k, attrs[k]); }
+    });
+    (children || []).forEach(function (c) { if (c) { node.appendChild(c); } });
+    return node;
+  }
+  function notice(text) {
+    var box = $("vw-notice");
+    if (!box) { return; }
+    box.textContent = text;
+    box.hidden = !text;
+    clearTimeout(notice.timer);
+    notice.timer = setTimeout(function () { box.hidden = true; }, 6000);
+  }
+  function api(method, url, body) {
+    var opts = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (r) {
+      return r.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = { reason: text }; }
+        if (r.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); }
+        return { ok: r.ok, status: r.status, data: data };
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ tiles
+
+  function stopTiles() {
+    S.snapTimers.forEach(clearInterval);
+    S.snapTimers = [];
+    var grid = $("vw-grid");
+    // Clearing src closes the MJPEG connection, which frees its relay slot.
+    Array.prototype.forEach.call(grid.querySelectorAll("img"), function (img) { img.removeAttribute("src"); });
+    Array.prototype.forEach.call(grid.querySelectorAll("video"), function (v) { v.pause(); v.removeAttribute("src"); v.load(); });
+    grid.textContent = "";
+  }
+
+  function snapshotMode(tile, info) {
+    var img = tile.querySelector("img.vw-frame") || el("img", { class: "vw-frame", alt: info.name || info.gb_id });
+    var body = tile.querySelector(".vw-body");
+    body.textContent = "";
+    body.appendChild(img);
+    tile.setAttribute("data-mode", "snapshot");
+    tile.querySelector(".vw-mode").textContent = t("vw_snapshot");
+    img.onerror = function () { tile.setAttribute("data-snapshot", "none"); img.alt = t("no_snapshot"); };
+    img.onload = function () { tile.setAttribute("data-snapshot", "ok"); };
+    function refresh() { img.src = info.snapshot_url + "?t=" + Date.now(); }
+    refresh();
+    S.snapTimers.push(setInterval(refresh, (C.snapshot_s || 5) * 1000));
+  }
+
+  function liveMode(tile, info) {
+    var body = tile.querySelector(".vw-body");
+    body.textContent = "";
+    if (info.mode === "external") {
+      var video = el("video", { class: "vw-frame", autoplay: "", muted: "", playsinline: "", src: info.url });
+      video.muted = true;
+      video.addEventListener("error", function () { snapshotMode(tile, info); });
+      body.appendChild(video);
+      tile.setAttribute("data-mode", "external");
+      tile.querySelector(".vw-mode").textContent = t("vw_external");
+      return;
+    }
+    var img = el("img", { class: "vw-frame", alt: info.name });
+    // Over the relay cap (503) or a dead stream (502) the tile falls back to snapshots.
+    img.onerror = function () { img.onerror = null; img.removeAttribute("src"); snapshotMode(tile, info); };
+    img.onload = function () { tile.setAttribute("data-live", "1"); };
+    img.src = info.url;
+    body.appendChild(img);
+    tile.setAttribute("data-mode", "mjpeg");
+    tile.querySelector(".vw-mode").textContent = t("vw_live");
+  }
+
+  function tile(gb) {
+    var node = el("div", { class: "vw-tile", "data-gb-id": gb, "data-mode": "loading" }, [
+      el("div", { class: "vw-tile-head" }, [
+        el("span", { class: "vw-name", text: gb }),
+        el("span", { class: "vw-mode", text: t("loading") }),
+        el("button", { type: "button", class: "vw-finding", text: t("vw_finding"), "data-action": "finding" })
+      ]),
+      el("div", { class: "vw-body" })
+    ]);
+    api("GET", "/api/cameras/" + encodeURIComponent(gb) + "/live.json").then(function (res) {
+      if (!res.ok) {
+        node.setAttribute("data-mode", "none");
+        node.querySelector(".vw-mode").textContent = t("vw_unavailable");
+        return;
+      }
+      var info = res.data;
+      node.querySelector(".vw-name").textContent = info.name;
+      node.setAttribute("data-grid", info.grid_code || "");
+      liveMode(node, info);
+    });
+    node.querySelector(".vw-finding").addEventListener("click", function () { recordFinding(node); });
+    return node;
+  }
+
+  function render() {
+    stopTiles();
+    var grid = $("vw-grid");
+    grid.setAttribute("data-layout", String(S.layout));
+    var start = S.page * S.layout;
+    var shown = S.cameras.slice(start, start + S.layout);
+    shown.forEach(function (gb) { grid.appendChild(tile(gb)); });
+    for (var i = shown.length; i < S.layout; i++) { grid.appendChild(el("div", { class: "vw-tile vw-empty" })); }
+    grid.setAttribute("data-tiles", String(shown.length));
+    Array.prototype.forEach.call(document.querySelectorAll(".vw-layout"), function (b) {
+      b.classList.toggle("active", Number(b.getAttribute("data-layout")) === S.layout);
+    });
+  }
+
+  function show(cameras, layout) {
+    S.cameras = cameras.slice(0, 64);
+    S.page = 0;
+    if (layout) { S.layout = layout; }
+    else if (S.cameras.length > S.layout) {
+      S.layout = [1, 4, 9, 16].filter(function (n) { return n >= S.cameras.length; })[0] || 16;
+    }
+    render();
+  }
+
+  function recordFinding(node) {
+    var grid = node.getAttribute("data-grid");
+    if (!grid) { notice(t("vw_unavailable")); return; }
+    var note = window.prompt(t("vw_finding_note"));
+    if (!note) { return; }
+    var body = { grid_code: grid, note: note, gb_id: node.getAttribute("data-gb-id"), severity: "issue" };
+    if (S.tour) { body.tour_id = S.tour.id; }
+    api("POST", "/api/patrol/findings", body).then(function (res) {
+      notice(res.ok ? t("vw_saved") : (res.data && res.data.reason) || String(res.status));
+      if (res.ok) { node.setAttribute("data-finding", String(res.data.id)); }
+    });
+  }
+
+  // ------------------------------------------------------------------ orders
+
+  function orderItem(o, outgoing) {
+    var state = o.state === "open" && o.my_state ? o.my_state : o.state;
+    var li = el("li", { class: "vw-order vw-p-" + o.priority, "data-order": String(o.id), "data-state": state }, [
+      el("div", { class: "vw-order-head" }, [
+        el("span", { class: "vw-badge", text: t("vw_priority_" + o.priority) }),
+        el("span", { class: "vw-order-from", text: (outgoing ? "#" + o.id : t("vw_from") + " " + o.from_unit) }),
+        el("span", { class: "vw-order-state", text: t("vw_state_" + state) })
+      ]),
+      o.note ? el("div", { class: "vw-order-note", text: o.note }) : null
+    ]);
+    var actions = el("div", { class: "vw-order-actions" });
+    actions.appendChild(el("button", { type: "button", text: t("vw_on_wall"), "data-action": "watch", onclick: function () { watchOrder(o.id); } }));
+    if (!outgoing && o.state === "open" && o.my_state === "pending") {
+      actions.appendChild(el("button", { type: "button", text: t("vw_ack"), "data-action": "ack", onclick: function () { step(o.id, "ack"); } }));
+    }
+    if (!outgoing && o.state === "open" && o.my_state !== "closed") {
+      actions.appendChild(el("button", { type: "button", text: t("vw_close"), "data-action": "close", onclick: function () {
+        var feedback = window.prompt(t("vw_feedback"));
+        if (feedback !== null) { step(o.id, "close", { feedback: feedback }); }
+      } }));
+    }
+    li.appendChild(actions);
+    return li;
+  }
+
+  function renderInbox() {
+    var list = $("vw-inbox");
+    if (!list) { return; }
+    list.textContent = "";
+    var ids = Object.keys(S.orders).map(Number).sort(function (a, b) { return b - a; });
+    ids.forEach(function (id) { list.appendChild(orderItem(S.orders[id], false)); });
+    if (!ids.length) { list.appendChild(el("li", { class: "vw-none", text: t("vw_no_orders") })); }
+    document.documentElement.setAttribute("data-inbox", String(ids.length));
+  }
+
+  function pollInbox() {
+    var url = "/api/dispatch/inbox" + (S.since ? "?since=" + encodeURIComponent(S.since) : "");
+    return api("GET", url).then(function (res) {
+      if (!res.ok) { return; }
+      var fresh = 0;
+      res.data.orders.forEach(function (o) {
+        if (!S.orders[o.id]) { fresh += 1; }
+        S.orders[o.id] = o;
+      });
+      if (S.since && fresh) { notice(t("vw_new_order")); }
+      S.since = res.data.server_time;
+      renderInbox();
+    });
+  }
+
+  function loadOutbox() {
+    var list = $("vw-outbox");
+    if (!list) { return; }
+    api("GET", "/api/dispatch/outbox?limit=20").then(function (res) {
+      if (!res.ok) { return; }
+      list.textContent = "";
+      res.data.orders.forEach(function (o) { list.appendChild(orderItem(o, true)); });
+      if (!res.data.orders.length) { list.appendChild(el("li", { class: "vw-none", text: t("vw_no_orders") })); }
+    });
+  }
+
+  function step(id, action, body) {
+    api("POST", "/api/dispatch/" + id + "/" + action, body === undefined ? {} : body).then(function (res) {
+      if (!res.ok) { notice((res.data && res.data.reason) || String(res.status)); return; }
+      var o = res.data;
+      var mine = (o.targets || []).filter(function (x) { return x.unit === C.user.unit; })[0];
+      if (S.orders[id]) {
+        S.orders[id].state = o.state;
+        S.orders[id].my_state = mine ? mine.state : S.orders[id].my_state;
+      }
+      renderInbox();
+    });
+  }
+
+  function watchOrder(id) {
+    api("GET", "/api/dispatch/" + id).then(function (res) {
+      if (!res.ok) { notice((res.data && res.data.reason) || String(res.status)); return; }
+      S.orderId = id;
+      stopTour();
+      show(res.data.cameras.map(function (c) { return c.gb_id; }));
+      document.documentElement.setAttribute("data-order", String(id));
+    });
+  }
+
+  // ------------------------------------------------------------------ tours
+
+  function loadTours(selectId) {
+    var select = $("vw-tours");
+    if (!select) { return; }
+    api("GET", "/api/patrol/tours").then(function (res) {
+      if (!res.ok) { return; }
+      select.textContent = "";
+      res.data.items.forEach(function (tour) {
+        select.appendChild(el("option", { value: String(tour.id), text: tour.name + " (" + tour.cameras + ")" }));
+      });
+      if (selectId) { select.value = String(selectId); }
+    });
+  }
+
+  function stopTour() {
+    clearInterval(S.tourTimer);
+    S.tourTimer = null;
+    S.tour = null;
+    var btn = $("vw-tour-start");
+    if (btn) { btn.textContent = t("vw_start_tour"); }
+    var status = $("vw-tour-status");
+    if (status) { status.textContent = ""; }
+    document.documentElement.removeAttribute("data-tour");
+  }
+
+  function startTour(id) {
+    api("GET", "/api/patrol/tours/" + id).then(function (res) {
+      if (!res.ok) { notice((res.data && res.data.reason) || String(res.status)); return; }
+      var tour = res.data;
+      stopTour();
+      S.tour = tour;
+      S.cameras = tour.cameras.map(function (c) { return c.gb_id; });
+      S.layout = tour.layout;
+      S.page = 0;
+      render();
+      var pages = Math.max(1, Math.ceil(S.cameras.length / S.layout));
+      function status() {
+        $("vw-tour-status").textContent = tour.name + " · " + (S.page + 1) + "/" + pages;
+        document.documentElement.setAttribute("data-tour", tour.id + ":" + S.page);
+      }
+      status();
+      // Each page of the tour stays on the wall for dwell_s, then the next one comes.
+      S.tourTimer = setInterval(function () { S.page = (S.page + 1) % pages; render(); status(); },
+                                tour.dwell_s * 1000);
+      $("vw-tour-start").textContent = t("vw_stop_tour");
+    });
+  }
+
+  function saveTour() {
+    if (!S.cameras.length) { return; }
+    var name = window.prompt(t("vw_tour_name"));
+    if (!name) { return; }
+    api("POST", "/api/patrol/tours", { name: name, gb_ids: S.cameras, dwell_s: 20, layout: S.layout }).then(function (res) {
+      notice(res.ok ? t("vw_saved") : (res.data && res.data.reason) || String(res.status));
+      if (res.ok) { loadTours(res.data.id); }
+    });
+  }
+
+  // ------------------------------------------------------------------ start
+
+  function init() {
+    Array.prototype.forEach.call(document.querySelectorAll(".vw-layout"), function (b) {
+      b.addEventListener("click", function () { S.layout = Number(b.getAttribute("data-layout")); S.page = 0; render(); });
+    });
+    var pick = $("vw-pick");
+    if (pick) {
+      pick.addEventListener("submit", function (e) {
+        e.preventDefault();
+        var ids = $("vw-ids").value.split(/[\s,;]+/).filter(function (s) { return /^[0-9]{20}$/.test(s); });
+        stopTour();
+        show(ids);
+      });
+    }
+    var start = $("vw-tour-start");
+    if (start) {
+      start.addEventListener("click", function () {
+        if (S.tourTimer) { stopTour(); render(); return; }
+        var id = $("vw-tours").value;
+        if (id) { startTour(id); }
+      });
+    }
+    var save = $("vw-tour-save");
+    if (save) { save.addEventListener("click", saveTour); }
+    window.addEventListener("pagehide", stopTiles);
+    render();
+    if (C.page === "videowall") {
+      pollInbox();
+      setInterval(pollInbox, (C.poll_s || 5) * 1000);
+      loadOutbox();
+      setInterval(loadOutbox, 30000);
+      loadTours(C.tour);
+      if (C.order) { watchOrder(C.order); }
+      if (C.tour) { startTour(C.tour); }
+    }
+    document.documentElement.setAttribute("data-videowall", "ready");
+  }
+
+  window.gridmapVideowall = { state: S, show: show, startTour: startTour, stopTour: stopTour, watchOrder: watchOrder };
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
+})();
