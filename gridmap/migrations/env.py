@@ -6,7 +6,8 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-import gridmap.accounts  # noqa: F401  (units, users, dispatch, patrol, audit; likewise)
+import gridmap.accounts
+import gridmap.matter_models  # noqa: F401  (matters, steps, look-back, patrols; likewise)
 import video.crowd_models  # crowd calibrations, sensors, readings and alerts, likewise
 import video.models  # noqa: F401  (registers the camera tables on the shared metadata)
 from gridmap.models import Base
