@@ -808,7 +808,9 @@ def audit_entries(
 # --------------------------------------------------------------------------- demo accounts
 
 # Departments of the demo cameras (their cameras.department names), plus the
-# emergency bureau, which owns no camera and sees only what is dispatched to it.
+# emergency bureau and the departments that matters are routed to (market
+# regulation, human resources, culture and tourism, transport, agriculture), which
+# own no camera and see only what is dispatched or addressed to them.
 DEMO_DEPARTMENTS = (
     "兖州区公安分局",
     "兖州区公安分局交警大队",
@@ -819,6 +821,11 @@ DEMO_DEPARTMENTS = (
     "兖州区教育和体育局",
     "兖州区卫生健康局",
     "兖州区应急管理局",
+    "兖州区市场监督管理局",
+    "兖州区人力资源和社会保障局",
+    "兖州区文化和旅游局",
+    "兖州区交通运输局",
+    "兖州区农业农村局",
 )
 DISTRICT_UNIT = "兖州区社会治理指挥中心"
 DEMO_COMMUNITIES = ("370812001001", "370812001002", "370812100201")

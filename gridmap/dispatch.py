@@ -49,7 +49,7 @@ DEFAULT_EXPIRY_MINUTES = 4 * 60
 MAX_NEARBY_RADIUS_M = 5000.0
 INCIDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$")
 GB_ID_RE = re.compile(r"^[0-9]{20}$")
-SELECTION_KINDS = ("gb_ids", "area", "grid", "bbox", "nearby")
+SELECTION_KINDS = ("gb_ids", "area", "grid", "bbox", "nearby", "incident")
 # Who may do what with orders (viewers only read; grid admins edit data, not video).
 DISPATCH_ROLES = frozenset({"operator"})
 ESCALATION_ROLES = frozenset({"operator", "patrol_lead"})
@@ -135,8 +135,9 @@ def select_cameras(
     """Resolve a selection to (camera id, GB ID) pairs within the actor's scope.
 
     ``selection`` has exactly one of ``gb_ids``, ``area``, ``grid``, ``bbox``
-    (``[w, s, e, n]``) or ``nearby`` (``{lon, lat, radius, limit}``). Cameras the
-    actor cannot see are "not found", like cameras that do not exist.
+    (``[w, s, e, n]``), ``nearby`` (``{lon, lat, radius, limit}``) or ``incident``
+    (a matter's ``SX…`` reference: the cameras whose view covers its spot). Cameras
+    the actor cannot see are "not found", like cameras that do not exist.
     """
     from gridmap.queries import check_bbox, check_code, check_lon_lat
 
@@ -169,6 +170,15 @@ def select_cameras(
         if missing:
             raise NotFound("camera not found", gb_ids=missing[:20])
         return [(found[g], g) for g in wanted], {"gb_ids": len(wanted)}
+    if kind == "incident":
+        from gridmap.matters import incident_cameras
+
+        if not isinstance(value, str):
+            raise InvalidInput("incident is a matter reference (SX…)", field="cameras.incident")
+        picked = incident_cameras(session, actor, value, limit=limit)
+        if not picked:
+            raise InvalidInput("no camera you can see covers this matter", field="cameras")
+        return picked, {"incident": value, "cameras": len(picked)}
     if kind in ("area", "grid"):
         if not isinstance(value, str):
             raise InvalidInput(f"{kind} must be an area code", field=f"cameras.{kind}")

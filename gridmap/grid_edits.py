@@ -322,6 +322,31 @@ def _rederive_cameras(session: Session, sources: list[int], retired: list[int]) 
     )
 
 
+def _rederive_matters(session: Session, codes: Sequence[str]) -> int:
+    """Re-derive the grid code of the matters of the edited grids; return how many moved.
+
+    Matters keep a grid code, not a grid id, and may number in the hundreds of
+    thousands: only those filed under a code the edit wrote, retired or renamed are
+    looked at (prefix index), and only rows whose grid actually changes are written.
+    Any matter that now lies in an edited grid was filed under one of these codes,
+    because the area it lies in belonged to one of them before the edit.
+    """
+    if not codes:
+        return 0
+    return session.execute(
+        text(
+            """
+            UPDATE matters m SET grid_code = d.code
+            FROM (SELECT x.id, (SELECT g.code FROM grids g WHERE ST_Intersects(g.geom, x.geom)
+                                ORDER BY g.code LIMIT 1) AS code
+                  FROM matters x WHERE x.grid_code = ANY(:codes)) d
+            WHERE d.id = m.id AND m.grid_code IS DISTINCT FROM d.code
+            """
+        ),
+        {"codes": list(codes)},
+    ).rowcount
+
+
 def _split_key_persons(
     session: Session,
     sources: list[int],
@@ -541,6 +566,8 @@ def _store_in_savepoint(
             text("UPDATE cameras SET geom = geom WHERE grid_id = ANY(:ids)"),
             {"ids": [m["id"] for m in moved]},
         )
+    # Matters carry only the code; their rows follow the redrawn, retired or renamed grids.
+    _rederive_matters(session, sorted(result.touched()))
     if targets:
         refresh_grid_counts(session, targets)
 

@@ -68,7 +68,7 @@ ANCESTOR_CODE_ENDPOINTS = frozenset({"grids.area_hierarchy"})
 # Writes on a camera that a unit sees only through a dispatch order: viewing only.
 DISPATCHED_VIEW_WRITES = frozenset({"health.sample"})
 # Writes that record their own, more specific audit entries.
-SELF_AUDITED_BLUEPRINTS = frozenset({"auth", "dispatch", "videowall"})
+SELF_AUDITED_BLUEPRINTS = frozenset({"auth", "dispatch", "videowall", "matters"})
 VIEW_AUDIT_INTERVAL_S = 300.0
 AREA_CODE_LENGTHS = (6, 9, 12, 15)
 
