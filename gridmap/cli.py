@@ -100,7 +100,7 @@ def demo_group() -> None:
 @click.option("--seed", default=370812, show_default=True, type=int)
 @click.option("--houses", default=250_000, show_default=True, type=click.IntRange(1_000, 2_000_000))
 @click.option("--cameras", default=8_600, show_default=True, type=click.IntRange(0, 2_000_000))
-@click.option("--if-empty", is_flag=True, help="Do nothing when grids already exist.")
+@click.option("--if-empty", is_flag=True, help="When grids exist, only add missing demo accounts and matters.")
 @click.option("--replace", is_flag=True, help="Delete existing demo data first.")
 def demo_load(seed: int, houses: int, cameras: int, if_empty: bool, replace: bool) -> None:
     """Generate the deterministic demo data set and load it."""
@@ -110,7 +110,10 @@ def demo_load(seed: int, houses: int, cameras: int, if_empty: bool, replace: boo
     with db.session_factory(engine)() as session:
         if demo.is_loaded(session) and not replace:
             if if_empty:
-                click.echo("demo data already loaded")
+                added = demo.top_up(session, seed=seed)
+                session.commit()
+                extra = ", ".join(f"{k} {v:,}" for k, v in added.items() if v)
+                click.echo("demo data already loaded" + (f"; added {extra}" if extra else ""))
                 return
             _fail(GridmapError("grids already exist; pass --replace to reload"))
         started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gridmap.cli import db_group, demo_group
+from gridmap.matters_cli import matters_group
 from video.cli import density_group, sampler_command, sensors_group, streams_group
 
 
@@ -35,6 +36,7 @@ main.add_command(density_group)
 main.add_command(streams_group)
 main.add_command(sampler_command)
 main.add_command(sensors_group)
+main.add_command(matters_group)
 
 
 def _add_account_commands() -> None:
