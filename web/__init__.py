@@ -37,7 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         LOCKOUT_THRESHOLD=5,  # failed sign-ins in a row before the account locks
         LOCKOUT_MINUTES=15,
         RATELIMIT_STORAGE_URI="memory://",
-        LOGIN_EXEMPT_BLUEPRINTS=["sensor_ingest"],  # Bearer-token blueprints
+        LOGIN_EXEMPT_BLUEPRINTS=["sensor_ingest", "open311"],  # Bearer-token blueprints
         # Live video (web.relay): MJPEG relays at RELAY_FPS, at most RELAY_MAX at once;
         # LIVE_URL_TEMPLATE (e.g. "https://media/live/{gb_id}.m3u8") or LIVE_URLS
         # ({gb_id: url}) hand tiles to an external media server instead.
@@ -85,7 +85,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(dispatch.bp)
     app.register_blueprint(videowall.bp)
+    from web.blueprints import matters as matters_api
+    app.register_blueprint(matters_api.bp)  # /api/matters…, wall layers for matters and orders
+    from web import matters_page
+    app.register_blueprint(matters_page.bp)  # the /matters pages
 
+    from web.blueprints import matter_reports, open311
+    app.register_blueprint(open311.bp)  # 'open311': api_key / public reads, no session/CSRF
+    app.register_blueprint(matter_reports.bp)  # bulletin, stats, look-back, patrols
     openapi.init_app(app)
     return app
 

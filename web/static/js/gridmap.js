@@ -158,6 +158,7 @@
       onAdd: function () {
         return el("div", { class: "leaflet-bar gm-lang-box gm-user" }, [
           el("span", { class: "gm-user-name", text: user.unit + " · " + user.username }),
+          el("a", { class: "gm-lang", href: "/matters", text: t("mt_nav") }),
           el("a", { class: "gm-lang", href: "/videowall", text: t("video_wall") }),
           el("a", { class: "gm-lang", href: "/logout", text: t("sign_out") })
         ]);
