@@ -27,6 +27,7 @@ SERVED_PACKAGES = {
     "leaflet-timedimension",
     "iso8601-js-period",
     "leaflet.fullscreen",
+    "hls.js",  # HLS tiles of an external media server on the video wall (Chromium has no native HLS)
 }
 
 # folium asset name -> local URL; None drops an asset this app never uses.

@@ -75,9 +75,23 @@
     var body = tile.querySelector(".vw-body");
     body.textContent = "";
     if (info.mode === "external") {
-      var video = el("video", { class: "vw-frame", autoplay: "", muted: "", playsinline: "", src: info.url });
+      var video = el("video", { class: "vw-frame", autoplay: "", muted: "", playsinline: "" });
       video.muted = true;
       video.addEventListener("error", function () { snapshotMode(tile, info); });
+      // HLS (.m3u8) plays natively only in Safari; elsewhere hls.js feeds it through MSE.
+      var isHls = /\.m3u8(\?|$)/i.test(info.url);
+      if (isHls && window.Hls && window.Hls.isSupported() && !video.canPlayType("application/vnd.apple.mpegurl")) {
+        var hls = new window.Hls({ lowLatencyMode: true });
+        hls.on(window.Hls.Events.ERROR, function (_e, data) {
+          if (data && data.fatal) { hls.destroy(); snapshotMode(tile, info); }
+        });
+        hls.loadSource(info.url);
+        hls.attachMedia(video);
+        tile.setAttribute("data-player", "hls.js");
+      } else {
+        video.src = info.url;
+        tile.setAttribute("data-player", "native");
+      }
       body.appendChild(video);
       tile.setAttribute("data-mode", "external");
       tile.querySelector(".vw-mode").textContent = t("vw_external");
