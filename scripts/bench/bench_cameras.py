@@ -88,6 +88,9 @@ def bench_nearby(url: str, label: str) -> None:
                         for x, y in pts]
         endpoint = percentiles(time_calls(http_timer(port, nearby_paths, cookie), N))
         trivial = percentiles(time_calls(http_timer(port, ["/api/version"], cookie), N))
+        # Every data endpoint passes the sign-in guard (one query for the session's
+        # user and unit); /api/version is public, /api/me is the trivial signed-in one.
+        signed = percentiles(time_calls(http_timer(port, ["/api/me"], cookie), N))
     finally:
         server.close()
     print(f"\nnearby KNN-20 within 500 m — {label}")
@@ -95,10 +98,12 @@ def bench_nearby(url: str, label: str) -> None:
     print(row("video.registry.nearby", fn, raw))
     print(row("GET /api/cameras/nearby (HTTP)", endpoint, raw))
     print(row("trivial endpoint /api/version (HTTP)", trivial))
-    goal = trivial["p50"] + 2 * raw["p50"]
-    verdict = "meets" if endpoint["p50"] <= goal else "MISSES"
-    print(f"  goal: endpoint p50 {endpoint['p50']:.3f} ms ≤ trivial p50 + 2×raw p50 = "
-          f"{goal:.3f} ms → {verdict}")
+    print(row("trivial signed-in /api/me (HTTP)", signed))
+    for name, base in (("public trivial", trivial), ("signed-in trivial", signed)):
+        goal = base["p50"] + 2 * raw["p50"]
+        verdict = "meets" if endpoint["p50"] <= goal else "MISSES"
+        print(f"  goal vs {name}: endpoint p50 {endpoint['p50']:.3f} ms ≤ {name} p50 + "
+              f"2×raw p50 = {goal:.3f} ms → {verdict}")
 
 
 def bench_layer(url: str) -> None:
@@ -140,6 +145,7 @@ def make_million(url_source: str) -> str:
     # An earlier version of this generator put every bench camera on one point; a
     # set like that makes KNN degenerate, so it is rebuilt rather than reused.
     if have >= 1_000_000 and spread > have // 2:
+        _ensure_accounts(engine)
         return url
     from geodata.generator import generate
 
@@ -176,7 +182,18 @@ def make_million(url_source: str) -> str:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE cameras"))  # drop dead rows of an old set
     print(f"(generated 1,000,000 cameras in {time.perf_counter() - t0:.0f} s)")
+    _ensure_accounts(engine)
     return url
+
+
+def _ensure_accounts(engine) -> None:
+    """Create the demo units and users the HTTP part signs in with."""
+    from gridmap import db
+    from gridmap.accounts import ensure_demo_accounts
+
+    with db.session_factory(engine)() as session:
+        ensure_demo_accounts(session)
+        session.commit()
 
 
 def main() -> None:
