@@ -782,8 +782,10 @@
       coordsToLatLng: coordsToLatLng,
       renderer: S.renderers.top,
       pointToLayer: function (f, ll) {
+        // A feature may carry its own colour (e.g. a matter by state and deadline).
+        var own = f.properties && /^#[0-9a-fA-F]{6}$/.test(f.properties.color || "") ? f.properties.color : color;
         return L.circleMarker(ll, { renderer: S.renderers.top, radius: 8, color: "#fff", weight: 2,
-                                    fillColor: color, fillOpacity: 0.95, className: "wall-" + spec.key });
+                                    fillColor: own, fillOpacity: 0.95, className: "wall-" + spec.key });
       },
       style: function () { return { color: color, weight: 2, fillOpacity: 0.2, className: "wall-" + spec.key }; },
       onEachFeature: function (f, lyr) {
