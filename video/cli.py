@@ -63,7 +63,9 @@ def streams_serve(base_port: int | None, uhd: bool) -> None:
 
 
 @click.command("sampler")
-@click.option("--processes", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--processes", default=16, show_default=True, type=click.IntRange(1, 64),
+              help="Probe worker processes. OpenCV opens one stream at a time per process, "
+                   "so opens scale with processes; each costs ~100 MB.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64),
               help="Probes in flight per worker process.")
 @click.option("--lease", default=60, show_default=True, type=click.IntRange(10, 3600),
