@@ -366,7 +366,7 @@ def load_demo_matters(session: Session, data: DemoDataset, *, seed: int = 370812
         "SELECT u.id, (SELECT id FROM users WHERE username = :u) FROM units u"
         " WHERE u.kind = 'district' ORDER BY u.id LIMIT 1"), {"u": DEMO_MATTER_USER}).one()
     pairs = m[["category_code", "grid_code"]].drop_duplicates()
-    route_sql = matters.ROUTE_SQL.replace(":cat", "x.cat").replace(":grid", "x.grid")
+    route_sql = matters.route_sql(cat="x.cat", grid="x.grid")
     unit_of = {
         (cat, grid): unit for cat, grid, unit in session.execute(text(f"""
             SELECT x.cat, x.grid, (SELECT sub.unit_id FROM ({route_sql}) sub)

@@ -68,6 +68,9 @@ from gridmap.matter_models import (
     MatterRoutingRule,
     MatterSupervision,
 )
+from gridmap.queries import check_bbox, grid_at_point
+from video.registry import Filters, check_in_district
+from video.registry import get as get_camera
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 RATING_THRESHOLD = 3  # a rating below this reopens the matter
@@ -334,23 +337,32 @@ class Routing:
     rule_id: int | None
 
 
-ROUTE_SQL = """
+def route_sql(cat: str = ":cat", grid: str = ":grid") -> str:
+    """Return the routing-rule query for a category and grid code given as SQL expressions.
+
+    Bound parameters by default; the demo loader passes column names to route many
+    category/grid pairs in one statement with the very same rule.
+    """
+    return f"""
 SELECT r.id, r.unit_id, r.urgent_to_district FROM matter_routing_rules r
 JOIN units u ON u.id = r.unit_id AND u.active
 WHERE r.active
-  AND (r.category_prefix = '' OR :cat = r.category_prefix OR :cat LIKE r.category_prefix || '.%')
-  AND (r.area_prefix = '' OR :grid LIKE r.area_prefix || '%')
+  AND (r.category_prefix = '' OR {cat} = r.category_prefix
+       OR {cat} LIKE r.category_prefix || '.%')
+  AND (r.area_prefix = '' OR {grid} LIKE r.area_prefix || '%')
 ORDER BY length(r.category_prefix) DESC, length(r.area_prefix) DESC, r.id
 LIMIT 1
 """
 
 
+ROUTE_SQL = route_sql()
+
+
 def _grid_at(session: Session, lon: float, lat: float) -> str | None:
-    return session.execute(
-        text("SELECT g.code FROM grids g WHERE ST_Intersects(g.geom, "
-             "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY g.code LIMIT 1"),
-        {"lon": lon, "lat": lat},
-    ).scalar()
+    try:
+        return grid_at_point(session, lon, lat)["code"]
+    except (NotFound, InvalidInput):  # outside every grid (or the district's bbox)
+        return None
 
 
 def route(session: Session, category_code: str, lon: float, lat: float, *,
@@ -443,12 +455,7 @@ def locate(session: Session, payload: Mapping[str, Any]) -> tuple[float, float]:
             lon, lat = float(pt.x), float(pt.y)
     except CoordinateError as exc:
         raise InvalidInput(str(exc), field="coord_sys") from None
-    inside = session.execute(
-        text("SELECT EXISTS (SELECT 1 FROM districts d WHERE ST_Intersects(d.geom, "
-             "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)))"),
-        {"lon": lon, "lat": lat},
-    ).scalar_one()
-    if not inside:
+    if check_in_district(session, [(lon, lat)]):
         raise InvalidInput("the location is outside the district", field="lon",
                            lon=round(lon, 6), lat=round(lat, 6))
     return lon, lat
@@ -891,8 +898,6 @@ def _filters(actor: Actor, *, state: str | None, overdue: bool | None, category:
         escaped = q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
         params.update(f_q=f"%{escaped}%", f_qref=escaped + "%")
     if bbox is not None:
-        from gridmap.queries import check_bbox
-
         w, s, e, n = bbox
         check_bbox(w, s, e, n)
         parts.append("m.geom && ST_MakeEnvelope(:f_w, :f_s, :f_e, :f_n, 4326)")
@@ -1238,13 +1243,12 @@ def add_attachment(session: Session, actor: Actor, matter_id: int, *, kind: str,
 def attach_snapshot(session: Session, actor: Actor, matter_id: int, gb_id: str, *,
                     snapshot_dir: Path | None = None) -> dict[str, Any]:
     """Attach the latest sampled snapshot of a camera the actor can see."""
-    from video import registry
     from video.sampler import SamplerConfig, snapshot_paths
 
     if not isinstance(gb_id, str) or not re.fullmatch(r"[0-9]{20}", gb_id):
         raise InvalidInput("camera_id is a 20-digit GB/T 28181 ID", field="camera_id")
     _load(session, actor, matter_id)
-    registry.get(session, gb_id, scope=actor.scope)  # NotFound outside the scope
+    get_camera(session, gb_id, scope=actor.scope)  # NotFound outside the scope
     camera = session.execute(text("SELECT id FROM cameras WHERE gb_id = :g"),
                              {"g": gb_id}).scalar_one()
     root = snapshot_dir or SamplerConfig().snapshots()
@@ -1294,8 +1298,6 @@ LIMIT :limit
 
 def _cameras_at(session: Session, actor: Actor, lon: float, lat: float, *, limit: int,
                 radius_m: float) -> list[dict[str, Any]]:
-    from video.registry import Filters
-
     if not 0 < limit <= 50:
         raise InvalidInput("limit must be within 1–50")
     if not 0 < radius_m <= 2000:
@@ -1308,13 +1310,16 @@ def _cameras_at(session: Session, actor: Actor, lon: float, lat: float, *, limit
     return [dict(r) for r in rows]
 
 
+def _matter_point(session: Session, m: Matter) -> tuple[float, float]:
+    return session.execute(
+        text("SELECT ST_X(geom), ST_Y(geom) FROM matters WHERE id = :m"), {"m": m.id}
+    ).one()
+
+
 def cameras_for_matter(session: Session, actor: Actor, matter_id: int, *, limit: int = 12,
                        radius_m: float = CAMERA_RADIUS_M) -> list[dict[str, Any]]:
     """Return the cameras in the actor's scope whose view sector covers the matter's spot."""
-    m = _load(session, actor, matter_id)
-    lon, lat = session.execute(
-        text("SELECT ST_X(geom), ST_Y(geom) FROM matters WHERE id = :m"), {"m": m.id}
-    ).one()
+    lon, lat = _matter_point(session, _load(session, actor, matter_id))
     items = _cameras_at(session, actor, lon, lat, limit=limit, radius_m=radius_m)
     for item in items:
         item.pop("id", None)
@@ -1325,10 +1330,7 @@ def cameras_for_matter(session: Session, actor: Actor, matter_id: int, *, limit:
 def incident_cameras(session: Session, actor: Actor, ref: str, *,
                      limit: int = 50) -> list[tuple[int, str]]:
     """Return (camera id, GB ID) of the cameras that can see a matter, by its ref."""
-    m = _load(session, actor, matter_by_ref(session, actor, ref))
-    lon, lat = session.execute(
-        text("SELECT ST_X(geom), ST_Y(geom) FROM matters WHERE id = :m"), {"m": m.id}
-    ).one()
+    lon, lat = _matter_point(session, _load(session, actor, matter_by_ref(session, actor, ref)))
     rows = _cameras_at(session, actor, lon, lat, limit=min(limit, 50), radius_m=CAMERA_RADIUS_M)
     return [(int(r["id"]), str(r["gb_id"])) for r in rows]
 

@@ -76,6 +76,17 @@ def demo_accounts(engine, demo_loaded) -> None:
 
 
 @pytest.fixture
+def seeded(session, demo_accounts) -> Session:
+    """Seed the matter categories and routing rules (idempotent, rolled back with the test)."""
+    from gridmap import matters
+
+    matters.ensure_categories(session)
+    matters.ensure_routing_rules(session)
+    session.flush()
+    return session
+
+
+@pytest.fixture
 def app(connection, database_url, demo_accounts):
     """Return the Flask app bound to the test transaction (CSRF off; see test_auth)."""
     from web import create_app

@@ -41,12 +41,11 @@ def test_record_and_list_a_patrol(client, worker, session):
     assert all(p["worker"]["id"] == worker["own"] for p in by_worker["items"])
 
 
-def test_matters_reported_during_the_day_are_listed(client, worker, session):
+def test_matters_reported_during_the_day_are_listed(client, worker, seeded):
     from gridmap import matters
     from gridmap.accounts import DISTRICT_UNIT, system_actor, unit_by_ref
 
-    matters.ensure_categories(session)
-    matters.ensure_routing_rules(session)
+    session = seeded
     lon, lat = session.execute(text(
         "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM grids"
         " WHERE code = :c"), {"c": GRID}).one()

@@ -22,10 +22,9 @@ DAAN = (116.93, 35.47)  # 大安镇, elsewhere
 
 
 @pytest.fixture
-def ctx(session):
-    """Seed categories and rules; return the district and town units and actors."""
-    matters.ensure_categories(session)
-    matters.ensure_routing_rules(session)
+def ctx(seeded):
+    """Return the district and town units and actors (categories and rules seeded)."""
+    session = seeded
     district = unit_by_ref(session, DISTRICT_UNIT)
     town = unit_by_ref(session, DEMO_TOWN)
     return {"district": district, "town": town, "center": system_actor(district, "stats-test"),

@@ -32,15 +32,6 @@ PDF = b"%PDF-1.4\n" + b"0" * 100
 FRIDAY = datetime(2026, 3, 6, 2, 0, tzinfo=UTC)  # Friday 10:00 in Beijing
 
 
-@pytest.fixture
-def seeded(session, demo_accounts):
-    """Categories and routing rules (idempotent, rolled back with the test)."""
-    matters.ensure_categories(session)
-    matters.ensure_routing_rules(session)
-    session.flush()
-    return session
-
-
 def actor(session, username: str) -> accounts.Actor:
     user = session.scalars(select(User).where(User.username == username)).one()
     return accounts.actor_for(session, user)

@@ -9,19 +9,11 @@ from sqlalchemy import text
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from gridmap import accounts, matters
+from gridmap import accounts
 from tests.integration.test_matters import JPEG, PDF, point_in
 
 COMMUNITY = "370812001001"
 OTHER_TOWN = "370812100"
-
-
-@pytest.fixture
-def seeded(session, demo_accounts):
-    matters.ensure_categories(session)
-    matters.ensure_routing_rules(session)
-    session.flush()
-    return session
 
 
 def body(seeded, prefix=COMMUNITY, **extra):

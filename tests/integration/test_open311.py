@@ -11,10 +11,9 @@ INSIDE = {"lat": "35.553", "long": "116.826"}  # 鼓楼街道
 
 
 @pytest.fixture
-def key(session, app):
-    """Seed categories and rules and create an API client; return its key."""
-    matters.ensure_categories(session)
-    matters.ensure_routing_rules(session)
+def key(seeded, app):
+    """Create an API client (categories and rules seeded); return its key."""
+    session = seeded
     _client, api_key = open311.create_client(session, "test-citizen-app")
     session.commit()
     return api_key
