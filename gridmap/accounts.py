@@ -43,7 +43,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.models import Base
 from video.models import Camera
-from video.registry import NO_AREA, Scope, dispatched_sql
+from video.registry import NO_AREA, Scope
 
 UNIT_KINDS = ("district", "town", "department", "community")
 TIER_OF_KIND = {"district": 1, "town": 2, "department": 2, "community": 3}
@@ -550,13 +550,19 @@ def set_password(session: Session, user: User, password: str) -> None:
     session.flush()
 
 
-SESSION_ACTOR_SQL = f"""
+# Runs on every signed-in request, so it is kept cheap to plan: has_dispatched asks
+# whether an open order still addresses the unit, without joining its cameras (an
+# order always has some). The flag only decides whether the scope's dispatch
+# branch is written into the unit's queries; that branch checks everything itself.
+SESSION_ACTOR = text("""
 SELECT u.id, u.username, u.role, u.active, u.is_demo, u.session_token,
        un.id AS unit_id, un.name AS unit_name, un.kind, un.tier, un.code, un.department,
-       EXISTS ({dispatched_sql("un.id")}) AS has_dispatched
+       EXISTS (SELECT 1 FROM dispatch_targets dt JOIN dispatch_orders o ON o.id = dt.order_id
+               WHERE dt.unit_id = un.id AND dt.state <> 'closed'
+                 AND o.state = 'open' AND o.expires_at > now()) AS has_dispatched
 FROM users u JOIN units un ON un.id = u.unit_id
 WHERE u.id = :id
-"""
+""")
 
 
 def load_session_actor(session: Session, user_id: int, token: str, *,
@@ -566,7 +572,7 @@ def load_session_actor(session: Session, user_id: int, token: str, *,
     One query per request: the user, its unit and whether anything is dispatched to
     the unit (so scoped queries without orders carry no dispatch branch).
     """
-    row = session.execute(text(SESSION_ACTOR_SQL), {"id": user_id}).mappings().first()
+    row = session.execute(SESSION_ACTOR, {"id": user_id}).mappings().first()
     if row is None or not row["active"]:
         return None
     if not secrets.compare_digest(row["session_token"], token):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,10 +68,41 @@ def engine_for(libpq_url: str) -> Engine:
             sqlalchemy_url(libpq_url),
             pool_size=10,
             max_overflow=20,
-            pool_pre_ping=True,
         )
+        _ping_when_idle(engine)
         _ENGINES[libpq_url] = engine
     return engine
+
+
+# A pooled connection idle for longer than this is tested before it is handed out.
+PING_AFTER_IDLE_S = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection on checkout only if it sat idle (a restart may have cut it).
+
+    SQLAlchemy's ``pool_pre_ping`` tests every checkout: two round trips (BEGIN,
+    SELECT 1) on every request, a third of a short request's time. A connection
+    checked in a moment ago is almost surely alive; if the server went away in
+    that moment, the first statement fails, SQLAlchemy invalidates the whole pool
+    and that one request answers 503.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        since = record.info.get("checked_in_at")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return  # new, or used a moment ago
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as error:
+            # The pool discards this connection and checks out another.
+            raise exc.DisconnectionError() from error
 
 
 def dispose_all() -> None:

@@ -8,6 +8,7 @@ this module except through ``stream_credentials`` for the stream-opening process
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from pyproj import Geod
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from gridmap.config import var_dir
@@ -613,32 +615,57 @@ def check_radius(radius_m: float) -> None:
 
 # KNN (`<->` on the geography expression index) walks the index in distance order
 # and stops after the candidates, so it costs the same at 8,600 or 1,000,000 cameras.
-# The outer query applies the radius and re-ranks by the exact spheroid distance
-# (index order is spherical, which can swap neighbours closer than ~0.3 %).
+# Index order is spherical; the exact distance on the WGS-84 ellipsoid differs by
+# up to ±0.23 % with direction at this latitude, which can swap close neighbours.
+# So the query fetches more candidates than asked, with a small margin on the
+# radius, and Python re-ranks them by the ellipsoidal distance (pyproj, one
+# vectorised call): ST_Distance and ST_Azimuth on the spheroid cost more than the
+# KNN itself.
 # The point is spelled out in each clause (not a CTE): an index-ordered KNN scan
 # needs a constant right-hand side at plan time.
 PT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
-NEARBY_SQL = f"""
-WITH ids AS (
-  (SELECT c.id FROM cameras c WHERE TRUE {{where}}
-   ORDER BY c.geom::geography <-> {PT}::geography LIMIT :candidates)
-  UNION
-  -- Cameras aimed at the point may be farther than the nearest few: add them too
-  -- (GiST on view_sector), so "sees the point first" never misses one in range.
-  (SELECT c.id FROM cameras c
-   WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
-     AND ST_Intersects(c.view_sector, {PT}) {{where}})
+SPHERE_MARGIN = 1.005
+_SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
+# A scalar subquery is probed per row through the primary key; EXISTS let the
+# planner hash the whole credentials table for twenty rows.
+_NEARBY_COLUMNS = PUBLIC_COLUMNS.replace(
+    "EXISTS (SELECT 1 FROM camera_credentials k WHERE k.camera_id = c.id)",
+    "(SELECT TRUE FROM camera_credentials k WHERE k.camera_id = c.id) IS NOT NULL",
 )
-SELECT {{columns}},
-       (c.heading IS NOT NULL AND c.fov IS NOT NULL
-        AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
-       ST_Distance(c.geom::geography, {PT}::geography) AS distance_m,
-       degrees(ST_Azimuth({PT}::geography, c.geom::geography)) AS bearing
-FROM cameras c JOIN ids ON ids.id = c.id
-WHERE ST_DWithin(c.geom::geography, {PT}::geography, :radius)
-ORDER BY {{outer_order}}
-LIMIT :limit
+assert _NEARBY_COLUMNS != PUBLIC_COLUMNS
+_SEES_POINT = (f"(c.heading IS NOT NULL AND c.fov IS NOT NULL "
+               f"AND ST_Intersects(c.view_sector, {PT}))")
+# The KNN walks the index for ids only; the few rows found are then read through
+# the primary key (carrying every column through the index-ordered scan doubled
+# its cost).
+NEARBY_SQL = f"""
+WITH knn AS (
+  SELECT c.id FROM cameras c WHERE TRUE {{where}}
+  ORDER BY {_SPHERE_M} LIMIT :candidates
+){{aimed}}
+SELECT {_NEARBY_COLUMNS}, {_SEES_POINT} AS sees_point
+FROM cameras c
+WHERE c.id IN (SELECT id FROM knn{{union_aimed}})
+  AND {_SPHERE_M} <= :reach
 """
+# Cameras aimed at the point may be farther than the nearest few: with "sees the
+# point first" they are added too (GiST on view_sector), so none in range is missed.
+_AIMED_CTE = """, aimed AS (
+  SELECT c.id FROM cameras c
+  WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
+    AND ST_Intersects(c.view_sector, {pt}) {where}
+)""".replace("{pt}", PT)
+_GEOD = Geod(ellps="WGS84")
+
+
+@functools.lru_cache(maxsize=256)
+def _nearby_statement(where: str, sees_first: bool) -> TextClause:
+    """Return the compiled-once statement for a scope/filter clause."""
+    return text(NEARBY_SQL.format(
+        where=where,
+        aimed=_AIMED_CTE.format(where=where) if sees_first else "",
+        union_aimed=" UNION SELECT id FROM aimed" if sees_first else "",
+    ))
 
 
 def nearby(
@@ -653,8 +680,9 @@ def nearby(
 ) -> list[dict[str, Any]]:
     """Return the nearest cameras within a radius, with distance and bearing.
 
-    With ``sees_first`` the cameras whose view sector contains the point come
-    first (nearest first), then the rest by distance.
+    Distances are geodesic on the WGS-84 ellipsoid; the bearing is the forward
+    azimuth from the point to the camera. With ``sees_first`` the cameras whose
+    view sector contains the point come first (nearest first), then the rest.
     """
     # Built per call (not as a default argument) so it picks up the bound scope.
     filters = filters or Filters()
@@ -665,22 +693,25 @@ def nearby(
     if not 0 < limit <= MAX_NEARBY:
         raise InvalidInput(f"limit must be within 1–{MAX_NEARBY}")
     where, params = filters.sql()
-    outer = "sees_point DESC, distance_m" if sees_first else "distance_m"
-    sql = NEARBY_SQL.format(columns=PUBLIC_COLUMNS, where=where, outer_order=outer)
     rows = session.execute(
-        text(sql),
-        {
-            **params, "lon": lon, "lat": lat, "radius": radius_m, "limit": limit,
-            "candidates": limit * 2 + 10,
-        },
-    ).mappings()
-    out = []
-    for r in rows:
-        item = _public(r)
-        item["distance_m"] = round(float(item["distance_m"]), 1)
-        item["bearing"] = round(float(item["bearing"] or 0.0), 1)
-        out.append(item)
-    return out
+        _nearby_statement(where, sees_first),
+        {**params, "lon": lon, "lat": lat, "reach": radius_m * SPHERE_MARGIN,
+         "candidates": limit * 2 + 10},
+    ).mappings().all()
+    if not rows:
+        return []
+    n = len(rows)
+    bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r["lon"] for r in rows],
+                                       [r["lat"] for r in rows])
+    found = []
+    for r, bearing, distance in zip(rows, bearings, distances, strict=True):
+        if distance <= radius_m:
+            item = _public(r)
+            item["distance_m"] = round(float(distance), 1)
+            item["bearing"] = round(float(bearing) % 360.0, 1) % 360.0
+            found.append((not r["sees_point"] if sees_first else False, distance, item))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [item for _, _, item in found[:limit]]
 
 
 def in_area(

@@ -37,6 +37,21 @@ def time_calls(fn: Callable[[int], object], n: int, warmup: int = 20) -> list[fl
     return out
 
 
+def time_interleaved(fns: dict[str, Callable[[int], object]], n: int,
+                     warmup: int = 20) -> dict[str, list[float]]:
+    """Time several calls round-robin, so drift of a shared machine hits all alike."""
+    for i in range(warmup):
+        for fn in fns.values():
+            fn(i)
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(n):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(i)
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
 def bench_database() -> str:
     """Return the URL of the database to benchmark (GRIDMAP_DATABASE, default gridmap)."""
     from gridmap import db

@@ -59,9 +59,16 @@ def test_create_derives_grid_and_hides_credentials(client, session):
     assert cam["community_code"] == code[:12] and cam["town_code"] == code[:9]
     assert cam["has_credentials"] is True
     assert cam["main_url"] == "rtsp://192.0.2.10:554/Streaming/Channels/101"
+    near = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=50&limit=200")
+    mine = [i for i in near.get_json()["items"] if i["gb_id"] == cam["gb_id"]]
+    assert mine and mine[0]["has_credentials"] is True and mine[0]["distance_m"] < 1
+    with_secret = set(session.scalars(text(
+        "SELECT c.gb_id FROM cameras c JOIN camera_credentials k ON k.camera_id = c.id")))
+    assert all(i["has_credentials"] is (i["gb_id"] in with_secret)
+               for i in near.get_json()["items"])
     body = resp.get_data(as_text=True) + client.get(f"/api/cameras/{cam['gb_id']}").get_data(
         as_text=True
-    )
+    ) + near.get_data(as_text=True)
     for form in all_text_forms(SECRET):
         assert form not in body
     stored = session.execute(

@@ -54,3 +54,27 @@ def test_migrations_upgrade_downgrade_upgrade(database_url):
         ).scalar()
     engine.dispose()
     assert srid == 4326
+
+
+def _backend_pid(conn) -> int:
+    return conn.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+def test_pool_replaces_a_connection_cut_while_idle(database_url):
+    # Its own engine (a distinct URL), so the shared pool is left alone.
+    engine = db.engine_for(f"{database_url}?application_name=gridmap_ping_test")
+    try:
+        with engine.connect() as conn:
+            first = _backend_pid(conn)
+        with engine.connect() as conn:
+            assert _backend_pid(conn) == first  # reused while fresh: no ping
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        # Pretend the connection has been idle long enough to be tested.
+        for record in list(engine.pool._pool.queue):
+            record.info["checked_in_at"] -= db.PING_AFTER_IDLE_S + 1
+        with engine.connect() as conn:
+            assert _backend_pid(conn) != first
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
