@@ -62,7 +62,7 @@ class CrowdCamera(HysteresisColumns, Base):
     )
     # Validated by video.density.Calibration.from_json before it is stored.
     calibration: Mapped[dict] = mapped_column(JSONB)
-    # video.density.CameraState.to_bytes(): a zlib-compressed ~160x90 background.
+    # video.density.CameraState.to_bytes(): a zlib-compressed ~320x180 background.
     state: Mapped[bytes | None] = mapped_column(LargeBinary)
     state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The ROI projected onto the ground; NULL means "use the camera's view sector".

@@ -8,7 +8,7 @@ cues rather than on a detector trained for one viewpoint.
 Pipeline (each step is explained where it is implemented):
 
 0. Cheap check (`_quiet`): with a warm per-camera background, compare luma at
-   ~160x90; if nothing in the ROI changed, return 0 and skip everything else.
+   state resolution (~320x180); if nothing in the ROI changed, return 0 and skip everything else.
 1. Geometry (`_geometry`). From the ROI, its ground area and the linear
    person-height model we derive the camera's mean depression angle, the
    expected silhouette area of one person at every pixel (including sideways
@@ -16,7 +16,7 @@ Pipeline (each step is explained where it is implemented):
    are inside the ROI.
 2. Foreground (`_foreground`). Background = temporal median of the burst (with
    a three-frame-difference ghost test), or the per-camera running background
-   (`CameraState`, ~22 KB), or for a lone still image a spatial (large median
+   (`CameraState`, ~86 KB), or for a lone still image a spatial (large median
    filter) estimate. Colour distance with noise-adaptive thresholds, global gain
    compensation, and shadow suppression (a cast shadow darkens the ground by the
    scene's one shadow ratio and keeps its chroma and texture).
@@ -82,7 +82,11 @@ BODY_FILL = 0.70
 MIN_PERSON_PX = 2.0  # clamp for the height model far beyond its measured rows
 
 # --- Processing resolution and state -----------------------------------------------
-STATE_WIDTH = 160  # per-camera background width; 160x90 luma + half-res chroma
+# Per-camera background width: 320x180 luma + half-res chroma, 86 KB (~40 KB stored).
+# It matches the smallest analysis width; at 160 (22 KB) people a few pixels wide
+# blurred into the background and live counts were off by 20-56 % instead of 3-24 %
+# (scripts/bench/bench_density.py).
+STATE_WIDTH = 320
 ANALYSIS_MIN_WIDTH = 320
 ANALYSIS_MAX_WIDTH = 640
 MIN_ANALYSIS_PERSON_PX = 12.0  # smallest person we want at analysis resolution
@@ -473,17 +477,18 @@ def _ycrcb(frame: np.ndarray) -> np.ndarray:
 
 @dataclass
 class CameraState:
-    """Small per-camera background: luma at ~160x90 and chroma at half that, uint8.
+    """Small per-camera background: luma at ~320x180 and chroma at half that, uint8.
 
-    A MOG2 model is ~30 MB per VGA camera; this is ~22 KB. The background follows
+    A MOG2 model is ~30 MB per VGA camera; this is ~86 KB (~40 KB compressed). The background follows
     a sigma-delta running median (each update moves every pixel one grey level
     towards the frame), which is robust to people walking through, exact in
     uint8, and needs no variance image. Pixels currently seen as people are only
     refreshed on every 8th update, so a crowd that stands still is not learnt as
     ground quickly, while a parked object that leaves is eventually forgotten.
-    Coarser than the analysis resolution, it costs accuracy on small people
-    (see scripts/bench/bench_density.py); `from_background(..., width=320)`
-    (~86 KB) or `size=analysis_size(...)` trades memory back for accuracy.
+    Where it is coarser than the analysis resolution (near top-down views are
+    analysed at up to 640 wide) it costs some accuracy on small people (see
+    scripts/bench/bench_density.py); `size=analysis_size(...)` trades memory back.
+    `width=160` (~22 KB) halves it again at a real cost in accuracy.
     """
 
     luma: np.ndarray  # (h, w) uint8
@@ -1182,7 +1187,7 @@ def estimate(
 def _quiet(cur: np.ndarray, state: CameraState, geo: _Geometry) -> bool:
     """Return whether (almost) no ROI pixel differs from the background at state res.
 
-    Luma only, at ~160x90: tens of microseconds. The 20-level threshold is far
+    Luma only, at state resolution (~320x180): about a hundred microseconds. The 20-level threshold is far
     above sensor noise; 0.1 % of the ROI is well under one person anywhere in it.
     """
     sh, sw = state.luma.shape

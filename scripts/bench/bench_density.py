@@ -6,7 +6,7 @@ Accuracy uses synthetic clips (video/crowdsim.py) with known counts, for three
 ways the estimator gets its background:
 - fine state: a background at analysis resolution that has seen the empty scene
   (what `gridmap density estimate VIDEO` builds from the clip itself);
-- live state: the small per-camera state (~22 KB) that has seen the empty scene;
+- live state: the small per-camera state (~86 KB) that has seen the empty scene;
 - burst: no state, 5 frames 0.4 s apart (temporal median).
 Timing is single-threaded (cv2.setNumThreads(1)), steady state, excluding decode.
 """

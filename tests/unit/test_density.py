@@ -198,8 +198,8 @@ def test_state_is_small_and_round_trips(h: int, w: int) -> None:
     state = CameraState.from_background(frame)
     blob = state.to_bytes()
     # Noise is the worst case for compression; a real scene compresses better.
-    assert state.nbytes <= 24_000
-    assert len(blob) <= 32_000
+    assert state.nbytes <= 90_000  # 320x180 luma + 160x90x2 chroma, never the frame
+    assert len(blob) <= 96_000
     back = CameraState.from_bytes(blob)
     assert np.array_equal(back.luma, state.luma)
     assert np.array_equal(back.chroma, state.chroma)
@@ -214,7 +214,7 @@ def test_state_from_estimate_stays_small_and_usable() -> None:
     for frame in clip.frames[:3]:
         _, state = estimate(frame, calib, state)
     assert state is not None
-    assert len(state.to_bytes()) <= 32_000
+    assert len(state.to_bytes()) <= 64_000
     estimate(clip.frames[3], calib, CameraState.from_bytes(state.to_bytes()))
 
 
