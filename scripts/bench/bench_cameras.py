@@ -62,6 +62,7 @@ def http_timer(port: int, paths: list[str], cookie: str):
         assert resp.status == 200, (resp.status, body[:200])
         return body
 
+    get.close = conn.close  # type: ignore[attr-defined]
     return get
 
 
@@ -93,6 +94,7 @@ def bench_nearby(url: str, label: str) -> None:
             lambda i: registry.nearby(session, *pts[i % N], radius_m=500, limit=20), N))
     app = create_app({"DATABASE_URL": url})
     server, port = serve(app)
+    timers = {}
     try:
         cookie = sign_in(port, "district-operator")
         nearby_paths = [f"/api/cameras/nearby?lon={x:.6f}&lat={y:.6f}&radius=500&limit=20"
@@ -100,13 +102,18 @@ def bench_nearby(url: str, label: str) -> None:
         # Every data endpoint passes the sign-in guard (one query for the session's
         # user and unit); /api/version is public, /api/me is the trivial signed-in one.
         # The three run round-robin, each over its own keep-alive connection.
-        http_times = time_interleaved({
+        timers = {
             "nearby": http_timer(port, nearby_paths, cookie),
             "version": http_timer(port, ["/api/version"], cookie),
             "me": http_timer(port, ["/api/me"], cookie),
-        }, N)
+        }
+        http_times = time_interleaved(timers, N)
     finally:
-        server.close()
+        for timer in timers.values():
+            timer.close()
+        # Closing a waitress server from another thread races its select loop and
+        # prints a traceback; the daemon thread simply ends with the process.
+        server.task_dispatcher.shutdown()
     endpoint, trivial, signed = (percentiles(http_times[k]) for k in ("nearby", "version", "me"))
     print(f"\nnearby KNN-20 within 500 m — {label}")
     print(row("bare SQL KNN (same connection)", raw))
