@@ -72,7 +72,8 @@ class CrowdCamera(HysteresisColumns, Base):
     )
 
     __table_args__ = (
-        CheckConstraint("octet_length(state) <= 262144", name="state_small"),
+        # Warm-up states hold a few samples (see video.density.CameraState).
+        CheckConstraint("octet_length(state) <= 1048576", name="state_small"),
     )
 
 

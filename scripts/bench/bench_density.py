@@ -7,7 +7,9 @@ ways the estimator gets its background:
 - fine state: a background at analysis resolution that has seen the empty scene
   (what `gridmap density estimate VIDEO` builds from the clip itself);
 - live state: the small per-camera state (~86 KB) that has seen the empty scene;
-- burst: no state, 5 frames 0.4 s apart (temporal median).
+- burst: no state, 5 frames 0.4 s apart (temporal median);
+- cold: no state at first, one frame every 6 s as a sampler sees a busy place,
+  scored from the sample that completes the warm-up (median of the first ones).
 Timing is single-threaded (cv2.setNumThreads(1)), steady state, excluding decode.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from video.crowdsim import make_clip
 from video.density import (
+    WARM_AGE,
     Calibration,
     CameraState,
     analysis_size,
@@ -40,6 +43,7 @@ def _accuracy(seeds: int, frames: int) -> list[tuple]:
                 "fine": [],
                 "live": [],
                 "burst": [],
+                "cold": [],
             }
             truths = []
             for seed in range(seeds):
@@ -60,6 +64,15 @@ def _accuracy(seeds: int, frames: int) -> list[tuple]:
                     errs["live"].append((e.count, truth, e.level == level))
                     e, _ = estimate(clip.frames[k - 8 : k + 1 : 2], calib)
                     errs["burst"].append((e.count, truth, e.level == level))
+                # Cold start, as the pipeline really begins: no state, one sample
+                # every 6 s (people have moved on), scored once the state is warm.
+                spaced = make_clip(view, n, WARM_AGE + frames, seed=200 + seed, fps=1 / 6)
+                cold = None
+                for k, frame in enumerate(spaced.frames):
+                    e, cold = estimate(frame, calib, cold)
+                    if k >= WARM_AGE:
+                        level = fruin_level(spaced.counts[k] / calib.area_m2)
+                        errs["cold"].append((e.count, spaced.counts[k], e.level == level))
             for mode, vals in errs.items():
                 est = np.array([v[0] for v in vals])
                 tru = np.array([v[1] for v in vals], float)

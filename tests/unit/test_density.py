@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import struct
 from functools import cache
 
 import cv2
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from video.crowdsim import Clip, make_clip, write_video
 from video.density import (
     FRUIN_THRESHOLDS,
+    WARM_AGE,
     Calibration,
     CalibrationError,
     CameraState,
@@ -208,14 +210,45 @@ def test_state_is_small_and_round_trips(h: int, w: int) -> None:
 
 
 def test_state_from_estimate_stays_small_and_usable() -> None:
-    clip = _clip("oblique", 5)
+    clip = _clip("oblique", 5, frames=WARM_AGE + 2)
     calib = Calibration.from_json(clip.calibration)
     state = None
-    for frame in clip.frames[:3]:
+    sizes = []
+    for frame in clip.frames[:WARM_AGE]:
         _, state = estimate(frame, calib, state)
-    assert state is not None
-    assert len(state.to_bytes()) <= 64_000
-    estimate(clip.frames[3], calib, CameraState.from_bytes(state.to_bytes()))
+        # Every round trip through bytes keeps the warm-up samples, as the pipeline does.
+        state = CameraState.from_bytes(state.to_bytes())
+        sizes.append(len(state.to_bytes()))
+    assert state is not None and state.warm and state.stack is None
+    # While warming up it holds at most WARM_AGE - 1 samples; then only the background.
+    assert max(sizes) <= (WARM_AGE - 1) * 64_000
+    assert sizes[-1] <= 64_000
+    estimate(clip.frames[WARM_AGE], calib, CameraState.from_bytes(state.to_bytes()))
+
+
+def test_cold_start_learns_the_ground_from_spread_samples() -> None:
+    # Samples 6 s apart on a busy square: the first one is full of people.
+    clip = make_clip("topdown", 40, WARM_AGE + 8, seed=7, fps=1 / 6)
+    calib = Calibration.from_json(clip.calibration)
+    state = None
+    for frame in clip.frames[:WARM_AGE]:
+        _, state = estimate(frame, calib, state)
+        state = CameraState.from_bytes(state.to_bytes())
+    errors = []
+    for k in range(WARM_AGE, len(clip.frames)):
+        est, state = estimate(clip.frames[k], calib, state)
+        errors.append(abs(est.count - clip.counts[k]) / clip.counts[k])
+    assert np.mean(errors) <= 0.35
+
+
+def test_version_1_state_still_loads() -> None:
+    state = CameraState.from_background(_clip("oblique", 5).background)
+    blob = state.to_bytes()
+    head = struct.calcsize("<4sBHHHHIIIf")
+    # Version 1 had no warm-up sample count after the header.
+    v1 = blob[:4] + bytes([1]) + blob[5:head] + blob[head + 1 :]
+    back = CameraState.from_bytes(v1)
+    assert np.array_equal(back.luma, state.luma) and back.stack is None
 
 
 def test_corrupt_state_is_rejected() -> None:
