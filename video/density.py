@@ -480,8 +480,8 @@ class CameraState:
     """Small per-camera background: luma at ~320x180 and chroma at half that, uint8.
 
     A MOG2 model is ~30 MB per VGA camera; this is ~86 KB (~40 KB compressed). A new
-    camera's background is the per-pixel median of its first samples, which are
-    kept (up to WARM_AGE - 1 of them, ~0.6 MB) only until it is warm. Then it follows
+    camera's background is, per pixel, the value most of its first samples agree
+    on; they are kept (up to WARM_AGE - 1 of them, ~0.6 MB) only until it is warm. Then it follows
     a sigma-delta running median (each update moves every pixel one grey level
     towards the frame), which is robust to people walking through, exact in
     uint8, and needs no variance image. Pixels currently seen as people are only
@@ -499,7 +499,7 @@ class CameraState:
     age: int = 1  # frames of evidence behind the background
     noise: float = 0.0  # robust luma noise sigma seen last (grey levels)
     # While young: the samples seen so far at state resolution (luma, chroma); the
-    # background is their per-pixel median. Dropped once warm.
+    # background is what most of them agree on. Dropped once warm.
     stack: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
@@ -596,22 +596,26 @@ class CameraState:
         self.age = min(self.age + 1, 2**31 - 1)
 
     def _learn_from_samples(self, small: np.ndarray) -> None:
-        """Warm-up: keep the samples and make the background their per-pixel median.
+        """Warm-up: keep the samples and make the background what most of them agree on.
 
         A camera starts with whatever its first sample shows, often a crowd.
         Following samples with big running steps printed everyone who passed into
         the background (counts 80-240 % off on a busy scene). Samples a minute
-        apart show different people, so their median is the ground; it needs
-        only a few, and keeping WARM_AGE - 1 of them costs ~0.6 MB for minutes.
+        apart show different people, so the value they agree on is the ground; it
+        needs only a few, and keeping WARM_AGE - 1 of them costs ~0.6 MB for minutes.
         """
         cs = self.chroma.shape[:2]
         chroma = cv2.resize(small[..., 1:], (cs[1], cs[0]), interpolation=cv2.INTER_AREA)
         lumas = np.concatenate([self.stack[0], small[None, ..., 0]])[-(WARM_AGE - 1):]
         chromas = np.concatenate([self.stack[1], chroma[None]])[-(WARM_AGE - 1):]
-        # An odd count keeps the median a real sample (see the burst median).
-        use = slice(1, None) if len(lumas) % 2 == 0 else slice(None)
-        self.luma = np.median(lumas[use], axis=0).astype(np.uint8)
-        self.chroma = np.median(chromas[use], axis=0).astype(np.uint8)
+        if len(lumas) >= 3:
+            # The value most samples agree on (see _modal_background): right even
+            # where people cover a pixel in most samples, when a median is not.
+            self.luma = _modal_background(list(lumas[..., None]))[..., 0]
+            self.chroma = _modal_background(list(chromas))
+        else:
+            self.luma = np.median(lumas, axis=0).astype(np.uint8)
+            self.chroma = np.median(chromas, axis=0).astype(np.uint8)
         self.age += 1
         self.stack = None if self.age >= WARM_AGE else (lumas, chromas)
 

@@ -9,7 +9,7 @@ ways the estimator gets its background:
 - live state: the small per-camera state (~86 KB) that has seen the empty scene;
 - burst: no state, 5 frames 0.4 s apart (temporal median);
 - cold: no state at first, one frame every 6 s as a sampler sees a busy place,
-  scored from the sample that completes the warm-up (median of the first ones).
+  scored from the sample that completes the warm-up (the values the first ones agree on).
 Timing is single-threaded (cv2.setNumThreads(1)), steady state, excluding decode.
 """
 

@@ -4,8 +4,8 @@ Revision ID: 0009_crowd_state_warmup
 Revises: 0008_matters
 Create Date: 2026-11-27 03:30:00
 
-A camera's crowd state now keeps its first few samples (a per-pixel median of
-them is the starting background), ~0.1 MB each, until it is warm; then only the
+A camera's crowd state now keeps its first few samples (what most of them agree
+on is the starting background), ~0.1 MB each, until it is warm; then only the
 ~40 KB background remains. States of the old format still load.
 """
 
