@@ -69,6 +69,7 @@ from gridmap.matter_models import (
     MatterSupervision,
 )
 from gridmap.queries import check_bbox, grid_at_point
+from gridmap.validation import text_field
 from video.registry import Filters, check_in_district
 from video.registry import get as get_camera
 
@@ -395,24 +396,6 @@ def _district_unit(session: Session) -> Unit:
 # --------------------------------------------------------------------------- validation
 
 
-def _text(payload: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str:
-    raw = payload.get(key)
-    if raw is None or raw == "":
-        if required:
-            raise InvalidInput(f"{key} is required", field=key)
-        return ""
-    if not isinstance(raw, str):
-        raise InvalidInput(f"{key} must be text", field=key)
-    value = raw.strip()
-    if required and not value:
-        raise InvalidInput(f"{key} is required", field=key)
-    if len(value) > limit:
-        raise InvalidInput(f"{key} has at most {limit} characters", field=key)
-    if any((ord(ch) < 32 and ch not in "\n\t\r") or ch == "\x7f" for ch in value):
-        raise InvalidInput(f"{key} contains control characters", field=key)
-    return value
-
-
 def _number(raw: Any, key: str) -> float:
     if isinstance(raw, str):
         try:
@@ -576,18 +559,18 @@ def intake(session: Session, actor: Actor, payload: Mapping[str, Any], *,
     source = payload.get("source", "other")
     if source not in MATTER_SOURCES:
         raise InvalidInput(f"source is one of {', '.join(MATTER_SOURCES)}", field="source")
-    source_ref = _text(payload, "source_ref", 64) or None
+    source_ref = text_field(payload, "source_ref", 64) or None
     if source_ref is not None and not SOURCE_REF_RE.match(source_ref):
         raise InvalidInput("source_ref is letters, digits and _.:#/-", field="source_ref")
     category = _category(session, payload.get("category"))
-    title = _text(payload, "title", MAX_TITLE, required=True)
-    description = _text(payload, "description", MAX_DESCRIPTION)
-    address = _text(payload, "address", MAX_ADDRESS)
+    title = text_field(payload, "title", MAX_TITLE, required=True)
+    description = text_field(payload, "description", MAX_DESCRIPTION)
+    address = text_field(payload, "address", MAX_ADDRESS)
     urgency = payload.get("urgency") or "routine"
     if urgency not in URGENCIES:
         raise InvalidInput("urgency is routine or urgent", field="urgency")
-    reporter_name = _text(payload, "reporter_name", 40)
-    reporter_phone = _text(payload, "reporter_phone", 20)
+    reporter_name = text_field(payload, "reporter_name", 40)
+    reporter_phone = text_field(payload, "reporter_phone", 20)
     if reporter_phone and not PHONE_RE.match(reporter_phone):
         raise InvalidInput("reporter_phone is a phone number", field="reporter_phone")
     lon, lat = locate(session, payload)
@@ -976,7 +959,7 @@ def grid_matters(session: Session, actor: Actor, code: str, *, limit: int = 20,
 
 
 def _note(payload: Mapping[str, Any], action: str) -> str:
-    return _text(payload, "note", MAX_NOTE, required=action in NOTE_REQUIRED)
+    return text_field(payload, "note", MAX_NOTE, required=action in NOTE_REQUIRED)
 
 
 def _check_version(m: Matter, payload: Mapping[str, Any]) -> None:

@@ -1,0 +1,31 @@
+"""Checks of free-text fields in request payloads, shared by the domain modules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gridmap.errors import GridmapError, InvalidInput
+
+# Line breaks and tabs are text; every other C0 control and DEL is refused.
+ALLOWED_CONTROLS = frozenset("\n\t\r")
+
+
+def text_field(payload: Mapping[str, Any], key: str, limit: int, *, required: bool = False,
+               too_long: type[GridmapError] = InvalidInput) -> str:
+    """Return ``payload[key]`` stripped ('' if absent), or raise with the reason it is refused."""
+    raw = payload.get(key)
+    if raw is None or raw == "":
+        if required:
+            raise InvalidInput(f"{key} is required", field=key)
+        return ""
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{key} must be text", field=key)
+    value = raw.strip()
+    if required and not value:
+        raise InvalidInput(f"{key} is required", field=key)
+    if len(value) > limit:
+        raise too_long(f"{key} has at most {limit} characters", field=key)
+    if any((ord(ch) < 32 and ch not in ALLOWED_CONTROLS) or ch == "\x7f" for ch in value):
+        raise InvalidInput(f"{key} contains control characters", field=key)
+    return value
