@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from gridmap.errors import InvalidInput, PayloadTooLarge
 from video import registry
 from web.database import get_session
-from web.params import bbox_arg, float_arg, int_arg
+from web.params import bbox_arg, float_arg, int_arg, json_object
 from web.scope import camera_filters, current_prefix
 
 bp = Blueprint("cameras", __name__, url_prefix="/api")
@@ -18,13 +18,6 @@ EXPORT_TYPES = {
     "geojson": ("application/geo+json", "geojson"),
     "gpkg": ("application/geopackage+sqlite3", "gpkg"),
 }
-
-
-def _json_body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return data
 
 
 @bp.get("/cameras")
@@ -87,7 +80,7 @@ def create_camera():
         409: {description: Duplicate GB ID}
     """
     session = get_session()
-    camera = registry.create(session, _json_body())
+    camera = registry.create(session, json_object())
     session.commit()
     return jsonify(camera), 201
 
@@ -106,7 +99,7 @@ def update_camera(gb_id: str):
         404: {description: Unknown camera}
     """
     session = get_session()
-    camera = registry.update(session, gb_id, _json_body(), prefix=current_prefix())
+    camera = registry.update(session, gb_id, json_object(), prefix=current_prefix())
     session.commit()
     return jsonify(camera)
 

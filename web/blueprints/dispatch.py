@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from flask import Blueprint, jsonify, request
 
@@ -11,21 +10,11 @@ from gridmap import accounts, dispatch
 from gridmap.errors import Forbidden, InvalidInput
 from web.auth import audit, current_actor
 from web.database import get_session
-from web.params import int_arg
+from web.params import int_arg, json_object
 
 bp = Blueprint("dispatch", __name__, url_prefix="/api")
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-def _body() -> dict[str, Any]:
-    """Return the JSON object body, refusing large or malformed ones (413/400)."""
-    # Per-request limit (Flask ≥ 3.1): an order is a few hundred bytes, not megabytes.
-    request.max_content_length = MAX_BODY_BYTES
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return data
 
 
 def _since() -> datetime | None:
@@ -76,7 +65,7 @@ def create_order():
     """
     session = get_session()
     actor = current_actor()
-    order_id = dispatch.create_order(session, actor, _body())
+    order_id = dispatch.create_order(session, actor, json_object(MAX_BODY_BYTES))
     session.commit()
     return jsonify(dispatch.order_detail(session, actor, order_id)), 201
 
@@ -93,7 +82,7 @@ def preview():
         413: {description: More cameras than an order may carry}
     """
     cameras, summary = dispatch.select_cameras(get_session(), current_actor(),
-                                               _body().get("cameras"))
+                                               json_object(MAX_BODY_BYTES).get("cameras"))
     return jsonify({"count": len(cameras), "selection": summary,
                     "items": [{"gb_id": gb} for _cid, gb in cameras]})
 
@@ -117,7 +106,7 @@ def _step(order_id: int, action: str):
     session = get_session()
     actor = current_actor()
     # A step's body is optional (feedback or a reason), but if there is one it is JSON.
-    body = _body() if request.content_length or request.is_json else {}
+    body = json_object(MAX_BODY_BYTES, optional=True)
     if action == "ack":
         dispatch.acknowledge(session, actor, order_id)
     elif action == "close":
@@ -274,7 +263,7 @@ def create_tour():
     """
     session = get_session()
     actor = current_actor()
-    tour_id = dispatch.create_tour(session, actor, _body())
+    tour_id = dispatch.create_tour(session, actor, json_object(MAX_BODY_BYTES))
     session.commit()
     return jsonify(dispatch.tour_detail(session, actor, tour_id)), 201
 
@@ -353,7 +342,7 @@ def record_finding():
         404: {description: A grid or camera outside your scope}
     """
     session = get_session()
-    finding_id = dispatch.record_finding(session, current_actor(), _body())
+    finding_id = dispatch.record_finding(session, current_actor(), json_object(MAX_BODY_BYTES))
     session.commit()
     return jsonify({"id": finding_id}), 201
 

@@ -18,6 +18,7 @@ from gridmap.errors import InvalidInput, PayloadTooLarge
 from web.database import get_session
 from web.grid_edit_page import grid_edit_html
 from web.i18n import catalog
+from web.params import json_object
 from web.scope import current_prefix
 
 bp = Blueprint("grid_edit", __name__)
@@ -28,13 +29,6 @@ EXPORT_TYPES = {
     "gpkg": ("application/geopackage+sqlite3", "gpkg"),
     "shp": ("application/zip", "zip"),
 }
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return data
 
 
 def _context(body: dict[str, Any] | None = None) -> grid_edits.EditContext:
@@ -105,7 +99,7 @@ def put_geometry(code: str) -> Response:
         404: {description: No such grid in the caller's jurisdiction}
         409: {description: 'Stale version; details has current_version and geometry'}
     """
-    body = _body()
+    body = json_object()
     neighbour = body.get("neighbour")
     if neighbour is not None and not isinstance(neighbour, str):
         raise InvalidInput("neighbour must be a grid code or 'auto'")
@@ -148,7 +142,7 @@ def split(code: str) -> Response:
         404: {description: No such grid}
         409: {description: Stale version}
     """
-    body = _body()
+    body = json_object()
     session = get_session()
     result = grid_edits.split(
         session, code, body.get("line"), version=_version(body), ctx=_context(body)
@@ -181,7 +175,7 @@ def merge() -> Response:
         404: {description: No such grid}
         409: {description: Stale version}
     """
-    body = _body()
+    body = json_object()
     codes = body.get("codes")
     if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
         raise InvalidInput("codes must be a list of grid codes")
@@ -219,7 +213,7 @@ def move_edge() -> Response:
         404: {description: No such grid}
         409: {description: Stale version}
     """
-    body = _body()
+    body = json_object()
     a, b = body.get("a"), body.get("b")
     if not isinstance(a, str) or not isinstance(b, str):
         raise InvalidInput("a and b must be grid codes")
@@ -257,7 +251,7 @@ def reassign(code: str) -> Response:
         404: {description: No such grid or community}
         409: {description: Stale version}
     """
-    body = _body()
+    body = json_object()
     session = get_session()
     result = grid_edits.reassign(
         session, code, body.get("community"), version=_version(body), ctx=_context(body)
@@ -381,7 +375,7 @@ def revert(code: str) -> Response:
         404: {description: No such grid or version}
         409: {description: Stale version}
     """
-    body = _body()
+    body = json_object()
     to = grid_edits.parse_version(body.get("to"))
     session = get_session()
     ctx = _context(body)

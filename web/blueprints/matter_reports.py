@@ -18,6 +18,7 @@ from gridmap.errors import InvalidInput
 from web import i18n
 from web.auth import current_actor
 from web.database import get_session
+from web.params import json_object
 
 bp = Blueprint("matter_reports", __name__)
 
@@ -329,10 +330,7 @@ def record_patrol(code: str):
         400: {description: Worker not of this grid, times not sane, bad numbers}
         404: {description: Grid outside the caller's area}
     """
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
     session = get_session()
-    patrol = grid_patrols.record_patrol(session, current_actor(), code, body)
+    patrol = grid_patrols.record_patrol(session, current_actor(), code, json_object())
     session.commit()
     return jsonify(patrol), 201

@@ -17,7 +17,7 @@ from gridmap.errors import InvalidInput, PayloadTooLarge
 from web import i18n
 from web.auth import current_actor
 from web.database import get_session
-from web.params import bbox_arg, int_arg
+from web.params import bbox_arg, int_arg, json_object
 from web.wall import PanelSection, WallLayer, register_layer, register_section
 
 bp = Blueprint("matters", __name__, url_prefix="/api")
@@ -48,17 +48,6 @@ register_layer(WallLayer("dispatch_orders", "wall_layer_dispatch_orders", "geojs
 register_section(PanelSection("matters", "grid", "wall_section_matters",
                               "/api/grids/{code}/matters",
                               requires="/api/grids/370812001001001/matters"))
-
-
-def _json_body(optional: bool = False) -> dict[str, Any]:
-    """Return the JSON object body, refusing large or malformed ones (413/400)."""
-    request.max_content_length = MAX_JSON_BYTES
-    if optional and not request.content_length and not request.is_json:
-        return {}
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return data
 
 
 def _flag(name: str) -> bool | None:
@@ -149,7 +138,7 @@ def create_matter():
         if len(photos) > MAX_PHOTOS:
             raise PayloadTooLarge(f"at most {MAX_PHOTOS} photos")
     else:
-        payload = _json_body()
+        payload = json_object(MAX_JSON_BYTES)
     detail = matters.intake(session, actor, payload)
     for photo in photos:
         data = photo.stream.read(matters.MAX_ATTACHMENT_BYTES + 1)
@@ -187,7 +176,7 @@ def duplicates():
         200: {description: '{items}'}
         400: {description: Unknown category or bad point}
     """
-    body = _json_body()
+    body = json_object(MAX_JSON_BYTES)
     session = get_session()
     lon, lat = matters.locate(session, body)
     items = matters.find_duplicates(session, body.get("category"), lon, lat,
@@ -325,7 +314,7 @@ def act(matter_id: int, action: str):
     """
     session = get_session()
     actor = current_actor()
-    detail = matters.apply_action(session, actor, matter_id, action, _json_body(optional=True))
+    detail = matters.apply_action(session, actor, matter_id, action, json_object(MAX_JSON_BYTES, optional=True))
     session.commit()
     return jsonify(detail)
 
@@ -358,7 +347,7 @@ def attach(matter_id: int):
                                       filename=upload.filename or "",
                                       content_type=upload.mimetype, data=data)
     else:
-        body = _json_body()
+        body = json_object(MAX_JSON_BYTES)
         item = matters.attach_snapshot(session, actor, matter_id, body.get("camera_id"))
     session.commit()
     return jsonify(item), 201
@@ -429,7 +418,7 @@ def dispatch_video(matter_id: int):
         404: {description: No such matter in your jurisdiction}
     """
     session = get_session()
-    body = _json_body(optional=True)
+    body = json_object(MAX_JSON_BYTES, optional=True)
     note = body.get("note", "")
     if not isinstance(note, str):
         raise InvalidInput("note must be text", field="note")
