@@ -53,6 +53,25 @@ MATTER_SOURCES = (
 # verification; "verified" has been checked and reported back to the citizen (3-day
 # clock); "closed" is struck off.
 MATTER_STATES = ("reported", "transferred", "handling", "handled", "verified", "closed")
+# The 1-2-3 clocks and the states in which each runs: accept until the unit accepts,
+# finish until the matter is handled, feedback until it is verified (reported back).
+# The partial indexes, the overdue filters and the overdue scan all follow this.
+CLOCK_STATES = {
+    "accept": ("transferred",),
+    "finish": ("transferred", "handling"),
+    "feedback": ("transferred", "handling", "handled"),
+}
+
+
+def clock_running_sql(clock: str, alias: str = "") -> str:
+    """Return the SQL condition under which a clock runs (a partial index's predicate)."""
+    column = f"{alias}.state" if alias else "state"
+    states = CLOCK_STATES[clock]
+    if len(states) == 1:
+        return f"{column} = '{states[0]}'"
+    return f"{column} IN ({', '.join(repr(st) for st in states)})"
+
+
 URGENCIES = ("routine", "urgent")
 SUPERVISION_KINDS = ("instant", "written", "onsite", "escalated")  # 即时/书面/现场/提级督办
 ATTACHMENT_KINDS = ("photo", "snapshot", "document")
@@ -177,12 +196,9 @@ class Matter(Base):
               postgresql_where=text("source_ref IS NOT NULL")),
         code_pattern_index("matters", "grid_code"),
         # The overdue scan reads only open matters, by their next deadline.
-        Index("ix_matters_open_accept_due", "accept_due",
-              postgresql_where=text("state = 'transferred'")),
-        Index("ix_matters_open_finish_due", "finish_due",
-              postgresql_where=text("state IN ('transferred', 'handling')")),
-        Index("ix_matters_open_feedback_due", "feedback_due",
-              postgresql_where=text("state IN ('transferred', 'handling', 'handled')")),
+        *(Index(f"ix_matters_open_{clock}_due", f"{clock}_due",
+                postgresql_where=text(clock_running_sql(clock)))
+          for clock in CLOCK_STATES),
         Index("ix_matters_reported_at", "reported_at"),
         Index("ix_matters_category_reported", "category_code", "reported_at"),
     )

@@ -24,18 +24,18 @@ from sqlalchemy.orm import Session
 from gridmap import matters
 from gridmap.accounts import Actor
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput
+from gridmap.matter_models import CLOCK_STATES, clock_running_sql
 
 CST = timezone(timedelta(hours=8), "CST")
-# Due-soon window: the one the matters module flags with, else four hours.
-DUE_SOON = getattr(matters, "DUE_SOON", timedelta(hours=4))
-RATING_THRESHOLD = int(getattr(matters, "RATING_THRESHOLD", 3))
+DUE_SOON = matters.DUE_SOON
+RATING_THRESHOLD = matters.RATING_THRESHOLD
 REPEAT_RADIUS_M = 50.0
 REPEAT_MIN_COUNT = 3
 # UTM 50N: metres for the repeat clustering (the district lies inside zone 50).
 METRIC_SRID = 32650
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 OPEN_STATES = ("reported", "transferred", "handling", "handled", "verified")
-FLAGS = ("accept", "finish", "feedback")
+FLAGS = tuple(CLOCK_STATES)
 
 
 def parse_month(value: str | None, *, default_offset: int = 0,
@@ -71,42 +71,25 @@ def _scope(actor: Actor | None, alias: str = "m") -> tuple[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- overdue scan
 
-# One pass over the open matters: the three OR-ed conditions repeat the predicates
-# of the partial indexes ix_matters_open_{accept,finish,feedback}_due word for word,
-# so the planner answers with a BitmapOr of those small indexes and never reads the
-# closed matters.
-_OVERDUE_SQL = """
-SELECT
-  count(*) FILTER (WHERE m.state = 'transferred' AND m.accept_due < :now) AS accept_overdue,
-  count(*) FILTER (WHERE m.state = 'transferred' AND m.accept_due >= :now
-                   AND m.accept_due < :soon) AS accept_due_soon,
-  count(*) FILTER (WHERE m.state IN ('transferred', 'handling') AND m.finish_due < :now)
-    AS finish_overdue,
-  count(*) FILTER (WHERE m.state IN ('transferred', 'handling') AND m.finish_due >= :now
-                   AND m.finish_due < :soon) AS finish_due_soon,
-  count(*) FILTER (WHERE m.feedback_due < :now) AS feedback_overdue,
-  count(*) FILTER (WHERE m.feedback_due >= :now AND m.feedback_due < :soon)
-    AS feedback_due_soon,
-  count(*) FILTER (WHERE (m.state = 'transferred' AND m.accept_due < :now)
-                   OR (m.state IN ('transferred', 'handling') AND m.finish_due < :now)
-                   OR m.feedback_due < :now) AS any_overdue,
-  array_agg(m.id ORDER BY m.id) FILTER (WHERE m.state = 'transferred' AND m.accept_due < :now)
-    AS accept_overdue_ids,
-  array_agg(m.id ORDER BY m.id) FILTER (WHERE m.state = 'transferred' AND m.accept_due >= :now
-                   AND m.accept_due < :soon) AS accept_due_soon_ids,
-  array_agg(m.id ORDER BY m.id) FILTER (WHERE m.state IN ('transferred', 'handling')
-                   AND m.finish_due < :now) AS finish_overdue_ids,
-  array_agg(m.id ORDER BY m.id) FILTER (WHERE m.state IN ('transferred', 'handling')
-                   AND m.finish_due >= :now AND m.finish_due < :soon) AS finish_due_soon_ids,
-  array_agg(m.id ORDER BY m.id) FILTER (WHERE m.feedback_due < :now) AS feedback_overdue_ids,
-  array_agg(m.id ORDER BY m.id) FILTER (WHERE m.feedback_due >= :now
-                   AND m.feedback_due < :soon) AS feedback_due_soon_ids
-FROM matters m
-WHERE ((m.state = 'transferred' AND m.accept_due < :soon)
-    OR (m.state IN ('transferred', 'handling') AND m.finish_due < :soon)
-    OR (m.state IN ('transferred', 'handling', 'handled') AND m.feedback_due < :soon))
-  AND {scope}
-"""
+# One pass over the open matters. The WHERE clause ORs the clocks' running
+# conditions, which are the predicates of the partial indexes
+# ix_matters_open_{accept,finish,feedback}_due word for word, so the planner
+# answers with a BitmapOr of those small indexes and never reads the closed matters.
+def _overdue_scan_sql() -> str:
+    columns = []
+    for clock in FLAGS:
+        running, due = clock_running_sql(clock, "m"), f"m.{clock}_due"
+        for flag, window in (("overdue", f"{due} < :now"),
+                             ("due_soon", f"{due} >= :now AND {due} < :soon")):
+            where = f"WHERE {running} AND {window}"
+            columns.append(f"count(*) FILTER ({where}) AS {clock}_{flag}")
+            columns.append(f"array_agg(m.id ORDER BY m.id) FILTER ({where}) AS {clock}_{flag}_ids")
+    columns.append(f"count(*) FILTER (WHERE {matters.clocks_past_sql('now')}) AS any_overdue")
+    return (f"SELECT {', '.join(columns)} FROM matters m "
+            f"WHERE {matters.clocks_past_sql('soon')} AND {{scope}}")
+
+
+_OVERDUE_SQL = _overdue_scan_sql()
 
 
 def overdue_scan(session: Session, now: datetime | None = None, *,

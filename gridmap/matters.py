@@ -57,6 +57,7 @@ from gridmap.config import env
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from gridmap.matter_models import (
     ATTACHMENT_KINDS,
+    CLOCK_STATES,
     MATTER_SOURCES,
     MATTER_STATES,
     SUPERVISION_KINDS,
@@ -67,6 +68,7 @@ from gridmap.matter_models import (
     MatterEvent,
     MatterRoutingRule,
     MatterSupervision,
+    clock_running_sql,
 )
 from gridmap.queries import check_bbox, grid_at_point
 from gridmap.validation import text_field
@@ -178,20 +180,14 @@ def actions_from(state: str) -> list[str]:
 def deadline_flags(row: Mapping[str, Any], now: datetime) -> dict[str, list[str]]:
     """Return which clocks of a matter are overdue or due soon at ``now`` (pure).
 
-    The accept clock runs while the matter waits to be accepted, the finish clock
-    until it is handled, the feedback clock until it is verified (reported back).
+    Each clock runs only in its states (``CLOCK_STATES``).
     """
     state = row.get("state")
-    running = {
-        "accept": state == "transferred",
-        "finish": state in ("transferred", "handling"),
-        "feedback": state in ("transferred", "handling", "handled"),
-    }
     overdue: list[str] = []
     due_soon: list[str] = []
-    for clock, on in running.items():
+    for clock, states in CLOCK_STATES.items():
         due = row.get(f"{clock}_due")
-        if not on or due is None:
+        if state not in states or due is None:
             continue
         if now > due:
             overdue.append(clock)
@@ -838,11 +834,15 @@ def matter_detail(session: Session, actor: Actor, matter_id: int, *,
     return _detail(session, actor, _load(session, actor, matter_id), now=now, check_scope=False)
 
 
-OVERDUE_SQL = (
-    "((m.state = 'transferred' AND m.accept_due < :now)"
-    " OR (m.state IN ('transferred', 'handling') AND m.finish_due < :now)"
-    " OR (m.state IN ('transferred', 'handling', 'handled') AND m.feedback_due < :now))"
-)
+def clocks_past_sql(bound: str, alias: str = "m") -> str:
+    """Return SQL true when any running clock's due time is before ``:bound``."""
+    return "(" + " OR ".join(
+        f"({clock_running_sql(clock, alias)} AND {alias}.{clock}_due < :{bound})"
+        for clock in CLOCK_STATES
+    ) + ")"
+
+
+OVERDUE_SQL = clocks_past_sql("now")
 
 
 def _filters(actor: Actor, *, state: str | None, overdue: bool | None, category: str | None,
