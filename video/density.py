@@ -608,14 +608,11 @@ class CameraState:
         chroma = cv2.resize(small[..., 1:], (cs[1], cs[0]), interpolation=cv2.INTER_AREA)
         lumas = np.concatenate([self.stack[0], small[None, ..., 0]])[-(WARM_AGE - 1):]
         chromas = np.concatenate([self.stack[1], chroma[None]])[-(WARM_AGE - 1):]
-        if len(lumas) >= 3:
+        if len(lumas) >= 3:  # fewer are not used (see warm): keep the first sample
             # The value most samples agree on (see _modal_background): right even
             # where people cover a pixel in most samples, when a median is not.
             self.luma = _modal_background(list(lumas[..., None]))[..., 0]
             self.chroma = _modal_background(list(chromas))
-        else:
-            self.luma = np.median(lumas, axis=0).astype(np.uint8)
-            self.chroma = np.median(chromas, axis=0).astype(np.uint8)
         self.age += 1
         self.stack = None if self.age >= WARM_AGE else (lumas, chromas)
 

@@ -536,13 +536,13 @@ def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str
 
 # --------------------------------------------------------------------------- reads
 
-PUBLIC_COLUMNS = """
+_CAMERA_COLUMNS = """
   c.gb_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.heading, c.fov, c.range_m,
   c.source, c.department, c.status, c.tags, c.grid_code,
   left(c.grid_code, 12) AS community_code, left(c.grid_code, 9) AS town_code,
-  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at,
-  EXISTS (SELECT 1 FROM camera_credentials k WHERE k.camera_id = c.id) AS has_credentials
-"""
+  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at"""
+PUBLIC_COLUMNS = (_CAMERA_COLUMNS + ",\n  EXISTS (SELECT 1 FROM camera_credentials k "
+                  "WHERE k.camera_id = c.id) AS has_credentials\n")
 
 
 def _public(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -628,11 +628,8 @@ SPHERE_MARGIN = 1.005
 _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
 # A scalar subquery is probed per row through the primary key; EXISTS let the
 # planner hash the whole credentials table for twenty rows.
-_NEARBY_COLUMNS = PUBLIC_COLUMNS.replace(
-    "EXISTS (SELECT 1 FROM camera_credentials k WHERE k.camera_id = c.id)",
-    "(SELECT TRUE FROM camera_credentials k WHERE k.camera_id = c.id) IS NOT NULL",
-)
-assert _NEARBY_COLUMNS != PUBLIC_COLUMNS
+_NEARBY_COLUMNS = (_CAMERA_COLUMNS + ",\n  (SELECT TRUE FROM camera_credentials k "
+                   "WHERE k.camera_id = c.id) IS NOT NULL AS has_credentials\n")
 _SEES_POINT = (f"(c.heading IS NOT NULL AND c.fov IS NOT NULL "
                f"AND ST_Intersects(c.view_sector, {PT}))")
 # The KNN walks the index for ids only; the few rows found are then read through
