@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -153,3 +154,37 @@ def signed_in_page(browser, auth_states, request):
 def page(signed_in_page):
     """Open a fresh page signed in as the district center's operator."""
     return signed_in_page("district-operator")
+
+
+@contextmanager
+def _placed_snapshot(gb_id: str, channel: int = 1):
+    """Place a generated JPEG where the sampler keeps the camera's latest snapshot."""
+    import cv2
+    import numpy as np
+
+    from video.sampler import SamplerConfig, snapshot_paths
+
+    latest, _thumb = snapshot_paths(SamplerConfig().snapshots(), gb_id)
+    previous = latest.read_bytes() if latest.exists() else None
+    created_dir = not latest.parent.exists()
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    frame = np.zeros((180, 320, 3), np.uint8)
+    frame[:, :, channel] = np.linspace(40, 220, 320, dtype=np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", frame)
+    assert ok
+    latest.write_bytes(jpeg.tobytes())
+    try:
+        yield
+    finally:
+        if previous is None:
+            latest.unlink(missing_ok=True)
+            if created_dir:
+                latest.parent.rmdir()
+        else:
+            latest.write_bytes(previous)
+
+
+@pytest.fixture
+def snapshot_file():
+    """Return a context manager that gives a camera a sampled snapshot, restored after."""
+    return _placed_snapshot

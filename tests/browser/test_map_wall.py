@@ -294,35 +294,8 @@ def test_clicking_a_grid_opens_its_panel_with_the_database_counts(page, live_ser
     assert page.watch.console_errors == []
 
 
-@contextmanager
-def snapshot_file(gb_id: str):
-    """Place a generated JPEG where the sampler keeps the camera's latest snapshot."""
-    import cv2
-    import numpy as np
-
-    from video.sampler import SamplerConfig, snapshot_paths
-
-    latest, _thumb = snapshot_paths(SamplerConfig().snapshots(), gb_id)
-    previous = latest.read_bytes() if latest.exists() else None
-    created_dir = not latest.parent.exists()
-    latest.parent.mkdir(parents=True, exist_ok=True)
-    frame = np.zeros((180, 320, 3), np.uint8)
-    frame[:, :, 1] = np.linspace(40, 220, 320, dtype=np.uint8)
-    ok, jpeg = cv2.imencode(".jpg", frame)
-    assert ok
-    latest.write_bytes(jpeg.tobytes())
-    try:
-        yield
-    finally:
-        if previous is None:
-            latest.unlink(missing_ok=True)
-            if created_dir:
-                latest.parent.rmdir()
-        else:
-            latest.write_bytes(previous)
-
-
-def test_clicking_a_camera_shows_its_snapshot_source_and_owner(page, live_server, engine):
+def test_clicking_a_camera_shows_its_snapshot_source_and_owner(page, live_server, engine,
+                                                                snapshot_file):
     cam = isolated_camera(engine)
     source_zh = {"skynet": "天网", "sharp_eyes": "雪亮", "traffic": "交通"}.get(cam["source"])
     with (

@@ -327,43 +327,24 @@ def test_english_switch(signed_in_page, live_server, categories):
 
 
 @pytest.fixture
-def seen_camera(engine):
+def seen_camera(engine, snapshot_file):
     """A camera of the town whose view covers a spot, with a sampled snapshot (restored after)."""
-    import cv2
-    import numpy as np
-
-    from video.sampler import SamplerConfig, snapshot_paths
-
     with engine.connect() as conn:
         cam = conn.execute(text(
             "SELECT gb_id, name, last_sample_at, ST_X(ST_PointOnSurface(view_sector)) AS lon, "
             "ST_Y(ST_PointOnSurface(view_sector)) AS lat FROM cameras "
             "WHERE grid_code LIKE :t AND view_sector IS NOT NULL "
             "ORDER BY gb_id LIMIT 1"), {"t": TOWN + "%"}).mappings().one()
-    latest, _thumb = snapshot_paths(SamplerConfig().snapshots(), cam["gb_id"])
-    previous = latest.read_bytes() if latest.exists() else None
-    created_dir = not latest.parent.exists()
-    latest.parent.mkdir(parents=True, exist_ok=True)
-    frame = np.zeros((180, 320, 3), np.uint8)
-    frame[:, :, 0] = np.linspace(40, 220, 320, dtype=np.uint8)
-    ok, jpeg = cv2.imencode(".jpg", frame)
-    assert ok
-    latest.write_bytes(jpeg.tobytes())
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE cameras SET last_sample_at = now() WHERE gb_id = :g"),
-                     {"g": cam["gb_id"]})
-    try:
-        yield dict(cam)
-    finally:
+    with snapshot_file(cam["gb_id"], channel=0):
         with engine.begin() as conn:
-            conn.execute(text("UPDATE cameras SET last_sample_at = :t WHERE gb_id = :g"),
-                         {"g": cam["gb_id"], "t": cam["last_sample_at"]})
-        if previous is None:
-            latest.unlink(missing_ok=True)
-            if created_dir:
-                latest.parent.rmdir()
-        else:
-            latest.write_bytes(previous)
+            conn.execute(text("UPDATE cameras SET last_sample_at = now() WHERE gb_id = :g"),
+                         {"g": cam["gb_id"]})
+        try:
+            yield dict(cam)
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE cameras SET last_sample_at = :t WHERE gb_id = :g"),
+                             {"g": cam["gb_id"], "t": cam["last_sample_at"]})
 
 
 def test_cameras_snapshot_evidence_and_video_dispatch(page, live_server, engine, filed,
