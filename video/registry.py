@@ -700,15 +700,18 @@ def nearby(
     n = len(rows)
     bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r["lon"] for r in rows],
                                        [r["lat"] for r in rows])
+    # Rank first, then build the answer's dicts for the winners only.
+    ranked = sorted(
+        (not rows[i]["sees_point"] if sees_first else False, distances[i], i)
+        for i in range(n) if distances[i] <= radius_m
+    )
     found = []
-    for r, bearing, distance in zip(rows, bearings, distances, strict=True):
-        if distance <= radius_m:
-            item = _public(r)
-            item["distance_m"] = round(float(distance), 1)
-            item["bearing"] = round(float(bearing) % 360.0, 1) % 360.0
-            found.append((not r["sees_point"] if sees_first else False, distance, item))
-    found.sort(key=lambda f: (f[0], f[1]))
-    return [item for _, _, item in found[:limit]]
+    for _, distance, i in ranked[:limit]:
+        item = _public(rows[i])
+        item["distance_m"] = round(float(distance), 1)
+        item["bearing"] = round(float(bearings[i]) % 360.0, 1) % 360.0
+        found.append(item)
+    return found
 
 
 def in_area(

@@ -13,12 +13,14 @@ DEV_SECRET_KEY = "gridmap-development-key-not-for-production"
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Create and configure the gridmap web app."""
     app = Flask(__name__, instance_relative_config=True)
+    from web.json_provider import OrjsonProvider
+
+    app.json = OrjsonProvider(app)
     app.config.from_mapping(
         SECRET_KEY=DEV_SECRET_KEY,
         DEPLOYMENT="demo",  # demo | production (env GRIDMAP_DEPLOYMENT)
         DATABASE_URL=None,  # None: DATABASE_URL env, else the embedded cluster
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
-        JSON_AS_ASCII=False,
         COMPRESS_MIMETYPES=[
             "text/html", "text/css", "application/javascript", "text/javascript",
             "application/json", "application/geo+json", "image/svg+xml",

@@ -123,18 +123,18 @@ def audit(action: str, *, target: str | None = None, status: int | None = None,
 
 def _flush_audit(response: Response) -> None:
     """Write the queued entries in their own transaction (the request's is over)."""
-    from web.database import get_session
+    from web.database import writable_session
 
     queue = g.pop("audit_queue", [])
     view = g.pop("dispatched_view", None)
     if not queue and view is None:
         return
     actor = g.get("actor")
-    session = get_session()
+    session = None
     try:
         # Whatever the handler left uncommitted would be rolled back at teardown
         # anyway; dropping it first keeps a failed request's changes out of this commit.
-        session.rollback()
+        session = writable_session()
         if view is not None and actor is not None and response.status_code < 400:
             from gridmap.dispatch import record_view
 
@@ -152,7 +152,8 @@ def _flush_audit(response: Response) -> None:
         session.commit()
     except Exception:  # the response must not fail because its audit entry did
         log.exception("could not write %d audit entries", len(queue))
-        session.rollback()
+        if session is not None:
+            session.rollback()
 
 
 def _dispatched_view_due(actor: accounts.Actor, camera_id: int) -> bool:

@@ -1,11 +1,23 @@
-"""One SQLAlchemy session per request; the request commits, teardown rolls back."""
+"""One SQLAlchemy session per request; the request commits, teardown ends the rest.
+
+GET, HEAD and OPTIONS requests read inside a READ ONLY transaction. Nothing a
+read-only transaction does can be stored, so teardown may end a successful one
+with COMMIT instead of ROLLBACK; that matters because psycopg forgets its
+prepared statements on every ROLLBACK (a rollback may have undone the objects
+they name), and without them every request plans its queries again. A GET that
+must write (the audit trail, a lazy coverage refresh) asks for
+``writable_session()`` explicitly.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap import db
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def init_app(app: Flask) -> None:
@@ -16,22 +28,57 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext(close_session)
 
 
+def _test_connection():
+    return current_app.config.get("TEST_CONNECTION")
+
+
+def _open(read_only: bool) -> Session:
+    bind = _test_connection()
+    if bind is not None:
+        # Tests hand in a connection inside an outer transaction; commits become
+        # savepoints so the test can roll everything back. Read-only mode set
+        # inside the savepoint ends with it, so the test's own writes still work.
+        session = Session(bind=bind, join_transaction_mode="create_savepoint")
+        if read_only:
+            session.execute(text("SET TRANSACTION READ ONLY"))
+        return session
+    session = current_app.extensions["gridmap.sessions"]()
+    if read_only:
+        # Sent with psycopg's BEGIN (BEGIN READ ONLY): no extra round trip.
+        session.connection(execution_options={"postgresql_readonly": True})
+    return session
+
+
 def get_session() -> Session:
-    """Return this request's session, opening it on first use."""
+    """Return this request's session, opening it on first use (read-only for a GET)."""
     if "db_session" not in g:
-        bind = current_app.config.get("TEST_CONNECTION")
-        if bind is not None:
-            # Tests hand in a connection inside an outer transaction; commits
-            # become savepoints so the test can roll everything back.
-            g.db_session = Session(bind=bind, join_transaction_mode="create_savepoint")
-        else:
-            g.db_session = current_app.extensions["gridmap.sessions"]()
+        read_only = has_request_context() and request.method in READ_ONLY_METHODS
+        g.db_session = _open(read_only)
+        g.db_read_only = read_only
     return g.db_session
 
 
-def close_session(_exc: BaseException | None = None) -> None:
-    """Roll back anything uncommitted and release the connection."""
+def writable_session() -> Session:
+    """End this request's transaction, dropping anything uncommitted; return a session that may write."""
+    session = get_session()
+    session.rollback()
+    if g.get("db_read_only"):
+        session.close()
+        g.db_session = _open(read_only=False)
+        g.db_read_only = False
+    return g.db_session
+
+
+def close_session(exc: BaseException | None = None) -> None:
+    """End the request's transaction and release the connection (commits only a clean read-only one)."""
     session = g.pop("db_session", None)
-    if session is not None:
-        session.rollback()
+    read_only = g.pop("db_read_only", False)
+    if session is None:
+        return
+    try:
+        if read_only and exc is None and _test_connection() is None:
+            session.commit()  # wrote nothing; keeps psycopg's prepared statements
+        else:
+            session.rollback()
+    finally:
         session.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from video import coverage
-from web.database import get_session
+from web.database import writable_session
 from web.params import bbox_arg
 from web.scope import current_prefix
 
@@ -17,7 +17,7 @@ REFRESH_PER_REQUEST = 300
 
 def _fresh_session():
     """Recompute grids marked dirty by camera or grid changes, then return the session."""
-    session = get_session()
+    session = writable_session()
     if coverage.refresh_dirty(session, limit=REFRESH_PER_REQUEST):
         session.commit()
     return session

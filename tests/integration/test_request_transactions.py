@@ -1,0 +1,92 @@
+"""How a request's transaction ends: read-only GETs, committed when clean, on the real server."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from gridmap import db
+from web import create_app
+from web.database import get_session, writable_session
+
+# One statement whose preparation we can look for in pg_prepared_statements.
+PROBE = text("SELECT current_setting('transaction_read_only') AS read_only, "
+             "(SELECT count(*) FROM pg_prepared_statements) AS prepared")
+
+
+def _add_probes(app: Flask) -> Flask:
+    """Register sign-in-exempt routes that report on their own transaction."""
+
+    def probe():
+        row = get_session().execute(PROBE).one()
+        return jsonify(read_only=row.read_only, prepared=row.prepared)
+
+    def probe_writable():
+        row = writable_session().execute(PROBE).one()
+        return jsonify(read_only=row.read_only)
+
+    def probe_fails():
+        get_session().execute(text("SELECT 1 / 0"))  # aborts the transaction
+
+    app.add_url_rule("/_probe", "probe", probe, methods=["GET", "POST"])
+    app.add_url_rule("/_probe/writable", "probe_writable", probe_writable)
+    app.add_url_rule("/_probe/fails", "probe_fails", probe_fails)
+    return app
+
+
+@pytest.fixture
+def live_app(database_url, demo_accounts):
+    """An app on its own engine and pool, without the test's outer transaction."""
+    url = f"{database_url}?application_name=gridmap_request_tx_test"
+    app = _add_probes(create_app({
+        "TESTING": True, "DATABASE_URL": url, "WTF_CSRF_ENABLED": False,
+        "LOGIN_EXEMPT_ENDPOINTS": ["probe", "probe_writable", "probe_fails"],
+    }))
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    yield app
+    db.engine_for(url).dispose()
+
+
+def test_get_reads_inside_a_read_only_transaction(live_app):
+    client = live_app.test_client()
+    assert client.get("/_probe").get_json()["read_only"] == "on"
+    assert client.post("/_probe").get_json()["read_only"] == "off"
+
+
+def test_writable_session_lets_a_get_write(live_app):
+    assert live_app.test_client().get("/_probe/writable").get_json()["read_only"] == "off"
+
+
+def test_clean_reads_keep_prepared_statements_across_requests(live_app):
+    # psycopg prepares a statement on its sixth run and forgets all on ROLLBACK;
+    # GETs ending in COMMIT keep them, so the probe eventually finds its own.
+    client = live_app.test_client()
+    seen = [client.get("/_probe").get_json()["prepared"] for _ in range(8)]
+    assert seen[0] == 0
+    assert seen[-1] >= 1
+
+
+def test_a_get_whose_query_failed_leaves_a_working_connection(live_app):
+    # Its aborted transaction is ended at teardown; COMMIT of an aborted
+    # transaction is a rollback on the server, and the pooled connection is reused.
+    client = live_app.test_client()
+    assert client.get("/_probe").status_code == 200
+    failed = client.get("/_probe/fails")
+    assert failed.status_code == 500
+    assert "division" not in failed.get_data(as_text=True)  # no internals to the user
+    again = client.get("/_probe")
+    assert again.status_code == 200
+    assert again.get_json()["read_only"] == "on"
+
+
+def test_a_get_cannot_write_in_the_test_transaction_either(app, connection):
+    # The test fixtures' savepoint sessions are read-only for GETs too, so a GET
+    # that writes without writable_session() fails the suite, not production.
+    _add_probes(app)
+    app.config["LOGIN_EXEMPT_ENDPOINTS"] = ["probe", "probe_writable"]
+    client = app.test_client()
+    assert client.get("/_probe").get_json()["read_only"] == "on"
+    assert client.get("/_probe/writable").get_json()["read_only"] == "off"
+    # The read-only mode ended with the request's savepoint.
+    assert connection.execute(text("SHOW transaction_read_only")).scalar() == "off"
