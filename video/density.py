@@ -17,7 +17,9 @@ Pipeline (each step is explained where it is implemented):
 2. Foreground (`_foreground`). Background = temporal median of the burst (with
    a three-frame-difference ghost test), or the per-camera running background
    (`CameraState`, ~86 KB), or for a lone still image a spatial (large median
-   filter) estimate. Colour distance with noise-adaptive thresholds, global gain
+   filter) estimate. Colour distance with noise-adaptive thresholds (the noise
+   taken from the picture itself where the background is known, so a crowd that
+   fills the area does not raise them), global gain
    compensation, and shadow suppression (a cast shadow darkens the ground by the
    scene's one shadow ratio and keeps its chroma and texture).
 3. Counting (`_count`). Each foreground pixel is weighted by 1/(expected person
@@ -94,7 +96,10 @@ MASK_GROWTH_PX = 0.5  # foreground blobs grow ~0.25 px per side (partial-cover e
 STATE_BLUR_GROWTH = 1.0  # extra mask growth per state pixel of blur (analysis px)
 WARM_AGE = 8  # a state background is trusted after this many frames' evidence
 _STATE_MAGIC = b"GMCS"
-_STATE_VERSION = 2
+_STATE_VERSION = 3
+# A state's background counts as known when at least this share of its pixels was
+# agreed on by at least half its warm-up samples (or confirmed by a later one).
+KNOWN_SUPPORT = 0.75
 
 
 class DensityError(ValueError):
@@ -481,7 +486,9 @@ class CameraState:
 
     A MOG2 model is ~30 MB per VGA camera; this is ~86 KB (~40 KB compressed). A new
     camera's background is, per pixel, the value most of its first samples agree
-    on; they are kept (up to WARM_AGE - 1 of them, ~0.6 MB) only until it is warm. Then it follows
+    on; the last WARM_AGE - 1 of them (~0.6 MB) are kept until at least half agree
+    on most pixels (`support`), which under a packed crowd takes until it thins
+    out; meanwhile the background is a guess and is used cautiously. Then it follows
     a sigma-delta running median (each update moves every pixel one grey level
     towards the frame), which is robust to people walking through, exact in
     uint8, and needs no variance image. Pixels currently seen as people are only
@@ -498,6 +505,9 @@ class CameraState:
     frame_shape: tuple[int, int]  # (h, w) of the frames it was built from
     age: int = 1  # frames of evidence behind the background
     noise: float = 0.0  # robust luma noise sigma seen last (grey levels)
+    # Share of pixels whose background is known: agreed on by at least half the
+    # warm-up samples. 1.0 for a given background. Warm-up lasts until it is high.
+    support: float = 1.0
     # While young: the samples seen so far at state resolution (luma, chroma); the
     # background is what most of them agree on. Dropped once warm.
     stack: tuple[np.ndarray, np.ndarray] | None = None
@@ -553,7 +563,7 @@ class CameraState:
         """Move the background one step towards a YCrCb frame (people: bool mask at any size)."""
         sh, sw = self.luma.shape
         small = cv2.resize(frame_ycrcb, (sw, sh), interpolation=cv2.INTER_AREA)
-        if self.age < WARM_AGE and self.stack is not None:
+        if self.stack is not None:
             self._learn_from_samples(small)
             return
         luma = self.luma.astype(np.int16)
@@ -613,15 +623,19 @@ class CameraState:
             # where people cover a pixel in most samples, when a median is not.
             self.luma = _modal_background(list(lumas[..., None]))[..., 0]
             self.chroma = _modal_background(list(chromas))
+            self.support = _agreement(lumas, self.luma)
         self.age += 1
-        self.stack = None if self.age >= WARM_AGE else (lumas, chromas)
+        # Through a dense crowd the samples seldom agree: keep the last few
+        # (a rolling window, same memory) until they do, e.g. when it thins out.
+        done = self.age >= WARM_AGE and self.support >= KNOWN_SUPPORT
+        self.stack = None if done else (lumas, chromas)
 
     def to_bytes(self) -> bytes:
         """Serialise the state (zlib-compressed) for storage between calls."""
         h, w = self.luma.shape
         ch, cw = self.chroma.shape[:2]
         head = struct.pack(
-            "<4sBHHHHIIIf",
+            "<4sBHHHHIIIff",
             _STATE_MAGIC,
             _STATE_VERSION,
             h,
@@ -632,6 +646,7 @@ class CameraState:
             self.frame_shape[1],
             self.age,
             self.noise,
+            self.support,
         )
         k = 0 if self.stack is None else len(self.stack[0])
         body = self.luma.tobytes() + self.chroma.tobytes()
@@ -646,8 +661,12 @@ class CameraState:
         n = struct.calcsize(fmt)
         try:
             magic, ver, h, w, ch, cw, fh, fw, age, noise = struct.unpack(fmt, data[:n])
-            if magic != _STATE_MAGIC or ver not in (1, _STATE_VERSION):
+            if magic != _STATE_MAGIC or ver not in (1, 2, _STATE_VERSION):
                 raise StateError("not a gridmap camera state of a known version")
+            support = 1.0  # versions 1 and 2 had no warm-up agreement: trust them
+            if ver >= 3:
+                (support,) = struct.unpack("<f", data[n : n + 4])
+                n += 4
             k = 0
             if ver >= 2:  # version 2 adds the warm-up samples
                 (k,) = struct.unpack("<B", data[n : n + 1])
@@ -665,7 +684,8 @@ class CameraState:
             lumas = np.frombuffer(raw[one : one + k * h * w], np.uint8).reshape(k, h, w)
             chromas = np.frombuffer(raw[one + k * h * w :], np.uint8).reshape(k, ch, cw, 2)
             stack = (lumas.copy(), chromas.copy())
-        return cls(luma, chroma, (fh, fw), age=age, noise=float(noise), stack=stack)
+        return cls(luma, chroma, (fh, fw), age=age, noise=float(noise),
+                   support=float(support), stack=stack)
 
 
 # ---------------------------------------------------------------------------------
@@ -699,6 +719,26 @@ def _robust_sigma(values: np.ndarray) -> float:
     if values.size == 0:
         return 2.0
     return float(np.percentile(np.abs(values), 10)) / 0.126
+
+
+# Immerkaer's noise mask: a difference of two Laplacians that cancels any plane
+# and most smooth shading, leaving noise; its response has 6 sigma of std.
+_NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+# The 25th percentile of |N(0, 1)|: a quantile that stays on smooth pixels when
+# up to three quarters of the picture is edges and texture.
+_HALF_NORMAL_Q25 = 0.3186
+
+
+def _image_noise(y: np.ndarray) -> float:
+    """Return the sensor noise sigma of one picture from its smoothest pixels (Immerkaer 1996).
+
+    Unlike the ground-difference estimate, it needs no visible ground: it stays
+    right when people cover the whole area of interest.
+    """
+    response = np.abs(cv2.filter2D(y, cv2.CV_32F, _NOISE_MASK))[1:-1, 1:-1]
+    if response.size == 0:
+        return 2.0
+    return float(np.percentile(response, 25)) / (6.0 * _HALF_NORMAL_Q25)
 
 
 def _local_ncc(
@@ -768,18 +808,29 @@ def _foreground(
     bg: np.ndarray,
     inside: np.ndarray,
     others: Sequence[np.ndarray] = (),
+    *,
+    known_background: bool = False,
 ) -> _Foreground:
     """Return the people mask of img against bg (both YCrCb float32, same size).
 
     inside restricts the statistics (noise, gain) to the area we care about.
     others: earlier frames of a burst; a pixel that matches any of them is not a
-    person who moved in (see the ghost test below).
+    person who moved in (see the ghost test below). known_background: bg is the
+    real ground (seen, not guessed), so differences from it are people.
     """
     y, by = img[..., 0], bg[..., 0]
     gain = _global_gain(y, by, inside)
     dy = y - by * gain
     dc = np.abs(img[..., 1] - bg[..., 1]) + np.abs(img[..., 2] - bg[..., 2])
+    # The difference's noise, from its quietest tenth inside the area. When
+    # people cover nearly all of it (dense crowds) that tenth is people, and the
+    # estimate grows until it hides them; when the background is known, the
+    # picture's own noise, doubled in variance for the background's, bounds it.
+    # A guessed background (a still image, a warm-up through a dense crowd) keeps
+    # the grown estimate: there the big differences are as often a wrong ground.
     sigma = _robust_sigma(dy[inside])
+    if known_background:
+        sigma = min(sigma, math.sqrt(2.0) * _image_noise(y))
     # Thresholds: 3.5 sigma of sensor/compression noise, never below what a human
     # would call "the same colour" (12 grey levels, 8 chroma levels).
     t_y = float(np.clip(3.5 * sigma, 12.0, 30.0))
@@ -1145,7 +1196,8 @@ def estimate(
         else:
             blurred = cur
         bg = state.background(geo.size)[y0:y1, x0:x1]
-        fgs = _foreground(blurred[y0:y1, x0:x1], bg, inside)
+        fgs = _foreground(blurred[y0:y1, x0:x1], bg, inside,
+                          known_background=state.support >= KNOWN_SUPPORT)
         # Each state pixel spans `ratio` analysis pixels; blurring spreads a
         # person's mask by about one state pixel (see _inv_area).
         growth = max(
@@ -1170,7 +1222,8 @@ def estimate(
         crops = [p[1][y0:y1, x0:x1] for p in prepared]
         earlier = crops[:-1]
         med = _median([crops[i] for i in idx])
-        fgb = _foreground(cur_c, med, inside, others=earlier)
+        # People who moved are gone from the median: it shows the ground.
+        fgb = _foreground(cur_c, med, inside, others=earlier, known_background=True)
         masks.append(fgb.mask)
         sources.append("burst")
         noise = noise or fgb.noise
@@ -1292,11 +1345,12 @@ BOOTSTRAP_SAMPLES = 25
 
 def _bootstrap_background(
     cap: cv2.VideoCapture, n_frames: int, calib: Calibration
-) -> np.ndarray | None:
-    """Return the empty scene guessed from up to 25 frames spread over the clip.
+) -> tuple[np.ndarray, float] | None:
+    """Return the empty scene guessed from up to 25 frames spread over the clip, and its support.
 
     For a file we can look ahead, so estimates are good from the first frame
-    instead of after a warm-up. Returned at analysis resolution (BGR uint8).
+    instead of after a warm-up. Returned at analysis resolution (BGR uint8),
+    with the share of pixels at least half the frames agree on (see CameraState).
     """
     if n_frames < 5:
         return None
@@ -1313,10 +1367,21 @@ def _bootstrap_background(
     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
     if len(got) < 5 or any(g.shape != got[0].shape for g in got):
         return None
-    return _modal_background(got)
+    background = _modal_background(got)
+    lumas = np.stack([_ycrcb(g)[..., 0] for g in got])
+    return background, _agreement(lumas, _ycrcb(background)[..., 0])
 
 
-def _modal_background(samples: Sequence[np.ndarray], tol: int = 10) -> np.ndarray:
+_AGREE_TOL = 10  # grey levels within which two samples show the same thing
+
+
+def _agreement(samples: np.ndarray, background: np.ndarray) -> float:
+    """Return the share of pixels where at least half the (luma) samples match the background."""
+    near = np.abs(samples.astype(np.int16) - background.astype(np.int16)) <= _AGREE_TOL
+    return float(np.mean(near.sum(axis=0) * 2 >= len(samples)))
+
+
+def _modal_background(samples: Sequence[np.ndarray], tol: int = _AGREE_TOL) -> np.ndarray:
     """Return per pixel the mean of the largest group of samples that agree.
 
     The ground looks the same in every sample where it is visible (up to noise),
@@ -1359,7 +1424,7 @@ def estimate_video(
     try:
         n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        seed = _bootstrap_background(cap, n_frames, calib)
+        seeded = _bootstrap_background(cap, n_frames, calib)
         state = None
         i = 0
         while True:
@@ -1376,9 +1441,10 @@ def estimate_video(
                 geo = _geometry(calib, h, w)
                 # One file, one camera: keep the background at full analysis
                 # resolution (tens of KB more than a live state, for finer masks).
-                if seed is not None and seed.shape[:2] == geo.size:
-                    state = CameraState.from_background(seed, size=geo.size)
+                if seeded is not None and seeded[0].shape[:2] == geo.size:
+                    state = CameraState.from_background(seeded[0], size=geo.size)
                     state.frame_shape = (h, w)
+                    state.support = seeded[1]
             est, state = estimate(frame, calib, state)
             out = {"frame": i, **est.to_dict()}
             if fps > 0:

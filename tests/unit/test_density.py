@@ -4,8 +4,9 @@ Accuracy bands (stated here, checked below) on clips from video/crowdsim.py at
 640x360 with a warm per-camera background:
 - sparse (~5 people): mean absolute error <= 2 people;
 - medium (~60 people): mean absolute percentage error <= 20 %;
-- dense (~150 people, Fruin E): MAPE <= 30 % (occlusion makes oblique views hard).
-Bursts without any state (temporal median): sparse MAE <= 3, medium MAPE <= 35 %.
+- dense (~150 people, Fruin E): MAPE <= 20 % (occlusion makes oblique views hard).
+Bursts without any state (temporal median): sparse MAE <= 3, medium MAPE <= 35 %,
+dense MAPE <= 25 %.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from video import density
 from video.crowdsim import Clip, make_clip, write_video
 from video.density import (
     FRUIN_THRESHOLDS,
@@ -241,14 +243,25 @@ def test_cold_start_learns_the_ground_from_spread_samples() -> None:
     assert np.mean(errors) <= 0.35
 
 
-def test_version_1_state_still_loads() -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_states_still_load_as_known_backgrounds(version: int) -> None:
     state = CameraState.from_background(_clip("oblique", 5).background)
+    state.support = 0.5
     blob = state.to_bytes()
     head = struct.calcsize("<4sBHHHHIIIf")
-    # Version 1 had no warm-up sample count after the header.
-    v1 = blob[:4] + bytes([1]) + blob[5:head] + blob[head + 1 :]
-    back = CameraState.from_bytes(v1)
+    # Version 3 added the support (a float) after the header; version 2 the
+    # warm-up sample count (a byte) after that; version 1 had neither.
+    old = blob[:4] + bytes([version]) + blob[5:head]
+    old += blob[head + 4 : head + 5] if version == 2 else b""
+    back = CameraState.from_bytes(old + blob[head + 5 :])
     assert np.array_equal(back.luma, state.luma) and back.stack is None
+    assert back.support == 1.0
+
+
+def test_state_keeps_its_support() -> None:
+    state = CameraState.from_background(_clip("oblique", 5).background)
+    state.support = 0.4
+    assert CameraState.from_bytes(state.to_bytes()).support == pytest.approx(0.4)
 
 
 def test_corrupt_state_is_rejected() -> None:
@@ -283,14 +296,18 @@ def test_medium_count_and_level(view: str) -> None:
 def test_dense_count_and_level(view: str) -> None:
     clip = _clip(view, 150)
     est, truth = _warm_run(clip)
-    assert np.mean(np.abs(est - truth) / truth) <= 0.30
+    # People cover nearly all the area: the noise estimate must not grow with them
+    # (it did, and hid a quarter of the people of a dense oblique view).
+    assert np.mean(np.abs(est - truth) / truth) <= 0.20
     calib = Calibration.from_json(clip.calibration)
     assert fruin_level(truth.mean() / calib.area_m2) == "E"
     assert fruin_level(est.mean() / calib.area_m2) == "E"
 
 
 @pytest.mark.parametrize(
-    ("view", "n"), [("oblique", 5), ("topdown", 5), ("oblique", 60), ("topdown", 60)]
+    ("view", "n"),
+    [("oblique", 5), ("topdown", 5), ("oblique", 60), ("topdown", 60),
+     ("oblique", 150), ("topdown", 150)],
 )
 def test_burst_without_state(view: str, n: int) -> None:
     clip = _clip(view, n, frames=14)
@@ -306,7 +323,7 @@ def test_burst_without_state(view: str, n: int) -> None:
     if n <= 5:
         assert err.mean() <= 3.0
     else:
-        assert np.mean(err / truth) <= 0.35
+        assert np.mean(err / truth) <= (0.35 if n < 100 else 0.25)
 
 
 def test_density_flags_follow_place_thresholds() -> None:
@@ -438,3 +455,49 @@ def test_crowdsim_is_deterministic() -> None:
     assert np.array_equal(a.frames[1], b.frames[1])
     assert a.calibration == b.calibration
     Calibration.from_json(a.calibration)
+
+
+# --- noise and how well the background is known -----------------------------------
+
+
+@pytest.mark.parametrize("sigma", [2.0, 5.0, 10.0])
+def test_image_noise_found_whatever_covers_the_picture(sigma: float) -> None:
+    rng = np.random.default_rng(3)
+    # Smooth shading, hard-edged shapes and fine texture: what a street scene has.
+    yy, xx = np.mgrid[0:180, 0:320].astype(np.float32)
+    scene = 60 + 0.3 * xx + 0.2 * yy
+    for _ in range(40):
+        x, y = rng.integers(0, 300), rng.integers(0, 160)
+        scene[y : y + 20, x : x + 12] = rng.uniform(20, 220)
+    scene[:, 200:] += 8 * np.sin(xx[:, 200:] * 1.3)
+    noisy = scene + rng.normal(0, sigma, scene.shape).astype(np.float32)
+    assert density._image_noise(noisy) == pytest.approx(sigma, rel=0.25)
+
+
+def _warm_up(clip: Clip) -> CameraState:
+    calib = Calibration.from_json(clip.calibration)
+    state = None
+    for frame in clip.frames[: density.WARM_AGE]:
+        _, state = estimate(frame, calib, state)
+    return state
+
+
+def test_warm_up_through_a_dense_crowd_leaves_the_background_a_guess() -> None:
+    # Samples 6 s apart: the ground under a packed crowd is seldom seen twice.
+    dense = _warm_up(make_clip("oblique", 150, density.WARM_AGE, seed=7, fps=1 / 6))
+    sparse = _warm_up(make_clip("oblique", 5, density.WARM_AGE, seed=7, fps=1 / 6))
+    assert dense.support < density.KNOWN_SUPPORT <= sparse.support
+
+
+def test_warm_up_goes_on_until_the_samples_agree() -> None:
+    clip = make_clip("oblique", 150, density.WARM_AGE, seed=7, fps=1 / 6)
+    calib = Calibration.from_json(clip.calibration)
+    state = _warm_up(clip)
+    assert state.stack is not None and len(state.stack[0]) == density.WARM_AGE - 1
+    # The crowd leaves: once most of the window shows the ground, it is learnt.
+    for _ in range(density.WARM_AGE // 2):
+        _, state = estimate(clip.background, calib, state)
+    assert state.support >= density.KNOWN_SUPPORT
+    assert state.stack is None
+    truth = CameraState.from_background(clip.background).luma.astype(int)
+    assert np.mean(np.abs(state.luma.astype(int) - truth) <= 10) > 0.95
