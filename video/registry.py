@@ -16,8 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from psycopg.rows import dict_row
 from pyproj import Geod
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from gridmap.config import var_dir
@@ -617,14 +619,19 @@ def check_radius(radius_m: float) -> None:
 # and stops after the candidates, so it costs the same at 8,600 or 1,000,000 cameras.
 # Index order is spherical; the exact distance on the WGS-84 ellipsoid differs by
 # up to ±0.23 % with direction at this latitude, which can swap close neighbours.
-# So the query fetches more candidates than asked, with a small margin on the
-# radius, and Python re-ranks them by the ellipsoidal distance (pyproj, one
+# So the query fetches a few more candidates than asked, with a small margin on
+# the radius, and Python re-ranks them by the ellipsoidal distance (pyproj, one
 # vectorised call): ST_Distance and ST_Azimuth on the spheroid cost more than the
-# KNN itself.
+# KNN itself. When the candidates could have missed a closer camera (bound in
+# _knn_complete), the query runs again with four times as many.
 # The point is spelled out in each clause (not a CTE): an index-ordered KNN scan
 # needs a constant right-hand side at plan time.
 PT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
 SPHERE_MARGIN = 1.005
+# KNN candidates beyond the limit: enough that a second, wider query (see
+# _knn_complete) is rarely needed; more rows cost more than the rare retry.
+NEARBY_EXTRA = 10
+MAX_CANDIDATES = 4 * MAX_NEARBY + 2 * NEARBY_EXTRA
 _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
 # A scalar subquery is probed per row through the primary key; EXISTS let the
 # planner hash the whole credentials table for twenty rows.
@@ -638,9 +645,9 @@ _SEES_POINT = (f"(c.heading IS NOT NULL AND c.fov IS NOT NULL "
 NEARBY_SQL = f"""
 WITH knn AS (
   SELECT c.id FROM cameras c WHERE TRUE {{where}}
-  ORDER BY {_SPHERE_M} LIMIT :candidates
+  ORDER BY {_SPHERE_M} LIMIT {{candidates:d}}
 ){{aimed}}
-SELECT {_NEARBY_COLUMNS}, {_SEES_POINT} AS sees_point
+SELECT {_NEARBY_COLUMNS}, {_SEES_POINT} AS sees_point, {_SPHERE_M} AS sphere_m
 FROM cameras c
 WHERE c.id IN (SELECT id FROM knn{{union_aimed}})
   AND {_SPHERE_M} <= :reach
@@ -656,13 +663,31 @@ _GEOD = Geod(ellps="WGS84")
 
 
 @functools.lru_cache(maxsize=256)
-def _nearby_statement(where: str, sees_first: bool) -> TextClause:
-    """Return the compiled-once statement for a scope/filter clause."""
-    return text(NEARBY_SQL.format(
+def _nearby_sql(where: str, sees_first: bool, candidates: int) -> str:
+    """Return the nearby query for a scope/filter clause and KNN size, in psycopg's style.
+
+    The KNN's LIMIT is written into the text: with a parameter there, PostgreSQL
+    cannot cost a generic plan and plans the prepared statement on every call.
+    """
+    statement = text(NEARBY_SQL.format(
+        candidates=int(candidates),
         where=where,
         aimed=_AIMED_CTE.format(where=where) if sees_first else "",
         union_aimed=" UNION SELECT id FROM aimed" if sees_first else "",
     ))
+    return str(statement.compile(dialect=psycopg_dialect()))
+
+
+def _driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a query on the session's connection through the driver's own cursor.
+
+    For the patrol leads' hot path: SQLAlchemy's result layer costs as much as a
+    third of the query itself for thirty rows. Same connection and transaction.
+    """
+    dbapi = session.connection().connection.dbapi_connection
+    with dbapi.cursor(row_factory=dict_row, binary=True) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def nearby(
@@ -690,21 +715,26 @@ def nearby(
     if not 0 < limit <= MAX_NEARBY:
         raise InvalidInput(f"limit must be within 1–{MAX_NEARBY}")
     where, params = filters.sql()
-    rows = session.execute(
-        _nearby_statement(where, sees_first),
-        {**params, "lon": lon, "lat": lat, "reach": radius_m * SPHERE_MARGIN,
-         "candidates": limit * 2 + 10},
-    ).mappings().all()
-    if not rows:
-        return []
-    n = len(rows)
-    bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r["lon"] for r in rows],
-                                       [r["lat"] for r in rows])
-    # Rank first, then build the answer's dicts for the winners only.
-    ranked = sorted(
-        (not rows[i]["sees_point"] if sees_first else False, distances[i], i)
-        for i in range(n) if distances[i] <= radius_m
-    )
+    candidates = limit + NEARBY_EXTRA
+    while True:
+        rows = _driver_rows(
+            session, _nearby_sql(where, sees_first, candidates),
+            {**params, "lon": lon, "lat": lat, "reach": radius_m * SPHERE_MARGIN},
+        )
+        if not rows:
+            return []
+        n = len(rows)
+        bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r["lon"] for r in rows],
+                                           [r["lat"] for r in rows])
+        ranked = sorted(
+            (not rows[i]["sees_point"] if sees_first else False, distances[i], i)
+            for i in range(n) if distances[i] <= radius_m
+        )
+        if candidates >= MAX_CANDIDATES or _knn_complete(rows, ranked, candidates, limit,
+                                                         radius_m, sees_first):
+            break
+        candidates = min(candidates * 4, MAX_CANDIDATES)
+    # Build the answer's dicts for the winners only.
     found = []
     for _, distance, i in ranked[:limit]:
         item = _public(rows[i])
@@ -712,6 +742,27 @@ def nearby(
         item["bearing"] = round(float(bearings[i]) % 360.0, 1) % 360.0
         found.append(item)
     return found
+
+
+def _knn_complete(rows: Sequence[Mapping[str, Any]], ranked: list[tuple[bool, float, int]],
+                  candidates: int, limit: int, radius_m: float, sees_first: bool) -> bool:
+    """Return whether no camera the KNN left out could rank among the first ``limit``.
+
+    The KNN returns the ``candidates`` nearest on the sphere; any camera it left
+    out is at least as far on the sphere as the last one it returned, so on the
+    ellipsoid at least ``(1 - margin)`` times that. (Aimed cameras added by
+    ``sees`` are all fetched, and farther on the sphere than the KNN's rows.)
+    """
+    if len(rows) < candidates:
+        return True  # the KNN ran past the radius: everything inside was fetched
+    last_sphere = sorted(r["sphere_m"] for r in rows)[candidates - 1]
+    if len(ranked) < limit:
+        needed = radius_m  # everything within the radius is wanted
+    else:
+        not_seeing, needed, _ = ranked[limit - 1]
+        if sees_first and not not_seeing:
+            return True  # the first `limit` all see the point, and all such are fetched
+    return last_sphere * (2.0 - SPHERE_MARGIN) > needed
 
 
 def in_area(

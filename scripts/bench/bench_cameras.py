@@ -27,6 +27,7 @@ from _common import (
     time_calls,
     time_interleaved,
 )
+from flask import jsonify
 from sqlalchemy import text
 
 N = 1000
@@ -93,6 +94,10 @@ def bench_nearby(url: str, label: str) -> None:
         fn = percentiles(time_calls(
             lambda i: registry.nearby(session, *pts[i % N], radius_m=500, limit=20), N))
     app = create_app({"DATABASE_URL": url})
+    # The trivial signed-in endpoint: the same sign-in guard as every data route
+    # (session lookup, scope), then a constant answer. /api/me also reads the
+    # user's record, which would flatter the comparison.
+    app.add_url_rule("/api/bench-ping", "bench_ping", lambda: jsonify(ok=True))
     server, port = serve(app)
     timers = {}
     try:
@@ -100,11 +105,13 @@ def bench_nearby(url: str, label: str) -> None:
         nearby_paths = [f"/api/cameras/nearby?lon={x:.6f}&lat={y:.6f}&radius=500&limit=20"
                         for x, y in pts]
         # Every data endpoint passes the sign-in guard (one query for the session's
-        # user and unit); /api/version is public, /api/me is the trivial signed-in one.
-        # The three run round-robin, each over its own keep-alive connection.
+        # user and unit); /api/version is public, /api/bench-ping the trivial
+        # signed-in one, /api/me the user's own record. They run round-robin, each
+        # over its own keep-alive connection.
         timers = {
             "nearby": http_timer(port, nearby_paths, cookie),
             "version": http_timer(port, ["/api/version"], cookie),
+            "ping": http_timer(port, ["/api/bench-ping"], cookie),
             "me": http_timer(port, ["/api/me"], cookie),
         }
         http_times = time_interleaved(timers, N)
@@ -114,13 +121,15 @@ def bench_nearby(url: str, label: str) -> None:
         # Closing a waitress server from another thread races its select loop and
         # prints a traceback; the daemon thread simply ends with the process.
         server.task_dispatcher.shutdown()
-    endpoint, trivial, signed = (percentiles(http_times[k]) for k in ("nearby", "version", "me"))
+    endpoint, trivial, signed, me = (percentiles(http_times[k])
+                                     for k in ("nearby", "version", "ping", "me"))
     print(f"\nnearby KNN-20 within 500 m — {label}")
     print(row("bare SQL KNN (same connection)", raw))
     print(row("video.registry.nearby", fn, raw))
     print(row("GET /api/cameras/nearby (HTTP)", endpoint, raw))
     print(row("trivial endpoint /api/version (HTTP)", trivial))
-    print(row("trivial signed-in /api/me (HTTP)", signed))
+    print(row("trivial signed-in endpoint (HTTP)", signed))
+    print(row("GET /api/me (HTTP)", me))
     for name, base in (("public trivial", trivial), ("signed-in trivial", signed)):
         goal = base["p50"] + 2 * raw["p50"]
         verdict = "meets" if endpoint["p50"] <= goal else "MISSES"

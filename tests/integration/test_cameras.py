@@ -143,6 +143,30 @@ def test_nearby_matches_geodesic_brute_force_across_borders(client, session):
     assert items[0]["bearing"] == pytest.approx(fwd, abs=0.5)
 
 
+def test_nearby_widens_the_knn_when_sphere_and_ellipsoid_disagree(client, session):
+    # The KNN ranks on a sphere; at 35.5 N the ellipsoid is 0.22 % shorter north-
+    # south and 0.22 % longer east-west. Five cameras 99.9 m north are the true
+    # nearest, but on the sphere 31 cameras about 100 m east come first, more
+    # than the KNN's first batch holds: the answer needs the wider second query.
+    lon, lat = session.execute(text(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grids) g "
+        "WHERE NOT EXISTS (SELECT 1 FROM cameras c WHERE ST_DWithin(c.geom::geography, "
+        "g.p::geography, 400)) ORDER BY ST_X(p) LIMIT 1")).one()
+    placed = []
+    for k in range(31):  # east: 100.00 m to 100.30 m
+        x, y, _ = GEOD.fwd(lon, lat, 90, 100.0 + k * 0.01)
+        placed.append((x, y))
+    for k in range(5):  # north: 99.90 m to 99.94 m
+        x, y, _ = GEOD.fwd(lon, lat, 0, 99.90 + k * 0.01)
+        placed.append((x, y))
+    for serial, (x, y) in enumerate(placed, start=300):
+        assert client.post("/api/cameras", json=new_camera(x, y, serial)).status_code == 201
+    items = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=200&limit=5"
+                       ).get_json()["items"]
+    assert [i["gb_id"][-3:] for i in items] == ["331", "332", "333", "334", "335"]
+    assert [i["bearing"] for i in items] == [0.0] * 5
+
+
 def test_sees_first_ranks_view_sectors_before_distance(client, session):
     _, lon, lat = grid_interior_point(session, 7)
     # 20 m east, looking elsewhere; 60 m south, looking north at the point.
