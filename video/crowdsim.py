@@ -484,3 +484,22 @@ def write_video(
                 return path
         writer.release()
     raise SimError(f"no MP4 encoder available to write {path}")
+
+
+def degrade(
+    frame: np.ndarray, rng: np.random.Generator, quality: int = 60, shake_px: int = 0
+) -> np.ndarray:
+    """Return the frame as a street camera delivers it: shaken by up to shake_px, JPEG-coded.
+
+    Clean renders flatter an estimator: real streams are compressed (blocking and
+    ringing at edges) and cameras on poles sway in the wind.
+    """
+    if shake_px:
+        dx, dy = rng.integers(-shake_px, shake_px + 1, 2)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        frame = cv2.warpAffine(frame, shift, (frame.shape[1], frame.shape[0]),
+                               borderMode=cv2.BORDER_REPLICATE)
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("cannot JPEG-encode the frame")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)

@@ -17,11 +17,12 @@ Pipeline (each step is explained where it is implemented):
 2. Foreground (`_foreground`). Background = temporal median of the burst (with
    a three-frame-difference ghost test), or the per-camera running background
    (`CameraState`, ~86 KB), or for a lone still image a spatial (large median
-   filter) estimate. Colour distance with noise-adaptive thresholds (the noise
-   taken from the picture itself where the background is known, so a crowd that
-   fills the area does not raise them), global gain
-   compensation, and shadow suppression (a cast shadow darkens the ground by the
-   scene's one shadow ratio and keeps its chroma and texture).
+   filter) estimate. Colour distance with noise-adaptive thresholds (bounded by
+   the noise the camera showed on bare ground, so a crowd that fills the area
+   does not raise them; raised at the ground's texture and edges, where stream
+   compression and a swaying pole err), global gain compensation, and shadow
+   suppression (a cast shadow darkens the ground by the scene's one shadow
+   ratio and keeps its chroma and texture).
 3. Counting (`_count`). Each foreground pixel is weighted by 1/(expected person
    area at that pixel): perspective normalisation. Connected blobs that hold
    about one or two people are counted by rounding (robust when the area model
@@ -41,7 +42,9 @@ Fitted constants are few and physical: adult height 1.70 m, body footprint
 
 Known limits: people who stand still for long are learnt into a background;
 a short burst cannot separate people who moved less than their own size (use a
-warm state for dense, slow crowds); a lone still image is a rough estimate.
+warm state for dense, slow crowds); a lone still image is a rough estimate; a
+camera that starts amid a packed crowd guesses its ground until the crowd thins
+(`CameraState.support`), and counts cautiously until then.
 """
 
 from __future__ import annotations
@@ -100,6 +103,12 @@ _STATE_VERSION = 3
 # A state's background counts as known when at least this share of its pixels was
 # agreed on by at least half its warm-up samples (or confirmed by a later one).
 KNOWN_SUPPORT = 0.75
+# A frame teaches a state its ground noise only while people cover less than this
+# share of the area (the noise measure then sits on ground).
+GROUND_NOISE_MAX_COVERAGE = 0.15
+# Share of the ground's local gradient (grey levels per pixel) added to the luma
+# threshold: the error of half a pixel of sway, and of block coding at texture.
+TEXTURE_MARGIN = 0.5
 
 
 class DensityError(ValueError):
@@ -504,7 +513,10 @@ class CameraState:
     chroma: np.ndarray  # (h/2, w/2, 2) uint8: Cr, Cb
     frame_shape: tuple[int, int]  # (h, w) of the frames it was built from
     age: int = 1  # frames of evidence behind the background
-    noise: float = 0.0  # robust luma noise sigma seen last (grey levels)
+    # The camera's difference noise on bare ground (grey levels; sensor, compression
+    # and shake together), measured where warm-up samples agreed or on frames with
+    # few people. 0: not known yet.
+    noise: float = 0.0
     # Share of pixels whose background is known: agreed on by at least half the
     # warm-up samples. 1.0 for a given background. Warm-up lasts until it is high.
     support: float = 1.0
@@ -624,6 +636,7 @@ class CameraState:
             self.luma = _modal_background(list(lumas[..., None]))[..., 0]
             self.chroma = _modal_background(list(chromas))
             self.support = _agreement(lumas, self.luma)
+            self.noise = _ground_noise(lumas, self.luma)
         self.age += 1
         # Through a dense crowd the samples seldom agree: keep the last few
         # (a rolling window, same memory) until they do, e.g. when it thins out.
@@ -664,6 +677,8 @@ class CameraState:
             if magic != _STATE_MAGIC or ver not in (1, 2, _STATE_VERSION):
                 raise StateError("not a gridmap camera state of a known version")
             support = 1.0  # versions 1 and 2 had no warm-up agreement: trust them
+            if ver < 3:
+                noise = 0.0  # it was the last frame's noise, not the ground's
             if ver >= 3:
                 (support,) = struct.unpack("<f", data[n : n + 4])
                 n += 4
@@ -719,26 +734,6 @@ def _robust_sigma(values: np.ndarray) -> float:
     if values.size == 0:
         return 2.0
     return float(np.percentile(np.abs(values), 10)) / 0.126
-
-
-# Immerkaer's noise mask: a difference of two Laplacians that cancels any plane
-# and most smooth shading, leaving noise; its response has 6 sigma of std.
-_NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-# The 25th percentile of |N(0, 1)|: a quantile that stays on smooth pixels when
-# up to three quarters of the picture is edges and texture.
-_HALF_NORMAL_Q25 = 0.3186
-
-
-def _image_noise(y: np.ndarray) -> float:
-    """Return the sensor noise sigma of one picture from its smoothest pixels (Immerkaer 1996).
-
-    Unlike the ground-difference estimate, it needs no visible ground: it stays
-    right when people cover the whole area of interest.
-    """
-    response = np.abs(cv2.filter2D(y, cv2.CV_32F, _NOISE_MASK))[1:-1, 1:-1]
-    if response.size == 0:
-        return 2.0
-    return float(np.percentile(response, 25)) / (6.0 * _HALF_NORMAL_Q25)
 
 
 def _local_ncc(
@@ -801,6 +796,7 @@ class _Foreground:
     mask: np.ndarray  # bool at analysis res, inside the bbox crop
     noise: float
     gain: float
+    measured_noise: float = 0.0  # before the ground-noise bound
 
 
 def _foreground(
@@ -809,33 +805,42 @@ def _foreground(
     inside: np.ndarray,
     others: Sequence[np.ndarray] = (),
     *,
-    known_background: bool = False,
+    ground_noise: float = 0.0,
 ) -> _Foreground:
     """Return the people mask of img against bg (both YCrCb float32, same size).
 
     inside restricts the statistics (noise, gain) to the area we care about.
     others: earlier frames of a burst; a pixel that matches any of them is not a
-    person who moved in (see the ghost test below). known_background: bg is the
-    real ground (seen, not guessed), so differences from it are people.
+    person who moved in (see the ghost test below). ground_noise: the noise this
+    camera shows on bare ground against this background (0: not known).
     """
     y, by = img[..., 0], bg[..., 0]
     gain = _global_gain(y, by, inside)
     dy = y - by * gain
     dc = np.abs(img[..., 1] - bg[..., 1]) + np.abs(img[..., 2] - bg[..., 2])
     # The difference's noise, from its quietest tenth inside the area. When
-    # people cover nearly all of it (dense crowds) that tenth is people, and the
-    # estimate grows until it hides them; when the background is known, the
-    # picture's own noise, doubled in variance for the background's, bounds it.
-    # A guessed background (a still image, a warm-up through a dense crowd) keeps
-    # the grown estimate: there the big differences are as often a wrong ground.
-    sigma = _robust_sigma(dy[inside])
-    if known_background:
-        sigma = min(sigma, math.sqrt(2.0) * _image_noise(y))
+    # people cover most of it (dense crowds) that tenth is people, and the
+    # estimate grows until it hides them; the noise the camera showed on bare
+    # ground bounds it (with a quarter to spare). Not the picture's own noise:
+    # compression and shake add to the difference what a single picture hides.
+    # A guessed background (a still image, a warm-up through a dense crowd) has
+    # no such bound: there big differences are as often a wrong ground.
+    measured = _robust_sigma(dy[inside])
+    sigma = min(measured, 1.25 * ground_noise) if ground_noise > 0 else measured
     # Thresholds: 3.5 sigma of sensor/compression noise, never below what a human
     # would call "the same colour" (12 grey levels, 8 chroma levels).
     t_y = float(np.clip(3.5 * sigma, 12.0, 30.0))
     t_c = float(np.clip(2.5 * sigma, 8.0, 20.0))
-    fg = (np.abs(dy) > t_y) | (dc > t_c)
+    # Compression errs most at the ground's texture and edges, and a camera that
+    # sways shifts them: a difference there of about half the local gradient is
+    # not a person. Without a known ground noise the threshold is already the
+    # crowd-grown estimate, and the margin must not push it past its ceiling.
+    gradient = (np.abs(cv2.Sobel(by, cv2.CV_32F, 1, 0, ksize=3))
+                + np.abs(cv2.Sobel(by, cv2.CV_32F, 0, 1, ksize=3))) / 4.0
+    t_map = t_y + TEXTURE_MARGIN * cv2.dilate(gradient, np.ones((3, 3), np.uint8))
+    if ground_noise <= 0:
+        t_map = np.minimum(t_map, max(t_y, 30.0))
+    fg = (np.abs(dy) > t_map) | (dc > t_c)
     # Ghosts: a short burst's median still holds people who lingered in most of
     # its frames; where they have since left, the current frame differs from the
     # median but equals the ground seen in some earlier frame. A person who moved
@@ -862,7 +867,8 @@ def _foreground(
     # Median 3x3 removes isolated noise pixels; closing 3x3 fills pinholes in bodies.
     m = cv2.medianBlur(m, 3)
     m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    return _Foreground(mask=m.astype(bool) & inside, noise=sigma, gain=gain)
+    return _Foreground(mask=m.astype(bool) & inside, noise=sigma, gain=gain,
+                       measured_noise=measured)
 
 
 def _spatial_background(img_bgr: np.ndarray, geo: _Geometry) -> np.ndarray:
@@ -1196,8 +1202,9 @@ def estimate(
         else:
             blurred = cur
         bg = state.background(geo.size)[y0:y1, x0:x1]
+        known = state.support >= KNOWN_SUPPORT
         fgs = _foreground(blurred[y0:y1, x0:x1], bg, inside,
-                          known_background=state.support >= KNOWN_SUPPORT)
+                          ground_noise=state.noise if known else 0.0)
         # Each state pixel spans `ratio` analysis pixels; blurring spreads a
         # person's mask by about one state pixel (see _inv_area).
         growth = max(
@@ -1222,8 +1229,10 @@ def estimate(
         crops = [p[1][y0:y1, x0:x1] for p in prepared]
         earlier = crops[:-1]
         med = _median([crops[i] for i in idx])
-        # People who moved are gone from the median: it shows the ground.
-        fgb = _foreground(cur_c, med, inside, others=earlier, known_background=True)
+        # The burst's frames agree on the ground where nobody moved: their spread
+        # there is the noise against this median.
+        ground = _ground_noise(np.stack([c[..., 0] for c in crops]), med[..., 0])
+        fgb = _foreground(cur_c, med, inside, others=earlier, ground_noise=ground)
         masks.append(fgb.mask)
         sources.append("burst")
         noise = noise or fgb.noise
@@ -1279,7 +1288,10 @@ def estimate(
         people = np.zeros(geo.size, bool)
         people[y0:y1, x0:x1] = mask
         state.update(np.clip(cur + 0.5, 0, 255).astype(np.uint8), people, gain=gain)
-    state.noise = float(noise)
+    if use_state and counts.coverage < GROUND_NOISE_MAX_COVERAGE:
+        # Few people: the quietest tenth is ground, so the measure is the ground's.
+        measured = fgs.measured_noise
+        state.noise = measured if state.noise <= 0 else 0.8 * state.noise + 0.2 * measured
     return _result(total, calib, method, debug), state
 
 
@@ -1345,12 +1357,13 @@ BOOTSTRAP_SAMPLES = 25
 
 def _bootstrap_background(
     cap: cv2.VideoCapture, n_frames: int, calib: Calibration
-) -> tuple[np.ndarray, float] | None:
-    """Return the empty scene guessed from up to 25 frames spread over the clip, and its support.
+) -> tuple[np.ndarray, float, float] | None:
+    """Return the empty scene guessed from up to 25 frames spread over the clip, its support and noise.
 
     For a file we can look ahead, so estimates are good from the first frame
     instead of after a warm-up. Returned at analysis resolution (BGR uint8),
-    with the share of pixels at least half the frames agree on (see CameraState).
+    with the share of pixels at least half the frames agree on and the noise
+    there (see CameraState).
     """
     if n_frames < 5:
         return None
@@ -1369,10 +1382,35 @@ def _bootstrap_background(
         return None
     background = _modal_background(got)
     lumas = np.stack([_ycrcb(g)[..., 0] for g in got])
-    return background, _agreement(lumas, _ycrcb(background)[..., 0])
+    ground = _ycrcb(background)[..., 0]
+    return background, _agreement(lumas, ground), _ground_noise(lumas, ground)
 
 
 _AGREE_TOL = 10  # grey levels within which two samples show the same thing
+
+
+def _ground_noise(samples: np.ndarray, background: np.ndarray) -> float:
+    """Return the noise sigma of samples against their background, on the pixels most agree on.
+
+    Where at least half the samples match the background the ground was seen,
+    and their spread around it is what a frame's difference from the background
+    shows with nobody there: sensor noise, compression and shake alike. 0.0 when
+    too little ground was seen to tell.
+    """
+    diff = samples.astype(np.int16) - background.astype(np.int16)
+    near = np.abs(diff) <= _AGREE_TOL
+    ground = near.sum(axis=0) * 2 >= len(samples)
+    values = diff[:, ground][near[:, ground]].astype(np.float32)
+    if values.size < 1000:
+        return 0.0
+    # RMS, not MAD: a clean camera's differences are mostly 0 and +-1 grey level.
+    # Passers-by who happen to match the ground within the tolerance widen it, so
+    # narrow the window to 3.5 sigma twice (the truncation then costs under 1 %).
+    sigma = float(np.sqrt(np.mean(np.square(values))))
+    for _ in range(2):
+        kept = values[np.abs(values) <= max(3.5 * sigma, 1.0)]
+        sigma = float(np.sqrt(np.mean(np.square(kept))))
+    return sigma
 
 
 def _agreement(samples: np.ndarray, background: np.ndarray) -> float:
@@ -1444,7 +1482,7 @@ def estimate_video(
                 if seeded is not None and seeded[0].shape[:2] == geo.size:
                     state = CameraState.from_background(seeded[0], size=geo.size)
                     state.frame_shape = (h, w)
-                    state.support = seeded[1]
+                    state.support, state.noise = seeded[1], seeded[2]
             est, state = estimate(frame, calib, state)
             out = {"frame": i, **est.to_dict()}
             if fps > 0:
