@@ -53,6 +53,7 @@ import json
 import math
 import struct
 import zlib
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -106,6 +107,10 @@ KNOWN_SUPPORT = 0.75
 # A frame teaches a state its ground noise only while people cover less than this
 # share of the area (the noise measure then sits on ground).
 GROUND_NOISE_MAX_COVERAGE = 0.15
+# A video file's estimates also look at a burst of the frames before: this many,
+# this far apart (people move about their own width in that time).
+BURST_FRAMES = 5
+BURST_SPACING_S = 0.4
 # Share of the ground's local gradient (grey levels per pixel) added to the luma
 # threshold: the error of half a pixel of sway, and of block coding at texture.
 TEXTURE_MARGIN = 0.5
@@ -1245,7 +1250,7 @@ def estimate(
         sources.append("still")
         noise = fgs.noise
 
-    mask = np.logical_or.reduce(masks) if len(masks) > 1 else masks[0]
+    mask = masks[0] if len(masks) == 1 else _with_burst(masks[0], masks[1])
     counts = _count(mask, geo, growth)
     total = counts.total
     parts = []
@@ -1293,6 +1298,18 @@ def estimate(
         measured = fgs.measured_noise
         state.noise = measured if state.noise <= 0 else 0.8 * state.noise + 0.2 * measured
     return _result(total, calib, method, debug), state
+
+
+def _with_burst(seen: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Return seen plus what other finds beyond it (other's outlines thinned by a pixel).
+
+    The state's background shows everyone it has not absorbed; a burst finds
+    whoever moved, absorbed or not (in a short clip, slow walkers are partly in
+    the look-ahead background). Where both see a person, a plain union would
+    draw each outline a pixel wider, so the burst's mask is eroded first.
+    """
+    thin = cv2.erode(other.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return seen | thin
 
 
 def _quiet(cur: np.ndarray, state: CameraState, geo: _Geometry) -> bool:
@@ -1464,6 +1481,11 @@ def estimate_video(
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         seeded = _bootstrap_background(cap, n_frames, calib)
         state = None
+        # Frames of the file seen just before, ~BURST_SPACING_S apart: people the
+        # look-ahead background absorbed (slow walkers in a short clip) still
+        # moved between them, so each estimate also takes the burst's view.
+        step = max(1, round(BURST_SPACING_S * fps / every)) if fps > 0 else 1
+        recent: deque[np.ndarray] = deque(maxlen=(BURST_FRAMES - 1) * step + 1)
         i = 0
         while True:
             if i % every:
@@ -1483,7 +1505,9 @@ def estimate_video(
                     state = CameraState.from_background(seeded[0], size=geo.size)
                     state.frame_shape = (h, w)
                     state.support, state.noise = seeded[1], seeded[2]
-            est, state = estimate(frame, calib, state)
+            recent.append(frame)
+            burst = list(recent)[::-1][::step][:BURST_FRAMES][::-1]
+            est, state = estimate(burst if len(burst) >= 3 else frame, calib, state)
             out = {"frame": i, **est.to_dict()}
             if fps > 0:
                 out["t"] = round(i / fps, 3)

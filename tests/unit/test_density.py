@@ -529,3 +529,14 @@ def test_warm_up_goes_on_until_the_samples_agree() -> None:
     assert state.stack is None
     truth = CameraState.from_background(clip.background).luma.astype(int)
     assert np.mean(np.abs(state.luma.astype(int) - truth) <= 10) > 0.95
+
+
+def test_burst_adds_what_the_background_absorbed_without_widening_the_rest() -> None:
+    seen = np.zeros((40, 60), bool)
+    seen[10:30, 5:15] = True  # a person the state sees
+    burst = np.zeros_like(seen)
+    burst[9:31, 4:16] = True  # the same person, outlined a pixel wider
+    burst[10:30, 40:50] = True  # a slow walker the look-ahead background absorbed
+    combined = density._with_burst(seen, burst)
+    assert combined[10:30, 5:15].all() and not combined[9, 4] and not combined[:, 16].any()
+    assert combined[11:29, 41:49].all()
