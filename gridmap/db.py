@@ -99,7 +99,9 @@ def _ping_when_idle(engine: Engine) -> None:
             return  # new, or used a moment ago
         try:
             dbapi_connection.execute("SELECT 1")
-            dbapi_connection.rollback()
+            # COMMIT, not ROLLBACK: psycopg forgets its prepared statements on a
+            # rollback (see web.database).
+            dbapi_connection.commit()
         except Exception as error:
             # The pool discards this connection and checks out another.
             raise exc.DisconnectionError() from error

@@ -103,7 +103,7 @@ WARM_AGE = 8  # a state background is trusted after this many frames' evidence
 _STATE_MAGIC = b"GMCS"
 _STATE_VERSION = 3
 # A state's background counts as known when at least this share of its pixels was
-# agreed on by at least half its warm-up samples (or confirmed by a later one).
+# agreed on by at least half its warm-up samples.
 KNOWN_SUPPORT = 0.75
 # A frame teaches a state its ground noise only while people cover less than this
 # share of the area (the noise measure then sits on ground).
@@ -641,8 +641,7 @@ class CameraState:
             # where people cover a pixel in most samples, when a median is not.
             self.luma = _modal_background(list(lumas[..., None]))[..., 0]
             self.chroma = _modal_background(list(chromas))
-            self.support = _agreement(lumas, self.luma)
-            self.noise = _ground_noise(lumas, self.luma)
+            self.support, self.noise = _ground_seen(lumas, self.luma)
         self.age += 1
         # Through a dense crowd the samples seldom agree: keep the last few
         # (a rolling window, same memory) until they do, e.g. when it thins out.
@@ -682,12 +681,12 @@ class CameraState:
             magic, ver, h, w, ch, cw, fh, fw, age, noise = struct.unpack(fmt, data[:n])
             if magic != _STATE_MAGIC or ver not in (1, 2, _STATE_VERSION):
                 raise StateError("not a gridmap camera state of a known version")
-            support = 1.0  # versions 1 and 2 had no warm-up agreement: trust them
-            if ver < 3:
-                noise = 0.0  # it was the last frame's noise, not the ground's
             if ver >= 3:
                 (support,) = struct.unpack("<f", data[n : n + 4])
                 n += 4
+            else:
+                support = 1.0  # no warm-up agreement then: trust the background
+                noise = 0.0  # it was the last frame's noise, not the ground's
             k = 0
             if ver >= 2:  # version 2 adds the warm-up samples
                 (k,) = struct.unpack("<B", data[n : n + 1])
@@ -1237,7 +1236,7 @@ def estimate(
         med = _median([crops[i] for i in idx])
         # The burst's frames agree on the ground where nobody moved: their spread
         # there is the noise against this median.
-        ground = _ground_noise(np.stack([c[..., 0] for c in crops]), med[..., 0])
+        _, ground = _ground_seen(np.stack([c[..., 0] for c in crops]), med[..., 0])
         fgb = _foreground(cur_c, med, inside, others=earlier, ground_noise=ground)
         masks.append(fgb.mask)
         sources.append("burst")
@@ -1400,27 +1399,28 @@ def _bootstrap_background(
         return None
     background = _modal_background(got)
     lumas = np.stack([_ycrcb(g)[..., 0] for g in got])
-    ground = _ycrcb(background)[..., 0]
-    return background, _agreement(lumas, ground), _ground_noise(lumas, ground)
+    return (background, *_ground_seen(lumas, _ycrcb(background)[..., 0]))
 
 
 _AGREE_TOL = 10  # grey levels within which two samples show the same thing
 
 
-def _ground_noise(samples: np.ndarray, background: np.ndarray) -> float:
-    """Return the noise sigma of samples against their background, on the pixels most agree on.
+def _ground_seen(samples: np.ndarray, background: np.ndarray) -> tuple[float, float]:
+    """Return (support, noise) of luma samples against their background.
 
-    Where at least half the samples match the background the ground was seen,
-    and their spread around it is what a frame's difference from the background
-    shows with nobody there: sensor noise, compression and shake alike. 0.0 when
-    too little ground was seen to tell.
+    support: the share of pixels where at least half the samples match the
+    background, i.e. where the ground was seen. noise: the samples' spread around
+    the background there, which is what a frame's difference from it shows with
+    nobody there (sensor noise, compression and shake alike); 0.0 when too
+    little ground was seen to tell.
     """
     diff = samples.astype(np.int16) - background.astype(np.int16)
     near = np.abs(diff) <= _AGREE_TOL
     ground = near.sum(axis=0) * 2 >= len(samples)
+    support = float(np.mean(ground))
     values = diff[:, ground][near[:, ground]].astype(np.float32)
     if values.size < 1000:
-        return 0.0
+        return support, 0.0
     # RMS, not MAD: a clean camera's differences are mostly 0 and +-1 grey level.
     # Passers-by who happen to match the ground within the tolerance widen it, so
     # narrow the window to 3.5 sigma twice (the truncation then costs under 1 %).
@@ -1428,13 +1428,7 @@ def _ground_noise(samples: np.ndarray, background: np.ndarray) -> float:
     for _ in range(2):
         kept = values[np.abs(values) <= max(3.5 * sigma, 1.0)]
         sigma = float(np.sqrt(np.mean(np.square(kept))))
-    return sigma
-
-
-def _agreement(samples: np.ndarray, background: np.ndarray) -> float:
-    """Return the share of pixels where at least half the (luma) samples match the background."""
-    near = np.abs(samples.astype(np.int16) - background.astype(np.int16)) <= _AGREE_TOL
-    return float(np.mean(near.sum(axis=0) * 2 >= len(samples)))
+    return support, sigma
 
 
 def _modal_background(samples: Sequence[np.ndarray], tol: int = _AGREE_TOL) -> np.ndarray:
@@ -1507,7 +1501,7 @@ def estimate_video(
                     state.frame_shape = (h, w)
                     state.support, state.noise = seeded[1], seeded[2]
             recent.append(frame)
-            burst = list(recent)[::-1][::step][:BURST_FRAMES][::-1]
+            burst = list(recent)[::-1][::step][::-1]  # the latest, step apart
             est, state = estimate(burst if len(burst) >= 3 else frame, calib, state)
             out = {"frame": i, **est.to_dict()}
             if fps > 0:

@@ -738,6 +738,7 @@ def nearby(
     found = []
     for _, distance, i in ranked[:limit]:
         item = _public(rows[i])
+        del item["sphere_m"]  # the KNN's ranking distance, not the answer's
         item["distance_m"] = round(float(distance), 1)
         item["bearing"] = round(float(bearings[i]) % 360.0, 1) % 360.0
         found.append(item)

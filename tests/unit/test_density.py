@@ -478,7 +478,7 @@ def test_ground_noise_from_samples_that_agree(sigma: float) -> None:
     for sample in samples:
         y, x = rng.integers(0, 60), rng.integers(0, 100)
         sample[y : y + 30, x : x + 60] = rng.uniform(0, 255)
-    noise = density._ground_noise(samples.astype(np.uint8), np.round(ground).astype(np.uint8))
+    _, noise = density._ground_seen(samples.astype(np.uint8), np.round(ground).astype(np.uint8))
     # Both sides are rounded to grey levels: +-0.29 each.
     assert noise == pytest.approx(math.hypot(sigma, 0.29, 0.29), rel=0.15)
 
@@ -486,7 +486,7 @@ def test_ground_noise_from_samples_that_agree(sigma: float) -> None:
 def test_ground_noise_unknown_without_agreement() -> None:
     rng = np.random.default_rng(4)
     samples = rng.integers(0, 255, (5, 40, 40)).astype(np.uint8)
-    assert density._ground_noise(samples, samples[0]) == 0.0
+    assert density._ground_seen(samples, samples[0])[1] == 0.0
 
 
 @pytest.mark.parametrize("n", [5, 40])
