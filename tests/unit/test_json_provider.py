@@ -1,4 +1,4 @@
-"""The orjson-backed JSON provider encodes like Flask's default one."""
+"""The orjson-backed JSON provider encodes like Flask's default one, dates as RFC 3339."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -33,7 +34,6 @@ def providers():
 
 SAMPLES = [
     {"b": 1, "a": [1.5, None, True], "名称": "鼓楼街道"},
-    {"at": datetime(2026, 11, 27, 3, 56, 3, tzinfo=UTC), "day": date(2026, 11, 27)},
     {"amount": Decimal("12.50"), "id": UUID("12345678-1234-5678-1234-567812345678")},
     {"row": Point(1, 2), "reading": Reading(3, "C")},
     {"nested": {"z": {"y": 1, "x": 2}}},
@@ -52,10 +52,18 @@ def test_keys_sorted_and_text_left_as_utf8(providers):
     assert out == '{"a":"兖州","b":1}'
 
 
-def test_dates_keep_flasks_http_date_form(providers):
+def test_dates_are_rfc3339_and_read_back(providers):
     fast, _ = providers
-    assert fast.dumps({"t": datetime(2026, 11, 27, 3, 56, 3, tzinfo=UTC)}) == (
-        '{"t":"Fri, 27 Nov 2026 03:56:03 GMT"}')
+    at = datetime(2026, 11, 27, 11, 56, 3, 250000, tzinfo=ZoneInfo("Asia/Shanghai"))
+    out = json.loads(fast.dumps({"t": at, "day": date(2026, 11, 27)}))
+    assert out == {"t": "2026-11-27T11:56:03.250000+08:00", "day": "2026-11-27"}
+    assert datetime.fromisoformat(out["t"]) == at
+
+
+def test_naive_times_are_utc_as_in_flask(providers):
+    fast, _ = providers
+    out = json.loads(fast.dumps({"t": datetime(2026, 11, 27, 3, 56, 3)}))
+    assert datetime.fromisoformat(out["t"]) == datetime(2026, 11, 27, 3, 56, 3, tzinfo=UTC)
 
 
 def test_numpy_values_encode(providers):
