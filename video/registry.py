@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from psycopg.rows import dict_row
 from pyproj import Geod
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
@@ -619,47 +618,78 @@ def check_radius(radius_m: float) -> None:
 # and stops after the candidates, so it costs the same at 8,600 or 1,000,000 cameras.
 # Index order is spherical; the exact distance on the WGS-84 ellipsoid differs by
 # up to ±0.23 % with direction at this latitude, which can swap close neighbours.
-# So the query fetches a few more candidates than asked, with a small margin on
-# the radius, and Python re-ranks them by the ellipsoidal distance (pyproj, one
+# So the query fetches a few more candidates than asked, with the radius widened
+# by that bound, and Python re-ranks them by the ellipsoidal distance (pyproj, one
 # vectorised call): ST_Distance and ST_Azimuth on the spheroid cost more than the
 # KNN itself. When the candidates could have missed a closer camera (bound in
 # _knn_complete), the query runs again with four times as many.
 # The point is spelled out in each clause (not a CTE): an index-ordered KNN scan
 # needs a constant right-hand side at plan time.
 PT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
-SPHERE_MARGIN = 1.005
-# KNN candidates beyond the limit: enough that a second, wider query (see
-# _knn_complete) is rarely needed; more rows cost more than the rare retry.
-NEARBY_EXTRA = 10
-MAX_CANDIDATES = 4 * MAX_NEARBY + 2 * NEARBY_EXTRA
+_GEOD = Geod(ellps="WGS84")
+# PostGIS measures geography KNN on a sphere of the WGS-84 mean radius (2a + b) / 3.
+KNN_SPHERE_RADIUS_M = 6_371_008.7714
+# Curvature changes within MAX_RADIUS_M move the ratio in sphere_floor by under
+# 2e-5 (tests/unit/test_nearby_bound.py); this keeps five times that as slack.
+_FLOOR_SLACK = 1e-4
+MAX_CANDIDATES = 4 * MAX_NEARBY + 20
+
+
+def sphere_floor(lat: float) -> float:
+    """Return a lower bound of ellipsoidal over KNN-sphere distance near ``lat``.
+
+    Over a short distance the ellipsoid's radius of curvature lies between the
+    meridian's (M) and the prime vertical's (N ≥ M), so the ellipsoidal distance
+    is at least M / R times the spherical one: 0.9978 at Yanzhou's 35.5° N.
+    """
+    s2 = math.sin(math.radians(lat)) ** 2
+    meridian = _GEOD.a * (1.0 - _GEOD.es) / (1.0 - _GEOD.es * s2) ** 1.5
+    return meridian / KNN_SPHERE_RADIUS_M - _FLOOR_SLACK
+
+
+def knn_extra(limit: int) -> int:
+    """Return how many KNN candidates to fetch beyond ``limit``.
+
+    Each extra row costs the query and its decoding a few microseconds; with
+    these, the second, wider query of _knn_complete ran for 0.1 % of 1,500 demo
+    points at KNN-20 within 500 m or 5 km and never at KNN-5, -50 or -200.
+    """
+    return 2 + limit // 10
+
+
 _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
 # A scalar subquery is probed per row through the primary key; EXISTS let the
 # planner hash the whole credentials table for twenty rows.
-_NEARBY_COLUMNS = (_CAMERA_COLUMNS + ",\n  (SELECT TRUE FROM camera_credentials k "
-                   "WHERE k.camera_id = c.id) IS NOT NULL AS has_credentials\n")
-_SEES_POINT = (f"(c.heading IS NOT NULL AND c.fov IS NOT NULL "
-               f"AND ST_Intersects(c.view_sector, {PT}))")
-# The KNN walks the index for ids only; the few rows found are then read through
-# the primary key (carrying every column through the index-ordered scan doubled
-# its cost).
+_NEARBY_COLUMNS = f"""
+  c.gb_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.heading, c.fov, c.range_m,
+  c.source, c.department, c.status, c.tags, c.grid_code,
+  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at,
+  (SELECT TRUE FROM camera_credentials k WHERE k.camera_id = c.id) IS NOT NULL AS has_credentials,
+  (c.heading IS NOT NULL AND c.fov IS NOT NULL
+   AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
+  {_SPHERE_M} AS sphere_m"""
+# One index-ordered scan reads the candidates' columns as it goes: the geography
+# KNN rechecks each row's distance from the heap anyway, so the row is already at
+# hand. (Reading the ids first and the rows again through the primary key cost a
+# fifth more.) The radius is applied outside the LIMIT so the KNN stays an index
+# scan; the community and town codes are the grid code's prefixes, cut in Python.
 NEARBY_SQL = f"""
-WITH knn AS (
-  SELECT c.id FROM cameras c WHERE TRUE {{where}}
-  ORDER BY {_SPHERE_M} LIMIT {{candidates:d}}
-){{aimed}}
-SELECT {_NEARBY_COLUMNS}, {_SEES_POINT} AS sees_point, {_SPHERE_M} AS sphere_m
-FROM cameras c
-WHERE c.id IN (SELECT id FROM knn{{union_aimed}})
-  AND {_SPHERE_M} <= :reach
+SELECT * FROM (
+  SELECT {_NEARBY_COLUMNS}
+  FROM cameras c WHERE TRUE {{where}}
+  ORDER BY sphere_m LIMIT {{candidates:d}}
+) knn WHERE sphere_m <= :reach{{aimed}}
 """
 # Cameras aimed at the point may be farther than the nearest few: with "sees the
 # point first" they are added too (GiST on view_sector), so none in range is missed.
-_AIMED_CTE = """, aimed AS (
-  SELECT c.id FROM cameras c
-  WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
-    AND ST_Intersects(c.view_sector, {pt}) {where}
-)""".replace("{pt}", PT)
-_GEOD = Geod(ellps="WGS84")
+# UNION drops the rows both parts found (their columns are identical).
+_AIMED_UNION = f"""
+UNION
+SELECT {_NEARBY_COLUMNS}
+FROM cameras c
+WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
+  AND ST_Intersects(c.view_sector, {PT}) {{where}}
+  AND {_SPHERE_M} <= :reach"""
 
 
 @functools.lru_cache(maxsize=256)
@@ -672,22 +702,29 @@ def _nearby_sql(where: str, sees_first: bool, candidates: int) -> str:
     statement = text(NEARBY_SQL.format(
         candidates=int(candidates),
         where=where,
-        aimed=_AIMED_CTE.format(where=where) if sees_first else "",
-        union_aimed=" UNION SELECT id FROM aimed" if sees_first else "",
+        aimed=_AIMED_UNION.format(where=where) if sees_first else "",
     ))
     return str(statement.compile(dialect=psycopg_dialect()))
 
 
-def _driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _driver_rows(session: Session, sql: str,
+                 params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run a query on the session's connection through the driver's own cursor.
 
     For the patrol leads' hot path: SQLAlchemy's result layer costs as much as a
     third of the query itself for thirty rows. Same connection and transaction.
+    Rows come back as tuples with their column names; dicts are built only for
+    the rows that are answered.
     """
     dbapi = session.connection().connection.dbapi_connection
-    with dbapi.cursor(row_factory=dict_row, binary=True) as cursor:
+    with dbapi.cursor(binary=True) as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+        # The result's own field names: cursor.description builds a Column object
+        # per field, ten times the cost.
+        result = cursor.pgresult
+        names = [result.fname(i).decode() for i in range(result.nfields)] if result else []
+        return names, rows
 
 
 def nearby(
@@ -715,55 +752,66 @@ def nearby(
     if not 0 < limit <= MAX_NEARBY:
         raise InvalidInput(f"limit must be within 1–{MAX_NEARBY}")
     where, params = filters.sql()
-    candidates = limit + NEARBY_EXTRA
+    floor = sphere_floor(lat)
+    candidates = limit + knn_extra(limit)
     while True:
-        rows = _driver_rows(
+        names, rows = _driver_rows(
             session, _nearby_sql(where, sees_first, candidates),
-            {**params, "lon": lon, "lat": lat, "reach": radius_m * SPHERE_MARGIN},
+            {**params, "lon": lon, "lat": lat, "reach": radius_m / floor},
         )
         if not rows:
             return []
+        at = {name: i for i, name in enumerate(names)}
         n = len(rows)
-        bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r["lon"] for r in rows],
-                                           [r["lat"] for r in rows])
+        bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r[at["lon"]] for r in rows],
+                                           [r[at["lat"]] for r in rows])
+        sees = at["sees_point"]
         ranked = sorted(
-            (not rows[i]["sees_point"] if sees_first else False, distances[i], i)
+            (not rows[i][sees] if sees_first else False, distances[i], i)
             for i in range(n) if distances[i] <= radius_m
         )
-        if candidates >= MAX_CANDIDATES or _knn_complete(rows, ranked, candidates, limit,
-                                                         radius_m, sees_first):
+        spheres = [r[at["sphere_m"]] for r in rows]
+        if candidates >= MAX_CANDIDATES or _knn_complete(
+                spheres, ranked, candidates, limit, radius_m, sees_first, floor):
             break
         candidates = min(candidates * 4, MAX_CANDIDATES)
-    # Build the answer's dicts for the winners only.
+    # Build the answer's dicts for the winners only; the KNN's sphere distance is
+    # its ranking key, not part of the answer.
     found = []
     for _, distance, i in ranked[:limit]:
-        item = _public(rows[i])
-        del item["sphere_m"]  # the KNN's ranking distance, not the answer's
+        item = dict(zip(names, rows[i], strict=True))
+        del item["sphere_m"]
+        grid = item["grid_code"]
+        item["community_code"] = grid[:12] if grid else None
+        item["town_code"] = grid[:9] if grid else None
+        item["tags"] = list(item["tags"] or [])
         item["distance_m"] = round(float(distance), 1)
         item["bearing"] = round(float(bearings[i]) % 360.0, 1) % 360.0
         found.append(item)
     return found
 
 
-def _knn_complete(rows: Sequence[Mapping[str, Any]], ranked: list[tuple[bool, float, int]],
-                  candidates: int, limit: int, radius_m: float, sees_first: bool) -> bool:
+def _knn_complete(spheres: Sequence[float], ranked: list[tuple[bool, float, int]],
+                  candidates: int, limit: int, radius_m: float, sees_first: bool,
+                  floor: float) -> bool:
     """Return whether no camera the KNN left out could rank among the first ``limit``.
 
-    The KNN returns the ``candidates`` nearest on the sphere; any camera it left
-    out is at least as far on the sphere as the last one it returned, so on the
-    ellipsoid at least ``(1 - margin)`` times that. (Aimed cameras added by
+    ``spheres`` are the rows' KNN (sphere) distances. The KNN returns the
+    ``candidates`` nearest on the sphere; any camera it left out is at least as far
+    on the sphere as the last one it returned, so on the ellipsoid at least
+    ``floor`` (sphere_floor) times that. (Aimed cameras added by
     ``sees`` are all fetched, and farther on the sphere than the KNN's rows.)
     """
-    if len(rows) < candidates:
+    if len(spheres) < candidates:
         return True  # the KNN ran past the radius: everything inside was fetched
-    last_sphere = sorted(r["sphere_m"] for r in rows)[candidates - 1]
+    last_sphere = sorted(spheres)[candidates - 1]
     if len(ranked) < limit:
         needed = radius_m  # everything within the radius is wanted
     else:
         not_seeing, needed, _ = ranked[limit - 1]
         if sees_first and not not_seeing:
             return True  # the first `limit` all see the point, and all such are fetched
-    return last_sphere * (2.0 - SPHERE_MARGIN) > needed
+    return last_sphere * floor > needed
 
 
 def in_area(

@@ -12,6 +12,7 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from geodata.coords import wgs84_to_gcj02
+from video.registry import KNN_SPHERE_RADIUS_M
 
 GEOD = Geod(ellps="WGS84")
 SECRET = "s3cr@t:P/w%d#1"
@@ -165,6 +166,20 @@ def test_nearby_widens_the_knn_when_sphere_and_ellipsoid_disagree(client, sessio
                        ).get_json()["items"]
     assert [i["gb_id"][-3:] for i in items] == ["331", "332", "333", "334", "335"]
     assert [i["bearing"] for i in items] == [0.0] * 5
+
+
+@pytest.mark.parametrize("azimuth", [0.0, 45.0, 90.0])
+def test_knn_sphere_is_the_one_the_bound_assumes(session, azimuth):
+    # sphere_floor compares ellipsoidal distances with PostGIS's KNN distance on a
+    # sphere of KNN_SPHERE_RADIUS_M; a different sphere would void the bound.
+    lon, lat = 116.83, 35.55
+    lon2, lat2, _ = GEOD.fwd(lon, lat, azimuth, 5000.0)
+    knn = session.execute(text(
+        "SELECT ST_SetSRID(ST_MakePoint(:a, :b), 4326)::geography "
+        "<-> ST_SetSRID(ST_MakePoint(:c, :d), 4326)::geography"),
+        {"a": lon, "b": lat, "c": lon2, "d": lat2}).scalar_one()
+    sphere = Geod(a=KNN_SPHERE_RADIUS_M, b=KNN_SPHERE_RADIUS_M)
+    assert knn == pytest.approx(sphere.inv(lon, lat, lon2, lat2)[2], rel=1e-9)
 
 
 def test_sees_first_ranks_view_sectors_before_distance(client, session):
