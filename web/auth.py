@@ -346,6 +346,13 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["gridmap.limiter"] = limiter
 
+    # Only signing in is rate limited. Exempting every other request here skips
+    # the limiter's per-request lookup of app, blueprint and route limits.
+    @limiter.request_filter
+    def _not_sign_in() -> bool:
+        return request.endpoint != "auth.login"
+
+
     web_errors.register_status(accounts.SignInFailed, 401)
     web_errors.register_status(accounts.AccountLocked, 429)
     from gridmap.dispatch import OrderExpired
