@@ -784,9 +784,9 @@ def nearby(
         grid = item["grid_code"]
         item["community_code"] = grid[:12] if grid else None
         item["town_code"] = grid[:9] if grid else None
-        item["tags"] = list(item["tags"] or [])
-        item["distance_m"] = round(float(distance), 1)
-        item["bearing"] = round(float(bearings[i]) % 360.0, 1) % 360.0
+        item["tags"] = item["tags"] or []
+        item["distance_m"] = round(distance, 1)
+        item["bearing"] = round(bearings[i] % 360.0, 1) % 360.0
         found.append(item)
     return found
 
