@@ -546,7 +546,7 @@ PUBLIC_COLUMNS = (_CAMERA_COLUMNS + ",\n  EXISTS (SELECT 1 FROM camera_credentia
                   "WHERE k.camera_id = c.id) AS has_credentials\n")
 
 
-def _public(row: Mapping[str, Any]) -> dict[str, Any]:
+def _public(row: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(row)
     out["tags"] = list(out.get("tags") or [])
     return out
@@ -660,10 +660,7 @@ def knn_extra(limit: int) -> int:
 _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
 # A scalar subquery is probed per row through the primary key; EXISTS let the
 # planner hash the whole credentials table for twenty rows.
-_NEARBY_COLUMNS = f"""
-  c.gb_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.heading, c.fov, c.range_m,
-  c.source, c.department, c.status, c.tags, c.grid_code,
-  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at,
+_NEARBY_COLUMNS = f"""{_CAMERA_COLUMNS},
   (SELECT TRUE FROM camera_credentials k WHERE k.camera_id = c.id) IS NOT NULL AS has_credentials,
   (c.heading IS NOT NULL AND c.fov IS NOT NULL
    AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
@@ -672,7 +669,7 @@ _NEARBY_COLUMNS = f"""
 # KNN rechecks each row's distance from the heap anyway, so the row is already at
 # hand. (Reading the ids first and the rows again through the primary key cost a
 # fifth more.) The radius is applied outside the LIMIT so the KNN stays an index
-# scan; the community and town codes are the grid code's prefixes, cut in Python.
+# scan.
 NEARBY_SQL = f"""
 SELECT * FROM (
   SELECT {_NEARBY_COLUMNS}
@@ -779,12 +776,8 @@ def nearby(
     # its ranking key, not part of the answer.
     found = []
     for _, distance, i in ranked[:limit]:
-        item = dict(zip(names, rows[i], strict=True))
+        item = _public(zip(names, rows[i], strict=True))
         del item["sphere_m"]
-        grid = item["grid_code"]
-        item["community_code"] = grid[:12] if grid else None
-        item["town_code"] = grid[:9] if grid else None
-        item["tags"] = item["tags"] or []
         item["distance_m"] = round(distance, 1)
         item["bearing"] = round(bearings[i] % 360.0, 1) % 360.0
         found.append(item)
@@ -799,8 +792,8 @@ def _knn_complete(spheres: Sequence[float], ranked: list[tuple[bool, float, int]
     ``spheres`` are the rows' KNN (sphere) distances. The KNN returns the
     ``candidates`` nearest on the sphere; any camera it left out is at least as far
     on the sphere as the last one it returned, so on the ellipsoid at least
-    ``floor`` (sphere_floor) times that. (Aimed cameras added by
-    ``sees`` are all fetched, and farther on the sphere than the KNN's rows.)
+    ``floor`` (sphere_floor) times that. (Aimed cameras added by ``sees`` are all
+    fetched, and farther on the sphere than the KNN's rows.)
     """
     if len(spheres) < candidates:
         return True  # the KNN ran past the radius: everything inside was fetched
