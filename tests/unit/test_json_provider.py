@@ -90,3 +90,26 @@ def test_responses_use_it(providers):
         response = app.json.response({"名": 1})
     assert response.get_data(as_text=True) == '{"名":1}\n'
     assert response.mimetype == "application/json"
+
+
+def test_response_body_is_the_encoded_json():
+    app = Flask(__name__)  # the providers hold their app weakly
+    fast, flask_default = OrjsonProvider(app), DefaultJSONProvider(app)
+    value = {"名称": "鼓楼街道", "n": [1, 2.5], "t": datetime(2026, 11, 27, tzinfo=UTC)}
+    with app.app_context():
+        mine = fast.response(value)
+        theirs = flask_default.response(value)
+    assert mine.mimetype == theirs.mimetype == "application/json"
+    assert mine.get_data().endswith(b"\n")
+    assert mine.get_data() == (fast.dumps(value) + "\n").encode()
+    assert json.loads(mine.get_data()) == json.loads(theirs.get_data()) | {
+        "t": "2026-11-27T00:00:00+00:00"}
+
+
+def test_response_is_indented_when_not_compact():
+    app = Flask(__name__)
+    fast = OrjsonProvider(app)
+    fast.compact = False
+    with app.app_context():
+        body = fast.response({"b": 1, "a": 2}).get_data(as_text=True)
+    assert body == '{\n  "a": 2,\n  "b": 1\n}\n'
