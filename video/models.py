@@ -13,6 +13,7 @@ from datetime import datetime
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
     func,
     text,
 )
@@ -81,6 +83,9 @@ class Camera(Base):
     last_sample_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_signature: Mapped[bytes | None] = mapped_column(LargeBinary)
     status_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Kept by the camera_credentials_flag trigger (0010): whether credentials are
+    # stored for the camera, never what they are. Never written by application code.
+    has_credentials: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Derived by the cameras_derive trigger; never written by application code.
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
     grid_code: Mapped[str | None] = mapped_column(String(15))

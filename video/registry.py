@@ -537,13 +537,11 @@ def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str
 
 # --------------------------------------------------------------------------- reads
 
-_CAMERA_COLUMNS = """
+PUBLIC_COLUMNS = """
   c.gb_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.heading, c.fov, c.range_m,
   c.source, c.department, c.status, c.tags, c.grid_code,
   left(c.grid_code, 12) AS community_code, left(c.grid_code, 9) AS town_code,
-  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at"""
-PUBLIC_COLUMNS = (_CAMERA_COLUMNS + ",\n  EXISTS (SELECT 1 FROM camera_credentials k "
-                  "WHERE k.camera_id = c.id) AS has_credentials\n")
+  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at, c.has_credentials"""
 
 
 def _public(row: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -658,10 +656,7 @@ def knn_extra(limit: int) -> int:
 
 
 _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
-# A scalar subquery is probed per row through the primary key; EXISTS let the
-# planner hash the whole credentials table for twenty rows.
-_NEARBY_COLUMNS = f"""{_CAMERA_COLUMNS},
-  (SELECT TRUE FROM camera_credentials k WHERE k.camera_id = c.id) IS NOT NULL AS has_credentials,
+_NEARBY_COLUMNS = f"""{PUBLIC_COLUMNS},
   (c.heading IS NOT NULL AND c.fov IS NOT NULL
    AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
   {_SPHERE_M} AS sphere_m"""

@@ -43,6 +43,31 @@ def new_camera(lon: float, lat: float, serial: int = 1, **extra) -> dict:
     return body
 
 
+def test_has_credentials_flag_follows_the_credentials_table(session):
+    """The trigger keeps cameras.has_credentials in step with camera_credentials."""
+    a, b = session.execute(text(
+        "SELECT id FROM cameras c WHERE NOT EXISTS (SELECT 1 FROM camera_credentials k "
+        "WHERE k.camera_id = c.id) ORDER BY id LIMIT 2")).scalars().all()
+
+    def flags() -> tuple[bool, bool]:
+        rows = dict(session.execute(text(
+            "SELECT id, has_credentials FROM cameras WHERE id IN (:a, :b)"), {"a": a, "b": b}).all())
+        return rows[a], rows[b]
+
+    assert flags() == (False, False)
+    session.execute(text("INSERT INTO camera_credentials VALUES (:a, 'u', 'p')"), {"a": a})
+    assert flags() == (True, False)
+    session.execute(text("UPDATE camera_credentials SET camera_id = :b WHERE camera_id = :a"),
+                    {"a": a, "b": b})
+    assert flags() == (False, True)
+    session.execute(text("DELETE FROM camera_credentials WHERE camera_id = :b"), {"b": b})
+    assert flags() == (False, False)
+    session.execute(text("INSERT INTO camera_credentials VALUES (:a, 'u', 'p')"), {"a": a})
+    session.execute(text("TRUNCATE camera_credentials"))
+    assert flags() == (False, False)
+    assert session.scalar(text("SELECT count(*) FROM cameras WHERE has_credentials")) == 0
+
+
 def all_text_forms(secret: str) -> list[str]:
     forms = [secret, quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower()]
     forms.append(base64.b64encode(f"admin:{secret}".encode()).decode())
