@@ -39,13 +39,20 @@ def time_calls(fn: Callable[[int], object], n: int, warmup: int = 20) -> list[fl
 
 def time_interleaved(fns: dict[str, Callable[[int], object]], n: int,
                      warmup: int = 20) -> dict[str, list[float]]:
-    """Time several calls round-robin, so drift of a shared machine hits all alike."""
+    """Time several calls round-robin, so drift of a shared machine hits all alike.
+
+    Each round starts one call further along: the call that runs first in a round
+    (after the others have filled the caches with their own work) is slower, and
+    no one should always be that call.
+    """
     for i in range(warmup):
         for fn in fns.values():
             fn(i)
+    items = list(fns.items())
     out: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(n):
-        for name, fn in fns.items():
+        start = i % len(items)
+        for name, fn in items[start:] + items[:start]:
             t0 = time.perf_counter()
             fn(i)
             out[name].append(time.perf_counter() - t0)
