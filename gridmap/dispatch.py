@@ -207,7 +207,7 @@ def select_cameras(
         check_lon_lat(lon, lat)
         if not 0 < radius <= min(MAX_NEARBY_RADIUS_M, MAX_RADIUS_M):
             raise InvalidInput(f"nearby.radius must be within (0, {MAX_NEARBY_RADIUS_M:g}] m")
-        where, params = filters.sql()
+        where, params = filters.sql(ordered=True)  # a KNN walk: dispatched ids by hash
         rows = session.execute(
             text(
                 "WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) "

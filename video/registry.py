@@ -102,6 +102,26 @@ def dispatched_sql(unit: str = ":s_unit") -> str:
 
 DISPATCHED_SQL = dispatched_sql()
 
+# The same cameras for queries that walk an index in order and test each row (the
+# nearby KNN): ``id IN (…)`` is a hash table built once, where ``= ANY(ARRAY(…))``
+# searches the array linearly for every row the walk visits. A community with
+# 1,000 dispatched cameras waited 6.5 ms for its nearby answer (the plain filter:
+# 1.9 ms); with this, 0.9 ms. The unit's open orders come first, fenced in a
+# MATERIALIZED CTE: when the planner believes the dispatch tables are empty (as
+# it does until they are next analysed), it otherwise scanned every dispatched
+# camera and, for each, the targets and orders again (10 ms). Listings keep
+# ``ANY``: its array can be ORed with the grid-code index in a BitmapOr, and
+# ``IN`` made them sequential scans (a community list 9x the plain filter).
+DISPATCHED_SET_SQL = (
+    "WITH open_orders AS MATERIALIZED ("
+    "SELECT dt.order_id FROM dispatch_targets dt "
+    "JOIN dispatch_orders o ON o.id = dt.order_id "
+    "WHERE dt.unit_id = :s_unit AND dt.state <> 'closed' "
+    "AND o.state = 'open' AND o.expires_at > now()) "
+    "SELECT dc.camera_id FROM open_orders t "
+    "JOIN dispatch_cameras dc ON dc.order_id = t.order_id"
+)
+
 
 def _prefix_match(alias: str, prefix: str) -> str:
     """Return ``grid_code LIKE '<prefix>%'`` with the prefix inlined (digits only).
@@ -141,8 +161,12 @@ class Scope:
         """Return whether this scope sees every camera."""
         return self.prefix == "" and self.department is None
 
-    def sql(self, alias: str = "c") -> tuple[str, dict[str, Any]]:
-        """Return the visibility WHERE fragment (starting with AND) and its parameters."""
+    def sql(self, alias: str = "c", *, ordered: bool = False) -> tuple[str, dict[str, Any]]:
+        """Return the visibility WHERE fragment (starting with AND) and its parameters.
+
+        ``ordered``: the query walks an index in order and tests each row it meets
+        (a KNN), so dispatched cameras are matched by hash (DISPATCHED_SET_SQL).
+        """
         if self.unrestricted:
             return "", {}
         parts, params = [], {}
@@ -152,7 +176,8 @@ class Scope:
             parts.append(f"{alias}.department = :s_department")
             params["s_department"] = self.department
         if self.unit_id is not None and self.has_dispatched is not False:
-            parts.append(f"{alias}.id = ANY(ARRAY({DISPATCHED_SQL}))")
+            parts.append(f"{alias}.id IN ({DISPATCHED_SET_SQL})" if ordered
+                         else f"{alias}.id = ANY(ARRAY({DISPATCHED_SQL}))")
             params["s_unit"] = self.unit_id
         if not parts:
             return " AND FALSE", {}
@@ -227,8 +252,8 @@ class Filters:
         if self.prefix and not (self.prefix.isascii() and self.prefix.isdigit()):
             raise InvalidInput("scope prefix must be digits")
 
-    def sql(self, alias: str = "c") -> tuple[str, dict[str, Any]]:
-        """Return a WHERE fragment (starting with AND) and its parameters."""
+    def sql(self, alias: str = "c", *, ordered: bool = False) -> tuple[str, dict[str, Any]]:
+        """Return a WHERE fragment (starting with AND) and its parameters (``ordered``: see Scope.sql)."""
         parts, params = [], {}
         if self.sources:
             parts.append(f"{alias}.source = ANY(:f_sources)")
@@ -241,7 +266,7 @@ class Filters:
             params["f_tags"] = list(self.tags)
         if self.prefix:
             parts.append(_prefix_match(alias, self.prefix))
-        visible, scope_params = self.scope.sql(alias)
+        visible, scope_params = self.scope.sql(alias, ordered=ordered)
         params.update(scope_params)
         return "".join(" AND " + p for p in parts) + visible, params
 
@@ -743,7 +768,7 @@ def nearby(
     check_radius(radius_m)
     if not 0 < limit <= MAX_NEARBY:
         raise InvalidInput(f"limit must be within 1–{MAX_NEARBY}")
-    where, params = filters.sql()
+    where, params = filters.sql(ordered=True)
     floor = sphere_floor(lat)
     candidates = limit + knn_extra(limit)
     while True:

@@ -160,6 +160,40 @@ def test_a_department_without_cameras_watches_what_is_dispatched(district, clien
     assert page["total"] == 1 and page["items"][0]["gb_id"] == gb_id
 
 
+def test_hashed_and_array_scope_forms_select_the_same_cameras(district, client_as, session):
+    """KNN queries match dispatched cameras by hash, listings by array: same cameras."""
+    from video.registry import Scope
+
+    town = unit_id(session, TOWN)
+    elsewhere = camera_in(session, OTHER_TOWN, n=8)
+    open_order = send(district, [town], {"gb_ids": elsewhere[0:2]}).get_json()
+    expired = send(district, [town], {"gb_ids": elsewhere[2:4]}).get_json()
+    cancelled = send(district, [town], {"gb_ids": elsewhere[4:6]}).get_json()
+    closed = send(district, [town, unit_id(session, "370812002")],
+                  {"gb_ids": elsewhere[6:8]}).get_json()
+    assert all(o.get("id") for o in (open_order, expired, cancelled, closed))
+    session.execute(text("UPDATE dispatch_orders SET created_at = now() - interval '2 hours', "
+                         "expires_at = now() - interval '1 minute' WHERE id = :o"),
+                    {"o": expired["id"]})
+    assert district.post(f"/api/dispatch/{cancelled['id']}/cancel", json={}).status_code == 200
+    gulou = client_as("gulou-operator")
+    assert gulou.post(f"/api/dispatch/{closed['id']}/close", json={}).status_code == 200
+
+    def selected(ordered: bool) -> set[str]:
+        where, params = Scope(prefix=TOWN, unit_id=town).sql(ordered=ordered)
+        return set(session.execute(text(f"SELECT c.gb_id FROM cameras c WHERE TRUE {where}"),
+                                   params).scalars())
+
+    own = set(session.execute(text("SELECT gb_id FROM cameras WHERE grid_code LIKE :p"),
+                              {"p": TOWN + "%"}).scalars())
+    assert selected(ordered=True) == selected(ordered=False) == own | set(elsewhere[0:2])
+    # Nearby (the hashed form) next to a dispatched camera finds it; not the expired one.
+    for gb_id, seen in ((elsewhere[0], True), (elsewhere[2], False)):
+        cam = district.get(f"/api/cameras/{gb_id}").get_json()
+        near = gulou.get(f"/api/cameras/nearby?lon={cam['lon']}&lat={cam['lat']}&radius=30")
+        assert (gb_id in {i["gb_id"] for i in near.get_json()["items"]}) is seen
+
+
 # --------------------------------------------------------------------------- escalation
 
 
