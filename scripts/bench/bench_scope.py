@@ -26,7 +26,7 @@ import random
 import threading
 from dataclasses import dataclass
 
-from _common import bench_database, percentiles, row, sign_in, time_calls
+from _common import bench_database, percentiles, row, sign_in, time_interleaved
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -71,8 +71,8 @@ class PlainFilter(Filters):
     where: str = "TRUE"
     ids: tuple[int, ...] = ()
 
-    def sql(self, alias: str = "c") -> tuple[str, dict]:
-        """Return the plain WHERE fragment."""
+    def sql(self, alias: str = "c", *, ordered: bool = False) -> tuple[str, dict]:
+        """Return the plain WHERE fragment (the same for every kind of query)."""
         if not self.ids:
             return f" AND {self.where}", {}
         return f" AND ({self.where} OR {alias}.id = ANY(CAST(:ids AS integer[])))", {
@@ -124,9 +124,15 @@ def sql_level(engine) -> None:
                                                      limit=20, filters=make())
 
                 for op, run in (("list", listing), ("nearby", near)):
-                    base = percentiles(time_calls(run(lambda plain=plain: plain), N))
-                    got = percentiles(time_calls(run(resolved), N))
-                    inq = percentiles(time_calls(run(lambda scope=scope: Filters(scope=scope)), N))
+                    # Interleaved call by call: the machine's drift between one tight
+                    # loop and the next moved these ratios by a third.
+                    times = time_interleaved({
+                        "plain": run(lambda plain=plain: plain),
+                        "scoped": run(resolved),
+                        "in-query": run(lambda scope=scope: Filters(scope=scope)),
+                    }, N)
+                    base, got, inq = (percentiles(times[k])
+                                      for k in ("plain", "scoped", "in-query"))
                     print(row(f"  {tag} {op} plain", base))
                     print(row(f"  {tag} {op} scoped", got, base))
                     print(row(f"  {tag} {op} in-query", inq, base))
@@ -175,12 +181,14 @@ def http_level(engine, url: str) -> None:
                   for lon, lat in pts]
         listing = [f"/api/cameras?limit=100&offset={(i * 37) % 200}" for i in range(50)]
         for label, paths in (("list", listing), ("nearby", nearby)):
-            base = percentiles(time_calls(http_timer(port, district, paths), N))
-            got = percentiles(time_calls(http_timer(port, town, paths), N))
+            times = time_interleaved({"district": http_timer(port, district, paths),
+                                      "town": http_timer(port, town, paths)}, N)
+            base, got = percentiles(times["district"]), percentiles(times["town"])
             print(row(f"  {label} district (no scope)", base))
             print(row(f"  {label} town (scoped)", got, base))
-        public = percentiles(time_calls(http_timer(port, None, ["/api/version"]), N))
-        signed = percentiles(time_calls(http_timer(port, town, ["/api/relay/status"]), N))
+        times = time_interleaved({"public": http_timer(port, None, ["/api/version"]),
+                                  "signed": http_timer(port, town, ["/api/relay/status"])}, N)
+        public, signed = percentiles(times["public"]), percentiles(times["signed"])
         print(row("  /api/version (public)", public))
         print(row("  /api/relay/status (signed in)", signed, public))
     finally:
