@@ -95,9 +95,14 @@ def dispatched_sql(unit: str = ":s_unit") -> str:
         "SELECT dc.camera_id FROM dispatch_cameras dc "
         "JOIN dispatch_targets dt ON dt.order_id = dc.order_id "
         "JOIN dispatch_orders o ON o.id = dc.order_id "
-        f"WHERE dt.unit_id = {unit} AND dt.state <> 'closed' "
-        "AND o.state = 'open' AND o.expires_at > now()"
+        f"WHERE {_open_target(unit)}"
     )
+
+
+def _open_target(unit: str) -> str:
+    """Return the condition that target ``dt`` of order ``o`` is ``unit``'s, open and unexpired."""
+    return (f"dt.unit_id = {unit} AND dt.state <> 'closed' "
+            "AND o.state = 'open' AND o.expires_at > now()")
 
 
 DISPATCHED_SQL = dispatched_sql()
@@ -116,8 +121,7 @@ DISPATCHED_SET_SQL = (
     "WITH open_orders AS MATERIALIZED ("
     "SELECT dt.order_id FROM dispatch_targets dt "
     "JOIN dispatch_orders o ON o.id = dt.order_id "
-    "WHERE dt.unit_id = :s_unit AND dt.state <> 'closed' "
-    "AND o.state = 'open' AND o.expires_at > now()) "
+    f"WHERE {_open_target(':s_unit')}) "
     "SELECT dc.camera_id FROM open_orders t "
     "JOIN dispatch_cameras dc ON dc.order_id = t.order_id"
 )
