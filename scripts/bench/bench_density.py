@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -51,8 +50,13 @@ BANDS = (("sparse", 5), ("medium", 40), ("dense", 150))
 
 def _accuracy(seeds: int, frames: int) -> list[tuple]:
     """Return rows (view, band, mode, mean truth, MAE, MAPE, level hit rate)."""
+    with tempfile.TemporaryDirectory(prefix="bench_density_") as tmp:
+        return _accuracy_rows(seeds, frames, Path(tmp))
+
+
+def _accuracy_rows(seeds: int, frames: int, tmp: Path) -> list[tuple]:
+    """Return the accuracy rows; video files for the "video file" mode go to tmp."""
     rows = []
-    tmp = tempfile.mkdtemp(prefix="bench_density_")
     for view in ("oblique", "topdown"):
         for band, n in BANDS:
             errs: dict[str, list[tuple[float, float, bool]]] = {
@@ -96,7 +100,7 @@ def _accuracy(seeds: int, frames: int) -> list[tuple]:
                     errs["burst"].append((e.count, truth, e.level == level))
                 # An 8 s clip, like a short recording handed to the CLI.
                 filed = make_clip(view, n, 40, seed=300 + seed)
-                path = write_video(filed.frames, Path(tmp) / f"{view}{n}_{seed}.mp4",
+                path = write_video(filed.frames, tmp / f"{view}{n}_{seed}.mp4",
                                    fps=filed.fps)
                 for row in estimate_video(path, calib, every=4):
                     truth = filed.counts[row["frame"]]
@@ -118,7 +122,6 @@ def _accuracy(seeds: int, frames: int) -> list[tuple]:
                 mape = float(np.mean(np.abs(est - tru) / np.maximum(tru, 1.0)))
                 hit = float(np.mean([v[2] for v in vals]))
                 rows.append((view, band, mode, float(np.mean(truths)), mae, mape, hit))
-    shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
@@ -184,6 +187,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10, help="scored frames per clip")
     parser.add_argument("--repeats", type=int, default=40, help="timed frames per case")
     args = parser.parse_args()
+    if args.repeats < 3:
+        parser.error("--repeats must be at least 3 (the first two are warm-up)")
     cv2.setNumThreads(1)
 
     print("Count accuracy on synthetic 640x360 clips")
