@@ -18,9 +18,10 @@ Pipeline (each step is explained where it is implemented):
    a three-frame-difference ghost test), or the per-camera running background
    (`CameraState`, ~86 KB), or both (a video file: the background looked ahead
    in the file, and a burst of the frames before each estimate for whoever it
-   absorbed), or for a lone still image a spatial (large median filter) estimate. Colour distance with noise-adaptive thresholds (bounded by
-   the noise the camera showed on bare ground, so a crowd that fills the area
-   does not raise them; raised at the ground's texture and edges, where stream
+   absorbed), or for a lone still image a spatial (large median filter)
+   estimate. Colour distance with noise-adaptive thresholds (bounded by the
+   noise the camera showed on bare ground, so a crowd that fills the area does
+   not raise them; raised at the ground's texture and edges, where stream
    compression and a swaying pole err), global gain compensation, and shadow
    suppression (a cast shadow darkens the ground by the scene's one shadow
    ratio and keeps its chroma and texture).

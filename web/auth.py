@@ -352,7 +352,6 @@ def init_app(app: Flask) -> None:
     def _not_sign_in() -> bool:
         return request.endpoint != "auth.login"
 
-
     web_errors.register_status(accounts.SignInFailed, 401)
     web_errors.register_status(accounts.AccountLocked, 429)
     from gridmap.dispatch import OrderExpired
