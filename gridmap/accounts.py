@@ -43,7 +43,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.models import Base
 from video.models import Camera
-from video.registry import NO_AREA, Scope
+from video.registry import NO_AREA, Scope, open_target_sql
 
 UNIT_KINDS = ("district", "town", "department", "community")
 TIER_OF_KIND = {"district": 1, "town": 2, "department": 2, "community": 3}
@@ -554,12 +554,11 @@ def set_password(session: Session, user: User, password: str) -> None:
 # whether an open order still addresses the unit, without joining its cameras (an
 # order always has some). The flag only decides whether the scope's dispatch
 # branch is written into the unit's queries; that branch checks everything itself.
-SESSION_ACTOR = text("""
+SESSION_ACTOR = text(f"""
 SELECT u.id, u.username, u.role, u.active, u.is_demo, u.session_token,
        un.id AS unit_id, un.name AS unit_name, un.kind, un.tier, un.code, un.department,
        EXISTS (SELECT 1 FROM dispatch_targets dt JOIN dispatch_orders o ON o.id = dt.order_id
-               WHERE dt.unit_id = un.id AND dt.state <> 'closed'
-                 AND o.state = 'open' AND o.expires_at > now()) AS has_dispatched
+               WHERE {open_target_sql("un.id")}) AS has_dispatched
 FROM users u JOIN units un ON un.id = u.unit_id
 WHERE u.id = :id
 """)

@@ -95,11 +95,11 @@ def dispatched_sql(unit: str = ":s_unit") -> str:
         "SELECT dc.camera_id FROM dispatch_cameras dc "
         "JOIN dispatch_targets dt ON dt.order_id = dc.order_id "
         "JOIN dispatch_orders o ON o.id = dc.order_id "
-        f"WHERE {_open_target(unit)}"
+        f"WHERE {open_target_sql(unit)}"
     )
 
 
-def _open_target(unit: str) -> str:
+def open_target_sql(unit: str) -> str:
     """Return the condition that target ``dt`` of order ``o`` is ``unit``'s, open and unexpired."""
     return (f"dt.unit_id = {unit} AND dt.state <> 'closed' "
             "AND o.state = 'open' AND o.expires_at > now()")
@@ -121,7 +121,7 @@ DISPATCHED_SET_SQL = (
     "WITH open_orders AS MATERIALIZED ("
     "SELECT dt.order_id FROM dispatch_targets dt "
     "JOIN dispatch_orders o ON o.id = dt.order_id "
-    f"WHERE {_open_target(':s_unit')}) "
+    f"WHERE {open_target_sql(':s_unit')}) "
     "SELECT dc.camera_id FROM open_orders t "
     "JOIN dispatch_cameras dc ON dc.order_id = t.order_id"
 )
