@@ -57,21 +57,41 @@ def safe_url(libpq_url: str) -> str:
     return make_url(sqlalchemy_url(libpq_url)).render_as_string(hide_password=True)
 
 
-_ENGINES: dict[str, Engine] = {}
+_ENGINES: dict[tuple[str, bool], Engine] = {}
 
 
-def engine_for(libpq_url: str) -> Engine:
-    """Return a pooled engine for the URL (one per URL per process)."""
-    engine = _ENGINES.get(libpq_url)
+def engine_for(libpq_url: str, *, read_only: bool = False) -> Engine:
+    """Return a pooled engine for the URL (one per URL and mode per process).
+
+    A ``read_only`` engine runs each statement on its own (autocommit), and the
+    server refuses any write on its connections. For requests that only read:
+    with no BEGIN and COMMIT around them they save two round trips each, and
+    under READ COMMITTED every statement took its own snapshot anyway.
+    """
+    engine = _ENGINES.get((libpq_url, read_only))
     if engine is None:
         engine = create_engine(
             sqlalchemy_url(libpq_url),
             pool_size=10,
             max_overflow=20,
+            **({"isolation_level": "AUTOCOMMIT"} if read_only else {}),
         )
+        if read_only:
+            _refuse_writes(engine)
         _ping_when_idle(engine)
-        _ENGINES[libpq_url] = engine
+        _ENGINES[libpq_url, read_only] = engine
     return engine
+
+
+def _refuse_writes(engine: Engine) -> None:
+    """Make every transaction on the engine's connections read-only, set once per connection."""
+
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_connection, _record) -> None:
+        # A session setting, not a startup option, so poolers that reject unknown
+        # startup parameters still work. The commit keeps it if a transaction was open.
+        dbapi_connection.execute("SET default_transaction_read_only = on")
+        dbapi_connection.commit()
 
 
 # A pooled connection idle for longer than this is tested before it is handed out.

@@ -1,12 +1,13 @@
 """One SQLAlchemy session per request; the request commits, teardown ends the rest.
 
-GET, HEAD and OPTIONS requests read inside a READ ONLY transaction. Nothing a
-read-only transaction does can be stored, so teardown may end a successful one
-with COMMIT instead of ROLLBACK; that matters because psycopg forgets its
-prepared statements on every ROLLBACK (a rollback may have undone the objects
-they name), and without them every request plans its queries again. A GET that
-must write (the audit trail, a lazy coverage refresh) asks for
-``writable_session()`` explicitly.
+GET, HEAD and OPTIONS requests read on a read-only engine (``db.engine_for(url,
+read_only=True)``): each statement runs on its own, outside BEGIN and COMMIT,
+and the server refuses writes on those connections. That saves two round trips
+per request, and under READ COMMITTED each statement took its own snapshot
+anyway. Nothing is ever rolled back there, so psycopg keeps its prepared
+statements (it forgets them on every ROLLBACK: a rollback may have undone the
+objects they name). A GET that must write (the audit trail, a lazy coverage
+refresh) asks for ``writable_session()`` explicitly.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
     url = app.config.get("DATABASE_URL") or db.database_url()
     app.extensions["gridmap.engine"] = db.engine_for(url)
     app.extensions["gridmap.sessions"] = db.session_factory(app.extensions["gridmap.engine"])
+    app.extensions["gridmap.read_sessions"] = db.session_factory(db.engine_for(url, read_only=True))
     app.teardown_appcontext(close_session)
 
 
@@ -42,11 +44,7 @@ def _open(read_only: bool) -> Session:
         if read_only:
             session.execute(text("SET TRANSACTION READ ONLY"))
         return session
-    session = current_app.extensions["gridmap.sessions"]()
-    if read_only:
-        # Sent with psycopg's BEGIN (BEGIN READ ONLY): no extra round trip.
-        session.connection(execution_options={"postgresql_readonly": True})
-    return session
+    return current_app.extensions["gridmap.read_sessions" if read_only else "gridmap.sessions"]()
 
 
 def get_session() -> Session:
@@ -70,15 +68,14 @@ def writable_session() -> Session:
 
 
 def close_session(exc: BaseException | None = None) -> None:
-    """End the request's transaction and release the connection (commits only a clean read-only one)."""
+    """Roll back what the request left uncommitted and release the connection."""
     session = g.pop("db_session", None)
     read_only = g.pop("db_read_only", False)
     if session is None:
         return
     try:
-        if read_only and exc is None and _test_connection() is None:
-            session.commit()  # wrote nothing; keeps psycopg's prepared statements
-        else:
-            session.rollback()
+        if read_only and _test_connection() is None:
+            return  # autocommit: no transaction is open (close() below returns the connection)
+        session.rollback()
     finally:
         session.close()
