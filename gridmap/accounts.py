@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from gridmap import db
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.models import Base
 from video.models import Camera
@@ -562,6 +563,7 @@ SELECT u.id, u.username, u.role, u.active, u.is_demo, u.session_token,
 FROM users u JOIN units un ON un.id = u.unit_id
 WHERE u.id = :id
 """)
+_SESSION_ACTOR_SQL = db.driver_sql(SESSION_ACTOR)
 
 
 def load_session_actor(session: Session, user_id: int, token: str, *,
@@ -569,10 +571,14 @@ def load_session_actor(session: Session, user_id: int, token: str, *,
     """Return (session token, Actor) for a session cookie id that is still valid.
 
     One query per request: the user, its unit and whether anything is dispatched to
-    the unit (so scoped queries without orders carry no dispatch branch).
+    the unit (so scoped queries without orders carry no dispatch branch). It runs
+    through the driver: SQLAlchemy's layers cost a fifth of a signed-in request.
     """
-    row = session.execute(SESSION_ACTOR, {"id": user_id}).mappings().first()
-    if row is None or not row["active"]:
+    names, rows = db.driver_rows(session, _SESSION_ACTOR_SQL, {"id": user_id})
+    if not rows:
+        return None
+    row = dict(zip(names, rows[0], strict=True))
+    if not row["active"]:
         return None
     if not secrets.compare_digest(row["session_token"], token):
         return None

@@ -18,9 +18,9 @@ from typing import Any
 
 from pyproj import Geod
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
+from gridmap import db
 from gridmap.config import var_dir
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from video import credentials as secret_store
@@ -725,27 +725,7 @@ def _nearby_sql(where: str, sees_first: bool, candidates: int) -> str:
         where=where,
         aimed=_AIMED_UNION.format(where=where) if sees_first else "",
     ))
-    return str(statement.compile(dialect=psycopg_dialect()))
-
-
-def _driver_rows(session: Session, sql: str,
-                 params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run a query on the session's connection through the driver's own cursor.
-
-    For the patrol leads' hot path: SQLAlchemy's result layer costs as much as a
-    third of the query itself for thirty rows. Same connection and transaction.
-    Rows come back as tuples with their column names; dicts are built only for
-    the rows that are answered.
-    """
-    dbapi = session.connection().connection.dbapi_connection
-    with dbapi.cursor(binary=True) as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-        # The result's own field names: cursor.description builds a Column object
-        # per field, ten times the cost.
-        result = cursor.pgresult
-        names = [result.fname(i).decode() for i in range(result.nfields)] if result else []
-        return names, rows
+    return db.driver_sql(statement)
 
 
 def nearby(
@@ -776,7 +756,7 @@ def nearby(
     floor = sphere_floor(lat)
     candidates = limit + knn_extra(limit)
     while True:
-        names, rows = _driver_rows(
+        names, rows = db.driver_rows(
             session, _nearby_sql(where, sees_first, candidates),
             {**params, "lon": lon, "lat": lat, "reach": radius_m / floor},
         )

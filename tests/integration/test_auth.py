@@ -160,6 +160,19 @@ def test_password_change_ends_other_sessions(app, session):
     assert login_json(client, "gulou-viewer", "A-brand-new-passw0rd").status_code == 200
 
 
+def test_deactivating_a_user_ends_their_sessions(app, session):
+    # Every request checks the session's user in the database, so this takes
+    # effect on the very next request.
+    client = app.test_client()
+    assert login_json(client, "gulou-viewer").status_code == 200
+    assert client.get("/api/me").get_json()["user"]["username"] == "gulou-viewer"
+    user = session.scalars(select(User).where(User.username == "gulou-viewer")).one()
+    user.active = False
+    session.flush()
+    assert client.get("/api/me").status_code == 401
+    assert client.get("/api/cameras/nearby?lon=116.8&lat=35.55").status_code == 401
+
+
 @pytest.mark.parametrize("password", ["short1!", "onlyletterslong", "1234567890123", "x" * 129])
 def test_weak_passwords_are_refused(session, password):
     from gridmap.errors import InvalidInput
