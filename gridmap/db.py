@@ -72,28 +72,35 @@ def engine_for(libpq_url: str, *, read_only: bool = False) -> Engine:
     """
     engine = _ENGINES.get((libpq_url, read_only))
     if engine is None:
+        url = sqlalchemy_url(libpq_url)
+        read_only_args = {
+            "isolation_level": "AUTOCOMMIT",
+            "connect_args": {"options": read_only_options(url)},
+        }
         engine = create_engine(
-            sqlalchemy_url(libpq_url),
+            url,
             pool_size=10,
             max_overflow=20,
-            **({"isolation_level": "AUTOCOMMIT"} if read_only else {}),
+            **(read_only_args if read_only else {}),
         )
-        if read_only:
-            _refuse_writes(engine)
         _ping_when_idle(engine)
         _ENGINES[libpq_url, read_only] = engine
     return engine
 
 
-def _refuse_writes(engine: Engine) -> None:
-    """Make every transaction on the engine's connections read-only, set once per connection."""
+def read_only_options(url: str) -> str:
+    """Return the URL's libpq ``options`` plus the setting that makes every transaction read-only.
 
-    @event.listens_for(engine, "connect")
-    def _connected(dbapi_connection, _record) -> None:
-        # A session setting, not a startup option, so poolers that reject unknown
-        # startup parameters still work. The commit keeps it if a transaction was open.
-        dbapi_connection.execute("SET default_transaction_read_only = on")
-        dbapi_connection.commit()
+    A startup option rather than a ``SET`` after connecting: a pooler in
+    transaction mode (PgBouncer) may hand the server connection that ran a session
+    ``SET`` to a writer, whose writes would then fail. PgBouncer refuses the
+    ``options`` startup parameter unless told to ignore it, which drops only this
+    safety net (README).
+    """
+    given = make_url(url).query.get("options", "")
+    if isinstance(given, tuple):
+        given = " ".join(given)
+    return f"{given} -c default_transaction_read_only=on".strip()
 
 
 # A pooled connection idle for longer than this is tested before it is handed out.

@@ -126,3 +126,15 @@ def test_a_get_cannot_write_in_the_test_transaction_either(app, connection):
     assert client.get("/_probe/writable").get_json()["read_only"] == "off"
     # The read-only mode ended with the request's savepoint.
     assert connection.execute(text("SHOW transaction_read_only")).scalar() == "off"
+
+
+def test_read_only_engine_keeps_the_urls_own_options(database_url):
+    url = f"{database_url}?application_name=gridmap_ro_options_test&options=-c%20statement_timeout%3D4321"
+    engine = db.engine_for(url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT current_setting('statement_timeout'), "
+                                    "current_setting('transaction_read_only')")).one()
+        assert tuple(row) == ("4321ms", "on")
+    finally:
+        engine.dispose()
