@@ -7,7 +7,8 @@
    over all rounds pooled, against two figures of the raw query: in its own tight
    loop right before the endpoints (everything hot: the strictest), and in the same
    rotation as the HTTP calls (the caches as cold as the endpoint's own query finds
-   them).
+   them). A signed-in handler that runs only the bare query and answers a constant
+   shows what that query costs inside a request.
 2. The camera layer for the map: payload bytes (raw, gzip) and server time.
 
 Uses the demo database (GRIDMAP_DATABASE, default gridmap) for 8,600 cameras and a
@@ -31,7 +32,7 @@ from _common import (
     time_calls,
     time_interleaved,
 )
-from flask import jsonify
+from flask import jsonify, request
 from sqlalchemy import text
 
 N = 1000
@@ -84,6 +85,15 @@ def sample_points(engine, n: int) -> list[tuple[float, float]]:
             for x, y in (rng.choice(cams) for _ in range(n))]
 
 
+def bare_knn_view():
+    """Run the bare KNN in a signed-in request and answer a constant: the query's cost in a request."""
+    from web.database import get_session
+
+    get_session().execute(RAW_KNN, {"lon": float(request.args["lon"]),
+                                    "lat": float(request.args["lat"])}).all()
+    return jsonify(ok=True)
+
+
 def _margin(endpoint: float, base: float, raw: float) -> float:
     """Return how far the endpoint p50 stays under base + 2 × raw (negative: it misses)."""
     return base + 2 * raw - endpoint
@@ -102,6 +112,7 @@ def bench_nearby(url: str, label: str) -> None:
     # (session lookup, scope), then a constant answer. /api/me also reads the
     # user's record, which would flatter the comparison.
     app.add_url_rule("/api/bench-ping", "bench_ping", lambda: jsonify(ok=True))
+    app.add_url_rule("/api/bench-bare-knn", "bench_bare_knn", bare_knn_view)
     server, port = serve(app)
     timers = {}
     samples: dict[str, list[float]] = {}
@@ -125,6 +136,8 @@ def bench_nearby(url: str, label: str) -> None:
                 "nearby": http_timer(port, nearby_paths, cookie),
                 "version": http_timer(port, ["/api/version"], cookie),
                 "ping": http_timer(port, ["/api/bench-ping"], cookie),
+                "bare knn": http_timer(port, [path.replace("/api/cameras/nearby", "/api/bench-bare-knn")
+                                              for path in nearby_paths], cookie),
                 "me": http_timer(port, ["/api/me"], cookie),
             }
             samples = {name: [] for name in (*timers, "raw tight", "raw rotation", "registry")}
@@ -172,6 +185,11 @@ def bench_nearby(url: str, label: str) -> None:
     print(row("trivial endpoint /api/version (HTTP)", stats["version"]))
     print(row("trivial signed-in endpoint (HTTP)", stats["ping"]))
     print(row("GET /api/me (HTTP)", stats["me"]))
+    print(row("bare-KNN handler (HTTP)", stats["bare knn"]))
+    inside = stats["bare knn"]["p50"] - stats["ping"]["p50"]
+    print(f"  the bare KNN inside a request (handler − signed-in trivial, p50): {inside:.3f} ms"
+          f" = ×{inside / stats['raw tight']['p50']:.2f} the tight loop's,"
+          f" ×{inside / stats['raw rotation']['p50']:.2f} the rotation's")
     endpoint = stats["nearby"]["p50"]
     for (base, raw), rounds in met.items():
         margin = _margin(endpoint, stats[TRIVIAL[base]]["p50"], stats[RAW_FIGURES[raw]]["p50"])
