@@ -101,7 +101,7 @@ def base_map(
         location=location,
         zoom_start=zoom,
         tiles=None,
-        control_scale=True,
+        control_scale=False,  # folium's scale bar shows feet too; gridmap.js adds a metric one
         # SVG for the ~1,000 polygons (crisp, clickable); points use their own canvas.
         prefer_canvas=False,
         min_zoom=9,

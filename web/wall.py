@@ -271,7 +271,6 @@ def wall_map_html(
 ) -> str:
     """Return the map wall page: vector layers from the API, no internet assets."""
     m = base_map(tile_url=tile_url, tile_attribution=tile_attribution)
-    m.control_scale = False  # wall.js adds a metric-only scale bar
     # base_map's zoom limits only reach a tile layer, and there is none by default;
     # quarter zoom steps let the district and each toured town fill the screen.
     m.options.update(min_zoom=9, max_zoom=19, zoom_snap=0.25, zoom_delta=0.5)

@@ -99,3 +99,25 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
         latest.unlink(missing_ok=True)
         thumb.unlink(missing_ok=True)
     assert phone.watch.remote_requests() == []
+
+
+def test_the_account_menu_starts_folded_on_a_phone(phone, live_server):
+    # Open, the menu covered a third of the small map; folded, it is one tap away.
+    phone.goto(live_server + "/patrol")
+    phone.wait_for_function("document.documentElement.dataset.nearbyCount !== undefined")
+    toggle = phone.locator("button.gm-user-name")
+    sign_out = phone.locator(".gm-user a[href='/logout']")
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert not sign_out.is_visible()
+    assert toggle.bounding_box()["height"] >= 44  # one-handed tap target
+    toggle.tap()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert sign_out.is_visible() and sign_out.inner_text() == "退出登录"
+    assert sign_out.bounding_box()["height"] >= 44
+    # Metric scale only, and Leaflet credited in plain text.
+    assert "ft" not in phone.inner_text(".leaflet-control-scale")
+    assert phone.locator(".leaflet-control-scale-line").count() == 1
+    attribution = phone.locator(".leaflet-control-attribution")
+    assert attribution.inner_text().strip() == "Leaflet"
+    assert attribution.locator("svg, img, a").count() == 0
+    assert phone.watch.console_errors == []

@@ -156,12 +156,27 @@
     if (!user) { return; }
     var Ctl = L.Control.extend({
       onAdd: function () {
-        return el("div", { class: "leaflet-bar gm-lang-box gm-user" }, [
-          el("span", { class: "gm-user-name", text: user.unit + " · " + user.username }),
+        var links = el("div", { class: "gm-user-links", id: "gm-user-links" }, [
           el("a", { class: "gm-lang", href: "/matters", text: t("mt_nav") }),
           el("a", { class: "gm-lang", href: "/videowall", text: t("video_wall") }),
           el("a", { class: "gm-lang", href: "/logout", text: t("sign_out") })
         ]);
+        var toggle = el("button", { type: "button", class: "gm-user-name",
+                                    "aria-controls": "gm-user-links",
+                                    text: user.unit + " · " + user.username });
+        var box = el("div", { class: "leaflet-bar gm-lang-box gm-user" }, [toggle, links]);
+        function setOpen(open) {
+          box.setAttribute("data-open", open ? "true" : "false");
+          toggle.setAttribute("aria-expanded", open ? "true" : "false");
+        }
+        // On a phone the open menu would cover a third of the small map: it starts
+        // folded there, one tap away; on a desk it starts open as before.
+        setOpen(!(window.matchMedia && window.matchMedia("(max-width: 600px)").matches));
+        toggle.addEventListener("click", function () {
+          setOpen(box.getAttribute("data-open") !== "true");
+        });
+        L.DomEvent.disableClickPropagation(box);  // a tap here is not a tap on the map
+        return box;
       }
     });
     new Ctl({ position: "bottomleft" }).addTo(map);
@@ -174,6 +189,11 @@
     titleControl(map);
     languageControl(map);
     userControl(map);
+    // Credit Leaflet in plain text: no link out of the isolated network, and no
+    // flag in a government command center's map (Leaflet 1.9's default prefix).
+    if (map.attributionControl) { map.attributionControl.setPrefix("Leaflet"); }
+    // Metric only: folium's scale bar also shows feet, which nobody here reads.
+    L.control.scale({ imperial: false, position: "bottomleft", maxWidth: 160 }).addTo(map);
   }
 
   window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t,

@@ -1684,7 +1684,6 @@
     S.labelCanvas = new CanvasOverlay({ pane: "wallLabels", className: "wall-label-canvas",
                                         draw: drawLabels }).addTo(map);
     S.highlightLayer = L.layerGroup().addTo(map);
-    L.control.scale({ imperial: false, position: "bottomleft", maxWidth: 160 }).addTo(map);
 
     W.layers.forEach(function (spec) {
       S.specs[spec.key] = spec;
