@@ -45,6 +45,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "sees_here": {"zh": "可视此处", "en": "sees this spot"},
     "no_snapshot": {"zh": "暂无截图", "en": "No snapshot yet"},
     "open_live": {"zh": "打开实时视频", "en": "Open live view"},
+    "back_to_list": {"zh": "返回列表", "en": "Back to list"},
+    "snapshot_at": {"zh": "截图时间 {time}", "en": "Snapshot taken {time}"},
     "src_skynet": {"zh": "天网", "en": "Skynet"},
     "src_sharp_eyes": {"zh": "雪亮", "en": "Sharp Eyes"},
     "src_environment": {"zh": "环保", "en": "Environment"},

@@ -92,6 +92,16 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
         img.wait_for()
         phone.wait_for_function("() => document.querySelector('img.patrol-snapshot').naturalWidth > 0")
         assert "水利" in viewer.inner_text()
+        assert "截图时间" in viewer.locator(".patrol-taken").inner_text()  # how fresh it is
+        # One-handed: both actions inside the screen, in its lowest fifth.
+        for action in (viewer.locator("a.patrol-live"), viewer.locator("button.patrol-back")):
+            box = action.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+            assert box["y"] >= PHONE["height"] * 0.8 and box["y"] + box["height"] <= PHONE["height"]
+            assert box["height"] >= 44
+        viewer.locator("button.patrol-back").tap()
+        assert not viewer.is_visible()
+        assert item.is_visible()
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE cameras SET last_sample_at = NULL WHERE gb_id = :g"),

@@ -26,8 +26,29 @@
     body.appendChild(img);
     body.appendChild(el("p", { class: "patrol-meta", text: item.gb_id + " · " + t("src_" + item.source) + " · " + t("st_" + item.status) }));
     body.appendChild(el("p", { class: "patrol-meta", text: distance(item.distance_m) + " · " + compass(item.bearing) + " " + Math.round(item.bearing) + "°" }));
-    body.appendChild(el("a", { class: "patrol-btn patrol-live", href: "/cameras/" + encodeURIComponent(item.gb_id) + "/live", text: t("open_live") }));
+    if (item.last_sample_at) {
+      // How fresh the picture is matters more at an incident than what it shows.
+      body.appendChild(el("p", { class: "patrol-meta patrol-taken",
+                                 text: t("snapshot_at").replace("{time}", when(item.last_sample_at)) }));
+    }
+    // The actions sit at the bottom of the screen, under the thumb.
+    var back = el("button", { type: "button", class: "patrol-btn patrol-btn-secondary patrol-back", text: t("back_to_list") });
+    back.addEventListener("click", closeViewer);
+    body.appendChild(el("div", { class: "patrol-actions" }, [
+      back,
+      el("a", { class: "patrol-btn patrol-live", href: "/cameras/" + encodeURIComponent(item.gb_id) + "/live", text: t("open_live") })
+    ]));
     document.getElementById("patrol-viewer").hidden = false;
+  }
+
+  function closeViewer() { document.getElementById("patrol-viewer").hidden = true; }
+
+  function when(iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) { return iso; }
+    var opts = { hour: "2-digit", minute: "2-digit" };
+    if (d.toDateString() !== new Date().toDateString()) { opts.month = "2-digit"; opts.day = "2-digit"; }
+    return d.toLocaleString(lang() === "en" ? "en-GB" : "zh-CN", opts);
   }
 
   function render(items) {
@@ -92,9 +113,7 @@
     var btn = document.getElementById("patrol-locate");
     btn.textContent = t("locate_me");
     btn.addEventListener("click", locate);
-    document.getElementById("patrol-viewer-close").addEventListener("click", function () {
-      document.getElementById("patrol-viewer").hidden = true;
-    });
+    document.getElementById("patrol-viewer-close").addEventListener("click", closeViewer);
     map.on("click", function (e) { search(e.latlng.lat, e.latlng.lng); });
     setStatus(t("tap_hint"));
     setTimeout(function () { map.invalidateSize(); }, 0);
