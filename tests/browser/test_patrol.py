@@ -131,3 +131,20 @@ def test_the_account_menu_starts_folded_on_a_phone(phone, live_server):
     assert attribution.inner_text().strip() == "Leaflet"
     assert attribution.locator("svg, img, a").count() == 0
     assert phone.watch.console_errors == []
+
+
+def test_the_live_page_keeps_its_actions_under_the_thumb(phone, live_server, engine):
+    with engine.connect() as conn:
+        gb_id = conn.execute(text("SELECT gb_id FROM cameras ORDER BY gb_id LIMIT 1")).scalar_one()
+    phone.goto(f"{live_server}/cameras/{gb_id}/live")
+    finding = phone.locator(".vw-tile .vw-finding")
+    finding.wait_for()
+    box = finding.bounding_box()
+    assert box["height"] >= 44
+    assert box["y"] >= PHONE["height"] * 0.8 and box["y"] + box["height"] <= PHONE["height"]
+    assert box["x"] + box["width"] <= PHONE["width"]
+    # The picture area starts right under the page header: the tile's bar moved down.
+    header = phone.locator(".vw-bar").bounding_box()
+    body = phone.locator(".vw-tile .vw-body").bounding_box()
+    assert body["y"] <= header["y"] + header["height"] + 2
+    assert phone.watch.remote_requests() == []
