@@ -74,7 +74,7 @@ class ReplayHeatMap(HeatMapWithTime):
 
 CROWD_DOM = """
 <style>
-.crowd-panel { width: 300px; max-height: calc(100vh - 320px); overflow-y: auto;
+.crowd-panel { width: 300px; max-height: calc(100vh - 380px); overflow-y: auto;  /* clear of the legend below */
   background: rgba(255,255,255,0.96); border-radius: 6px; box-shadow: 0 1px 6px rgba(0,0,0,0.25);
   font-size: 13px; }
 .crowd-panel h2 { font-size: 15px; margin: 0; padding: 8px 10px; border-bottom: 1px solid #e3e6ea; }

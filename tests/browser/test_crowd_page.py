@@ -124,6 +124,14 @@ def test_alert_panel_acknowledges_without_reloading(page, live_server, engine):
         item = page.locator(f"li[data-alert-id='{alert_id}']")
         assert item.get_attribute("data-state") == "open"
         assert page.locator("#crowd-panel-title").inner_text() == "Crowd alerts"
+        # However many alerts it lists, the panel stops above the legend.
+        lowest, legend_top = page.evaluate("""() => {
+            const panel = document.querySelector('.crowd-panel');
+            const top = panel.getBoundingClientRect().top;
+            return [top + parseFloat(getComputedStyle(panel).maxHeight),
+                    document.querySelector('.crowd-legend').getBoundingClientRect().top];
+        }""")
+        assert lowest <= legend_top
         item.locator("input").fill("patrol sent")
         item.locator("button.crowd-ack").click()
         page.wait_for_selector(f"li[data-alert-id='{alert_id}'][data-state='acknowledged']")
