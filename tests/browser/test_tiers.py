@@ -177,6 +177,9 @@ def test_video_wall_layouts_tours_and_findings(signed_in_page, live_server, engi
         page.locator(".vw-layout[data-layout='9']").click()
         assert page.locator(".vw-tile").count() == 9
         assert page.locator(".vw-tile[data-gb-id]").count() == 4
+        # The five free tiles say how to fill them.
+        hints = page.locator(".vw-empty .vw-empty-hint")
+        assert hints.count() == 5 and "摄像头编号" in hints.first.inner_text()
         # The page's fetch() carries the CSRF token from the meta tag (gridmap.js).
         status = page.evaluate(
             "ids => fetch('/api/patrol/tours', {method: 'POST', headers: {'Content-Type': "

@@ -72,6 +72,8 @@ i18n.register(
         "vw_state_acknowledged": {"zh": "已签收", "en": "acknowledged"},
         "vw_back_to_map": {"zh": "返回地图", "en": "Back to the map"},
         "vw_from": {"zh": "来自", "en": "From"},
+        "vw_empty_hint": {"zh": "空闲画面：在上方输入摄像头编号上墙，或在调度指令上点“查看视频”",
+                          "en": "Free tile: enter camera IDs above, or press “Watch” on an order"},
     }
 )
 

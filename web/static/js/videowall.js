@@ -138,7 +138,9 @@
     var start = S.page * S.layout;
     var shown = S.cameras.slice(start, start + S.layout);
     shown.forEach(function (gb) { grid.appendChild(tile(gb)); });
-    for (var i = shown.length; i < S.layout; i++) { grid.appendChild(el("div", { class: "vw-tile vw-empty" })); }
+    for (var i = shown.length; i < S.layout; i++) {
+      grid.appendChild(el("div", { class: "vw-tile vw-empty" }, [el("div", { class: "vw-empty-hint", text: t("vw_empty_hint") })]));
+    }
     grid.setAttribute("data-tiles", String(shown.length));
     Array.prototype.forEach.call(document.querySelectorAll(".vw-layout"), function (b) {
       b.classList.toggle("active", Number(b.getAttribute("data-layout")) === S.layout);
