@@ -1,10 +1,10 @@
-"""Map domain exceptions and HTTP errors to JSON 4xx responses, in one place."""
+"""Map domain exceptions and HTTP errors to 4xx responses in one place: JSON for API clients, a page for browsers."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from geodata.coords import CoordinateError
@@ -44,14 +44,73 @@ def error_response(status: int, reason: str, **details):
     return jsonify(body), status
 
 
+ERROR_TITLES = {
+    400: {"zh": "请求有误", "en": "Bad request"},
+    403: {"zh": "无权访问", "en": "Not allowed"},
+    404: {"zh": "页面或数据不存在", "en": "Not found"},
+    405: {"zh": "不支持此操作", "en": "Method not allowed"},
+    409: {"zh": "数据已被他人修改", "en": "Conflict"},
+    413: {"zh": "上传内容过大", "en": "Too large"},
+    429: {"zh": "操作过于频繁", "en": "Too many requests"},
+    500: {"zh": "服务器内部错误，已通知运维人员", "en": "Internal error; the operators have been notified"},
+    502: {"zh": "视频流不可用", "en": "Video stream unavailable"},
+    503: {"zh": "服务暂不可用", "en": "Service unavailable"},
+}
+MESSAGES = {
+    "err_back_to_map": {"zh": "返回地图", "en": "Back to the map"},
+    "err_go_back": {"zh": "返回上一页", "en": "Go back"},
+    "err_other": {"zh": "出错了", "en": "Something went wrong"},
+    **{f"err_{code}": title for code, title in ERROR_TITLES.items()},
+}
+
+
+def _wants_page() -> bool:
+    """Return whether a browser navigated here (it asks for HTML first), not an API client.
+
+    Images, scripts and fetch() calls accept */* and get JSON, as API clients do.
+    """
+    if request.path.startswith(("/api/", "/open311/")) or request.is_json:
+        return False
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def error_page(status: int, detail: str | None = None) -> Response:
+    """Return an HTML error page in the request's language, with ways back.
+
+    ``detail`` is a domain error's own reason (e.g. "no such camera"); Werkzeug's
+    generic descriptions and internal errors show only the translated title.
+    """
+    from web.i18n import current_language, translate
+
+    lang = current_language()
+    key = f"err_{status}" if status in ERROR_TITLES else "err_other"
+    try:
+        html = render_template("error.html", status=status, title=translate(key, lang),
+                               detail=detail, lang=lang)
+    except Exception:  # the error page must not fail in turn
+        log.exception("cannot render the error page")
+        return Response(f"{status} {translate(key, lang)}", status, mimetype="text/plain")
+    return Response(html, status, mimetype="text/html")
+
+
 def init_app(app: Flask) -> None:
-    """Register the error handlers."""
+    """Register the error handlers: JSON for API clients, a page for browsers."""
+    from web import i18n
+
+    i18n.register(MESSAGES)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        if not _wants_page():
             return error_response(exc.code or 500, exc.description or exc.name)
-        return exc
+        if exc.code is None or exc.code < 400:
+            return exc
+        page = error_page(exc.code)
+        # Keep what the error says besides its body (Allow, Retry-After).
+        for name, value in exc.get_response().headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                page.headers[name] = value
+        return page
 
     @app.errorhandler(Exception)
     def any_error(exc: Exception):
@@ -59,7 +118,10 @@ def init_app(app: Flask) -> None:
         if status is not None:
             details = getattr(exc, "details", {}) or {}
             reason = getattr(exc, "reason", None) or str(exc)
+            if _wants_page():
+                return error_page(status, reason)
             return error_response(status, reason, **details)
         # Unknown failures: log server-side (no request data), answer without a traceback.
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
-        return error_response(500, "internal error; the operators have been notified")
+        reason = "internal error; the operators have been notified"
+        return error_page(500) if _wants_page() else error_response(500, reason)
