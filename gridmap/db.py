@@ -73,16 +73,11 @@ def engine_for(libpq_url: str, *, read_only: bool = False) -> Engine:
     engine = _ENGINES.get((libpq_url, read_only))
     if engine is None:
         url = sqlalchemy_url(libpq_url)
-        read_only_args = {
-            "isolation_level": "AUTOCOMMIT",
-            "connect_args": {"options": read_only_options(url)},
-        }
-        engine = create_engine(
-            url,
-            pool_size=10,
-            max_overflow=20,
-            **(read_only_args if read_only else {}),
-        )
+        mode = {}
+        if read_only:
+            mode = {"isolation_level": "AUTOCOMMIT",
+                    "connect_args": {"options": read_only_options(url)}}
+        engine = create_engine(url, pool_size=10, max_overflow=20, **mode)
         _ping_when_idle(engine)
         _ENGINES[libpq_url, read_only] = engine
     return engine

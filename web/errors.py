@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from geodata.coords import CoordinateError
 from gridmap import errors as domain
+from web import i18n
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ MESSAGES = {
     "err_other": {"zh": "出错了", "en": "Something went wrong"},
     **{f"err_{code}": title for code, title in ERROR_TITLES.items()},
 }
+i18n.register(MESSAGES)
 
 
 def _wants_page() -> bool:
@@ -80,24 +82,19 @@ def error_page(status: int, detail: str | None = None) -> Response:
     ``detail`` is a domain error's own reason (e.g. "no such camera"); Werkzeug's
     generic descriptions and internal errors show only the translated title.
     """
-    from web.i18n import current_language, translate
-
-    lang = current_language()
-    key = f"err_{status}" if status in ERROR_TITLES else "err_other"
+    lang = i18n.current_language()
+    title = i18n.translate(f"err_{status}" if status in ERROR_TITLES else "err_other", lang)
     try:
-        html = render_template("error.html", status=status, title=translate(key, lang),
-                               detail=detail, lang=lang)
+        html = render_template("error.html", status=status, title=title, detail=detail,
+                               lang=lang)
     except Exception:  # the error page must not fail in turn
         log.exception("cannot render the error page")
-        return Response(f"{status} {translate(key, lang)}", status, mimetype="text/plain")
+        return Response(f"{status} {title}", status, mimetype="text/plain")
     return Response(html, status, mimetype="text/html")
 
 
 def init_app(app: Flask) -> None:
     """Register the error handlers: JSON for API clients, a page for browsers."""
-    from web import i18n
-
-    i18n.register(MESSAGES)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
