@@ -40,7 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from gridmap import editing
+from gridmap import editing, teams
 from gridmap.demo import refresh_grid_counts
 from gridmap.editing import (
     COVERAGE_TOLERANCE_M2,
@@ -640,6 +640,8 @@ def _store_in_savepoint(
     return {
         "edit": edit_id,
         "kind": kind,
+        # New grids start without a team and merged ones may have two leaders: say so.
+        "team_gaps": teams.problems_by_grid(session, written_ids),
         "edited_at": now.isoformat(),
         "edited_by": ctx.actor,
         "reason": ctx.reason,

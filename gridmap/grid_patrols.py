@@ -86,10 +86,11 @@ def record_patrol(session: Session, actor: Actor, grid_code: str, payload: Mappi
     if isinstance(worker_id, bool) or not isinstance(worker_id, int):
         raise InvalidInput("worker_id must be a grid worker's id", field="worker_id")
     row = session.execute(text(
-        "SELECT g.code FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE w.id = :w"),
+        "SELECT g.code FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+        "WHERE w.id = :w AND w.left_at IS NULL"),
         {"w": worker_id}).first()
     if row is None or row[0] != grid_code:
-        raise InvalidInput("the worker does not belong to this grid", field="worker_id")
+        raise InvalidInput("the worker is not in this grid's team", field="worker_id")
     started, ended = _time(payload, "started_at"), _time(payload, "ended_at")
     now = now or datetime.now(UTC)
     if started < now - MAX_AGE:

@@ -573,9 +573,9 @@ def intake(session: Session, actor: Actor, payload: Mapping[str, Any], *,
     worker = None
     if payload.get("reported_by_worker") is not None:
         worker = _int(payload["reported_by_worker"], "reported_by_worker")
-        if session.execute(text("SELECT 1 FROM grid_workers WHERE id = :w"),
+        if session.execute(text("SELECT 1 FROM grid_workers WHERE id = :w AND left_at IS NULL"),
                            {"w": worker}).first() is None:
-            raise InvalidInput("no such grid worker", field="reported_by_worker")
+            raise InvalidInput("no such grid worker in a current team", field="reported_by_worker")
     reported_at = now
     if payload.get("reported_at") is not None:
         reported_at = _time(payload["reported_at"], "reported_at")

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -165,6 +166,12 @@ class GridWorker(Base):
     role: Mapped[str] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(String(40))
     phone: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    # Leaving a team marks the row: patrols cascade from it and matters point at it.
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     grid: Mapped[Grid] = relationship(back_populates="workers")
 
@@ -172,6 +179,9 @@ class GridWorker(Base):
         CheckConstraint(
             "role IN ('leader', 'full_time', 'part_time', 'volunteer')", name="role"
         ),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_grid_workers_current", "grid_id", "role",
+              postgresql_where=text("left_at IS NULL")),
     )
 
 

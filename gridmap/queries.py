@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.errors import InvalidInput, NotFound
+from gridmap.teams import staffing_problems
 
 DISTRICT_BBOX = (116.55, 35.35, 116.95, 35.77)  # generous WGS-84 box around 370812
 CODE_LENGTHS = {6: "district", 9: "town", 12: "community", 15: "grid"}
@@ -112,10 +113,12 @@ def grid_by_code(session: Session, code: str, prefix: str = "") -> dict[str, Any
     grid["workers"] = [
         dict(r)
         for r in session.execute(
-            text("SELECT role, name, phone FROM grid_workers WHERE grid_id = :id ORDER BY id"),
+            text("SELECT role, name, phone FROM grid_workers "
+                 "WHERE grid_id = :id AND left_at IS NULL ORDER BY id"),
             {"id": grid["id"]},
         ).mappings()
     ]
+    grid["team_problems"] = staffing_problems(w["role"] for w in grid["workers"])
     grid["key_person_categories"] = {
         cat: n
         for cat, n in session.execute(

@@ -3,6 +3,7 @@ each inside a transaction that is rolled back, so they never change stored data.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -139,3 +140,33 @@ def anon_client(app):
 def runner(app):
     """Return a click runner for the CLI."""
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def committed_team(engine, demo_loaded):
+    """Yield every grid worker row as committed; put them all back afterwards.
+
+    For tests whose changes of grid teams are really committed (a live server,
+    concurrent sessions), where the rollback fixture cannot undo them.
+    """
+    with engine.begin() as conn:
+        top = conn.execute(text("SELECT max(id) FROM grid_workers")).scalar()
+        rows = conn.execute(text(
+            "SELECT w.id, w.grid_id, g.code AS grid_code, w.role, w.name, w.phone, w.version, "
+            "w.updated_at, w.left_at FROM grid_workers w JOIN grids g ON g.id = w.grid_id")).all()
+    try:
+        yield rows
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM grid_workers WHERE id > :m"), {"m": top})
+            conn.execute(text(
+                "UPDATE grid_workers w SET grid_id = r.grid_id, role = r.role, name = r.name, "
+                "phone = r.phone, version = r.version, updated_at = r.updated_at, left_at = r.left_at "
+                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id int, grid_id int, role text, "
+                "name text, phone text, version int, updated_at timestamptz, left_at timestamptz) "
+                "WHERE w.id = r.id AND (w.grid_id, w.role, w.name, w.phone, w.version, w.updated_at, "
+                "w.left_at) IS DISTINCT FROM (r.grid_id, r.role, r.name, r.phone, r.version, "
+                "r.updated_at, r.left_at)"),
+                {"rows": json.dumps([{**r._asdict(), "updated_at": r.updated_at.isoformat(),
+                                      "left_at": r.left_at and r.left_at.isoformat()}
+                                     for r in rows])})

@@ -79,6 +79,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(wall.bp)
     from web.blueprints import grid_edit
     app.register_blueprint(grid_edit.bp)
+    from web.blueprints import teams
+    app.register_blueprint(teams.bp)
     from web.blueprints import alerts, crowd, sensors
     app.register_blueprint(crowd.bp)
     app.register_blueprint(sensors.bp)  # 'sensor_ingest': device tokens, no session/CSRF

@@ -55,7 +55,8 @@ DEFAULT_TOKEN_BLUEPRINTS = ("sensor_ingest",)
 ANY_ROLE_WRITES = frozenset({"auth.logout"})
 # Blueprints whose writes change reference data: operators and grid admins only.
 DATA_EDIT_ROLES = {"cameras": frozenset({"operator", "grid_admin"}),
-                   "grid_edit": frozenset({"operator", "grid_admin"})}
+                   "grid_edit": frozenset({"operator", "grid_admin"}),
+                   "teams": frozenset({"operator", "grid_admin"})}
 # Writes whose domain code has no scope of its own: the district only. A camera
 # ledger import upserts by GB ID anywhere in the district.
 DISTRICT_ONLY_WRITES = frozenset({"cameras.import_cameras"})

@@ -64,6 +64,26 @@ i18n.register(
         "ge_kind_reassign": {"zh": "划归", "en": "Reassign"},
         "ge_kind_upload": {"zh": "文件导入", "en": "Upload"},
         "ge_kind_revert": {"zh": "恢复", "en": "Revert"},
+        "ge_team": {"zh": "网格力量（1+1+Z+N）", "en": "Grid team (1+1+Z+N)"},
+        "ge_team_name": {"zh": "姓名", "en": "Name"},
+        "ge_team_phone": {"zh": "电话", "en": "Phone"},
+        "ge_team_role": {"zh": "角色", "en": "Role"},
+        "ge_team_add": {"zh": "添加成员", "en": "Add member"},
+        "ge_team_remove": {"zh": "移出", "en": "Remove"},
+        "ge_team_confirm": {"zh": "确认移出？", "en": "Remove? Click again"},
+        "ge_team_move": {"zh": "调至网格…", "en": "Move to grid…"},
+        "ge_team_saved": {"zh": "网格力量已更新", "en": "Team updated"},
+        "ge_team_empty": {"zh": "暂无成员", "en": "No members yet"},
+        "ge_team_complete": {"zh": "1+1 已配齐", "en": "1+1 complete"},
+        "ge_team_stale": {
+            "zh": "其他人已修改该成员，已重新加载",
+            "en": "Someone else changed this member; reloaded",
+        },
+        "ge_gaps": {"zh": "力量缺额的网格", "en": "Grids with team gaps"},
+        "ge_gaps_none": {"zh": "辖区内网格均已配齐 1+1", "en": "Every grid in your area has its 1+1"},
+        "ge_gaps_more": {"zh": "另有 {n} 个", "en": "{n} more"},
+        "ge_new_gaps": {"zh": "请为 {code} 配备网格力量：{problems}",
+                        "en": "Assign a team to {code}: {problems}"},
     }
 )
 
@@ -92,8 +112,21 @@ EDIT_DOM = """
     <span id="ge-conflict-text"></span>
     <button id="ge-reload" type="button"></button>
   </div>
+  <section id="ge-team-box" class="ge-team-box" hidden>
+    <h3 id="ge-team-title" class="ge-subtitle"></h3>
+    <div id="ge-team-problems" class="ge-team-problems"></div>
+    <ul id="ge-team" class="ge-team"></ul>
+    <form id="ge-team-add" class="ge-team-add" autocomplete="off">
+      <select id="ge-team-new-role"></select>
+      <input id="ge-team-new-name" type="text" maxlength="40" required>
+      <input id="ge-team-new-phone" type="tel" maxlength="20" required>
+      <button id="ge-team-add-btn" type="submit"></button>
+    </form>
+  </section>
   <h3 id="ge-history-title" class="ge-subtitle"></h3>
   <ol id="ge-history" class="ge-history"></ol>
+  <h3 id="ge-gaps-title" class="ge-subtitle"></h3>
+  <ul id="ge-gaps" class="ge-gaps"></ul>
 </aside>
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import shapely
 from shapely.geometry import mapping
+from sqlalchemy import text
 
 from tests.integration.test_grid_edits import GRID, CommittedGuard, geom_of
 
@@ -104,3 +105,51 @@ def test_stale_save_shows_reload_prompt_and_problem_geometry(page, live_server, 
     assert "neighbouring grid" in page.locator("#ge-message").inner_text()
     assert page.watch.remote_requests() == []
     assert [e for e in page.watch.console_errors if not e.startswith("HTTP ")] == []
+
+
+def test_grid_team_panel_adds_removes_and_fills_posts(page, live_server, engine, committed_team):
+    def state() -> str:
+        return page.evaluate("document.documentElement.dataset.geTeam || ''")
+
+    _open(page, live_server)
+    page.locator(f'path.ge-grid[data-code="{GRID}"]').click(force=True)
+    page.wait_for_function(f"(document.documentElement.dataset.geTeam || '').startsWith('{GRID}:')")
+    size = int(state().split(":")[1])
+    assert page.locator(".ge-team-ok").inner_text() == "1+1 已配齐"
+    assert page.locator(".ge-team-member").count() == size
+
+    # Add a volunteer through the form: the list grows, the phone comes back as digits.
+    page.locator("#ge-team-new-name").fill("浏览器志愿者")
+    page.locator("#ge-team-new-phone").fill("138 0000 5678")
+    page.locator("#ge-team-add-btn").click()
+    page.wait_for_function(f"document.documentElement.dataset.geTeam === '{GRID}:{size + 1}:'")
+    added = page.locator(".ge-team-member", has_text="浏览器志愿者")
+    assert added.locator(".ge-team-phone").inner_text() == "13800005678"
+    assert added.get_attribute("data-role") == "volunteer"
+
+    # Removing the leader takes two clicks; the gap shows on the team and in the gaps list.
+    remove = page.locator('.ge-team-member[data-role="leader"] .ge-team-remove')
+    remove.click()
+    assert remove.inner_text() == "确认移出？"
+    assert page.evaluate("document.documentElement.dataset.geTeam") == f"{GRID}:{size + 1}:"
+    remove.click()
+    page.wait_for_function(f"document.documentElement.dataset.geTeam === '{GRID}:{size}:no_leader'")
+    assert page.locator(".ge-team-problem").inner_text() == "缺网格长"
+    page.wait_for_selector(f'.ge-gap[data-code="{GRID}"]')
+
+    # The new volunteer becomes the leader: complete again, and off the gaps list.
+    added.locator(".ge-team-role").select_option("leader")
+    page.wait_for_function(f"document.documentElement.dataset.geTeam === '{GRID}:{size}:'")
+    page.wait_for_selector(f'.ge-gap[data-code="{GRID}"]', state="detached")
+    assert page.watch.remote_requests() == []
+    assert page.watch.console_errors == []
+
+    # Someone else changes a member meanwhile: the stale change is refused and reloaded.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE grid_workers SET name = '别人改的', version = version + 1 "
+                          "WHERE name = '浏览器志愿者'"))
+    page.watch.expect_errors = True
+    page.locator(".ge-team-member", has_text="浏览器志愿者").locator(".ge-team-role").select_option("part_time")
+    page.wait_for_selector(".ge-team-member >> text=别人改的")
+    assert "其他人已修改该成员" in page.locator("#ge-message").inner_text()
+    assert page.locator(".ge-team-member", has_text="别人改的").get_attribute("data-role") == "leader"

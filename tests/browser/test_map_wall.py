@@ -258,7 +258,7 @@ def grid_click_point(engine) -> dict:
         grid["workers"] = conn.execute(
             text(
                 "SELECT count(*) FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
-                "WHERE g.code = :c"
+                "WHERE g.code = :c AND w.left_at IS NULL"
             ),
             {"c": grid["code"]},
         ).scalar_one()
@@ -284,6 +284,7 @@ def test_clicking_a_grid_opens_its_panel_with_the_database_counts(page, live_ser
         assert digits(cell) == grid[key], key
     assert panel.locator(".wall-team li").count() == grid["workers"]
     assert panel.locator(".wall-team-phone").count() == grid["workers"]
+    assert panel.locator(".wall-team-problem").count() == 0  # the demo teams are all "1+1"
     cams = panel.locator('.wall-grid-cameras tr[data-key="cameras"] td').inner_text()
     assert digits(cams) == grid["cameras"]
     # "Show cameras" rings exactly the grid's cameras.
@@ -558,4 +559,19 @@ def test_gcj02_tiles_shift_overlays_and_unshift_clicks(page, gcj_server, engine)
     assert haversine_m(back["lon"], back["lat"], grid["lon"], grid["lat"]) < 0.5
     page.mouse.click(point["x"], point["y"])
     page.wait_for_function(PANEL_IS, arg=f"grid:{grid['code']}")
+    assert page.watch.console_errors == []
+
+
+def test_a_grid_without_its_leader_is_flagged_in_its_panel(page, live_server, engine, committed_team):
+    from tests.integration.test_teams import GRID
+
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE grid_workers SET left_at = now() WHERE role = 'leader' AND grid_id = "
+                          "(SELECT id FROM grids WHERE code = :c)"), {"c": GRID})
+    open_wall(page, live_server)
+    page.evaluate("code => gridmapWall.api.openGrid(code)", GRID)
+    page.wait_for_function(PANEL_IS, arg=f"grid:{GRID}")
+    panel = page.locator("#wall-panel")
+    assert panel.locator(".wall-team-problem").inner_text() == "缺网格长"
+    assert panel.locator('.wall-team li[data-role="leader"]').count() == 0
     assert page.watch.console_errors == []

@@ -35,7 +35,7 @@ def _context(body: dict[str, Any] | None = None) -> grid_edits.EditContext:
     reason = (body or {}).get("reason") if body is not None else request.form.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise InvalidInput("reason must be text")
-    # Users and tiers land later; until then the editor is whoever the app says it is.
+    # The sign-in guard names the editor; "anonymous" only outside a signed-in request.
     actor = g.get("user_name") or "anonymous"
     return grid_edits.EditContext(actor=actor, reason=reason or "", prefix=current_prefix())
 

@@ -63,13 +63,15 @@
       var versions = res.data.versions || {};
       var code = S.selected && (res.data.moved && res.data.moved[S.selected]) || (S.selected);
       var v = versions[code];
-      message(t("ge_saved", { v: v === undefined ? "" : v }), "ok");
+      message([t("ge_saved", { v: v === undefined ? "" : v })].concat(gapNotes(res.data.team_gaps)).join("\n"), "ok");
       stopEditing();
       return reloadGrids().then(function () {
         if (code && S.byCode[code]) { return select(code); }
         S.selected = null;
+        S.team = null;
+        $("ge-team-box").hidden = true;
         showSelected();
-      }).then(function () { return res; });
+      }).then(gaps).then(function () { return res; });
     }
     if (res.status === 409) {
       $("ge-conflict").hidden = false;
@@ -88,6 +90,14 @@
     message(text, "error");
     document.documentElement.setAttribute("data-ge-error", String(res.status));
     return Promise.resolve(res);
+  }
+
+  // A split leaves the new grid without a team, a merge may bring two leaders: say so.
+  function gapNotes(gaps) {
+    return Object.keys(gaps || {}).map(function (code) {
+      var problems = gaps[code].map(function (p) { return t("team_" + p); }).join("、");
+      return t("ge_new_gaps", { code: code, problems: problems });
+    });
   }
 
   // ------------------------------------------------------------------ layers
@@ -193,6 +203,8 @@
     clearProblems();
     S.selected = code;
     S.adjacent = null;
+    S.team = null;
+    $("ge-team-box").hidden = true;
     showSelected();
     return api("GET", "/api/grids/" + code + "/adjacent").then(function (res) {
       if (!res.ok) { message(res.data && res.data.reason, "error"); return; }
@@ -208,7 +220,7 @@
       option(comm, "", t("ge_choose"));
       res.data.communities.forEach(function (c) { option(comm, c.code, c.name + " " + c.code); });
       showSelected();
-      return history(code);
+      return Promise.all([history(code), loadTeam(code)]);
     });
   }
 
@@ -397,6 +409,128 @@
     });
   }
 
+  // ------------------------------------------------------------------ team
+
+  var ROLES = ["leader", "full_time", "part_time", "volunteer"];
+
+  function loadTeam(code) {
+    return api("GET", "/api/grids/" + code + "/team").then(function (res) {
+      if (res.ok && S.selected === code) { renderTeam(res.data); }
+      return res;
+    });
+  }
+
+  function renderTeam(team) {
+    S.team = team;
+    $("ge-team-box").hidden = false;
+    var problems = $("ge-team-problems");
+    problems.textContent = "";
+    if (!team.problems.length) {
+      problems.appendChild(el("span", { class: "ge-team-ok", text: t("ge_team_complete") }));
+    }
+    team.problems.forEach(function (p) {
+      problems.appendChild(el("span", { class: "ge-team-problem", "data-problem": p, text: t("team_" + p) }));
+    });
+    var list = $("ge-team");
+    list.textContent = "";
+    if (!team.members.length) { list.appendChild(el("li", { class: "ge-team-empty", text: t("ge_team_empty") })); }
+    var targets = S.adjacent && S.adjacent.code === team.code
+      ? S.adjacent.grids.filter(function (g) { return g.same_community; }) : [];
+    team.members.forEach(function (m) { list.appendChild(memberItem(m, targets)); });
+    document.documentElement.setAttribute("data-ge-team", team.code + ":" + team.members.length + ":" + team.problems.join(","));
+  }
+
+  function memberItem(m, targets) {
+    var role = el("select", { class: "ge-team-role", "aria-label": t("ge_team_role") });
+    ROLES.forEach(function (r) { option(role, r, t(r)); });
+    role.value = m.role;
+    role.addEventListener("change", function () { changeMember(m, { role: role.value }); });
+    var move = el("select", { class: "ge-team-move", "aria-label": t("ge_team_move") });
+    option(move, "", t("ge_team_move"));
+    targets.forEach(function (g) { option(move, g.code, g.name + " " + g.code); });
+    move.disabled = !targets.length;
+    move.addEventListener("change", function () { if (move.value) { moveMember(m, move.value); } });
+    // Two clicks remove (no modal dialog on a map wall): the first one asks.
+    var remove = el("button", { type: "button", class: "ge-team-remove", text: t("ge_team_remove") });
+    remove.addEventListener("click", function () {
+      if (remove.getAttribute("data-armed") !== "1") {
+        remove.setAttribute("data-armed", "1");
+        remove.textContent = t("ge_team_confirm");
+        setTimeout(function () { remove.setAttribute("data-armed", "0"); remove.textContent = t("ge_team_remove"); }, 4000);
+        return;
+      }
+      removeMember(m);
+    });
+    return el("li", { class: "ge-team-member", "data-id": String(m.id), "data-role": m.role }, [
+      el("div", { class: "ge-team-who" }, [
+        el("span", { class: "ge-team-name", text: m.name }),
+        el("span", { class: "ge-team-phone", text: m.phone })
+      ]),
+      el("div", { class: "ge-team-actions" }, [role, move, remove])
+    ]);
+  }
+
+  function memberUrl(m) { return "/api/grids/" + S.team.code + "/team/" + m.id; }
+
+  function teamDone(res) {
+    setBusy(false);
+    if (res.ok) {
+      message(t("ge_team_saved"), "ok");
+      renderTeam(res.data.team || res.data.from);
+      return gaps().then(function () { return res; });
+    }
+    var text = (res.data && res.data.reason) || ("HTTP " + res.status);
+    var stale = res.status === 409 && res.data && res.data.details && res.data.details.current_version;
+    message(stale ? t("ge_team_stale") : text, "error");
+    document.documentElement.setAttribute("data-ge-error", String(res.status));
+    // Put the selects back as the server has them.
+    return (S.team ? loadTeam(S.team.code) : Promise.resolve()).then(function () { return res; });
+  }
+
+  function addMember(fields) {
+    setBusy(true);
+    return api("POST", "/api/grids/" + S.team.code + "/team", fields).then(teamDone);
+  }
+
+  function changeMember(m, changes) {
+    setBusy(true);
+    return api("PATCH", memberUrl(m), changes, ifMatch(m.version)).then(teamDone);
+  }
+
+  function removeMember(m) {
+    setBusy(true);
+    return api("DELETE", memberUrl(m), undefined, ifMatch(m.version)).then(teamDone);
+  }
+
+  function moveMember(m, to) {
+    setBusy(true);
+    return api("POST", memberUrl(m) + "/move", { to: to }, ifMatch(m.version)).then(teamDone);
+  }
+
+  function gaps() {
+    return api("GET", "/api/teams/gaps?limit=30").then(function (res) {
+      var list = $("ge-gaps");
+      list.textContent = "";
+      if (!res.ok) { return res; }
+      if (!res.data.total) { list.appendChild(el("li", { class: "ge-gaps-none", text: t("ge_gaps_none") })); }
+      res.data.grids.forEach(function (g) {
+        var link = el("button", { type: "button", class: "ge-gap-link", text: g.name + " " + g.code });
+        link.addEventListener("click", function () {
+          if (S.byCode[g.code]) { S.map.fitBounds(S.byCode[g.code].getBounds(), { maxZoom: 16 }); }
+          select(g.code);
+        });
+        list.appendChild(el("li", { class: "ge-gap", "data-code": g.code }, [link, el("span", {
+          class: "ge-gap-problems",
+          text: g.problems.map(function (p) { return t("team_" + p); }).join("、")
+        })]));
+      });
+      var more = res.data.total - res.data.grids.length;
+      if (more > 0) { list.appendChild(el("li", { class: "ge-gaps-more", text: t("ge_gaps_more", { n: more }) })); }
+      document.documentElement.setAttribute("data-ge-gaps", String(res.data.total));
+      return res;
+    });
+  }
+
   // ------------------------------------------------------------------ wiring
 
   function label(id, key) { $(id).textContent = t(key); }
@@ -409,6 +543,20 @@
     label("ge-split", "ge_split"); label("ge-merge", "ge_merge"); label("ge-edge", "ge_edge");
     label("ge-reassign", "ge_reassign"); label("ge-neighbour-label", "ge_neighbour");
     label("ge-reload", "ge_reload"); label("ge-history-title", "ge_history");
+    label("ge-team-title", "ge_team"); label("ge-team-add-btn", "ge_team_add");
+    label("ge-gaps-title", "ge_gaps");
+    $("ge-team-new-name").setAttribute("placeholder", t("ge_team_name"));
+    $("ge-team-new-phone").setAttribute("placeholder", t("ge_team_phone"));
+    ROLES.forEach(function (r) { option($("ge-team-new-role"), r, t(r)); });
+    $("ge-team-new-role").value = "volunteer";
+    $("ge-team-add").addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!S.team) { return; }
+      addMember({ role: $("ge-team-new-role").value, name: $("ge-team-new-name").value,
+                  phone: $("ge-team-new-phone").value }).then(function (res) {
+        if (res.ok) { $("ge-team-new-name").value = ""; $("ge-team-new-phone").value = ""; }
+      });
+    });
     fillNeighbours([]);
     // Keep map gestures off the panel.
     L.DomEvent.disableClickPropagation($("ge-panel"));
@@ -466,6 +614,7 @@
       if (S.grids && data.features.length) { map.fitBounds(S.grids.getBounds(), { padding: [10, 10] }); }
       S.ready = true;
       document.documentElement.setAttribute("data-ge-ready", "1");
+      return gaps();
     }).catch(function (err) {
       message(t("load_failed") + ": " + err, "error");
     });
@@ -475,6 +624,7 @@
     init: init, select: select, reload: reload, startEditing: startEditing,
     saveGeometry: saveGeometry, split: split, merge: merge, moveEdge: moveEdge,
     reassign: reassign, revert: revert, history: history, compare: compare,
-    showVersion: showVersion, state: S
+    showVersion: showVersion, loadTeam: loadTeam, addMember: addMember, changeMember: changeMember,
+    removeMember: removeMember, moveMember: moveMember, gaps: gaps, state: S
   };
 })();

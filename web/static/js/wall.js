@@ -1216,7 +1216,8 @@
           return [k, fmtNum(cats[k])];
         }))]));
       }
-      body.appendChild(section(t("team"), [teamList(grid.workers || [])]));
+      body.appendChild(section(t("team"), [teamProblems(grid.team_problems || []),
+                                           teamList(grid.workers || [])]));
       var camBox = el("div", { class: "wall-grid-cameras" });
       body.appendChild(section(t("wall_grid_cameras"), [camBox], "wall-section-cameras"));
       S.panel.cams = cams;
@@ -1225,6 +1226,13 @@
       extraSections(body, "grid", { code: code }, token);
       setFlag("wall-panel", "grid:" + code);
     }).catch(function () { if (!stale(token)) { body.textContent = t("load_failed"); } });
+  }
+
+  // A grid without its "1+1" (after a split, a vacancy) is flagged where the team is listed.
+  function teamProblems(problems) {
+    return el("div", { class: "wall-team-problems" }, problems.map(function (p) {
+      return el("span", { class: "wall-team-problem", "data-problem": p, text: t("team_" + p) });
+    }));
   }
 
   function teamList(workers) {
@@ -1777,6 +1785,7 @@
     },
     toScreen: function (lon, lat) { var p = S.map.latLngToContainerPoint(toMap(lon, lat)); return { x: p.x, y: p.y }; },
     fromScreen: function (x, y) { return fromMap(S.map.containerPointToLatLng(L.point(x, y))); },
+    openGrid: function (code) { openGridPanel(code); },
     setView: function (lon, lat, zoom) { S.touched = true; S.map.setView(toMap(lon, lat), zoom, { animate: false }); },
     fmtDateTime: fmtDateTime,
     fmtAge: fmtAge

@@ -1,0 +1,402 @@
+"""Grid teams ("1+1+Z+N"): who works each grid, edited without losing anyone's change.
+
+Each grid has one grid leader (网格长) and one full-time grid worker (专职网格员),
+the "1+1", plus any number of part-time workers (Z, 兼职网格员) and volunteers
+(N, 志愿者). Adding a second leader or full-time worker is refused; a grid that
+lacks one (a new grid after a split, a vacancy) or has two (after a merge) is a
+staffing gap, listed for its admins until someone fixes it.
+
+Every member row carries a version: an edit names the version it started from and
+a stale one is a Conflict. A member who leaves is marked, not deleted: their patrol
+records cascade from the row, and matters they reported point at it. The grid's
+row is locked for every change, so two admins cannot both fill the same post.
+Callers own the transaction (commit or roll back).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridmap.errors import Conflict, InvalidInput, NotFound
+
+ROLES = ("leader", "full_time", "part_time", "volunteer")
+ONE_PER_GRID = ("leader", "full_time")  # the "1+1"
+MAX_MEMBERS = 60
+MAX_NAME = 40
+MAX_PAGE = 500
+FIELDS = ("role", "name", "phone")
+# Mainland mobile numbers, or landlines with their area code (0537 is Jining's).
+MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
+LANDLINE_RE = re.compile(r"^0[1-9][0-9]{1,2}[0-9]{7,8}$")
+_ROLE_ORDER = "array_position(ARRAY['leader','full_time','part_time','volunteer']::text[], w.role::text)"
+_MEMBER_COLUMNS = "w.id, w.role, w.name, w.phone, w.version, w.updated_at"
+
+
+# --------------------------------------------------------------------------- pure rules
+
+
+def staffing_problems(roles: Iterable[str]) -> list[str]:
+    """Return what keeps a team's roles from being "1+1+Z+N" (e.g. ``no_leader``)."""
+    counts = Counter(roles)
+    problems = []
+    for role in ONE_PER_GRID:
+        if counts[role] == 0:
+            problems.append(f"no_{role}")
+        elif counts[role] > 1:
+            problems.append(f"extra_{role}")
+    return problems
+
+
+def parse_role(value: Any) -> str:
+    """Return a team role, or InvalidInput naming the roles there are."""
+    if not isinstance(value, str) or value not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    return value
+
+
+def parse_name(value: Any) -> str:
+    """Return a member's name: 1–40 printable characters, trimmed."""
+    if not isinstance(value, str):
+        raise InvalidInput("name must be text", field="name")
+    name = unicodedata.normalize("NFC", value).strip()
+    if not name:
+        raise InvalidInput("name must not be empty", field="name")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"name has at most {MAX_NAME} characters", field="name")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise InvalidInput("name must not contain control characters", field="name")
+    return name
+
+
+def parse_phone(value: Any) -> str:
+    """Return a phone number as digits: a mainland mobile, or a landline with area code."""
+    if not isinstance(value, str):
+        raise InvalidInput("phone must be text", field="phone")
+    digits = re.sub(r"[\s-]", "", value)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    if not (MOBILE_RE.match(digits) or LANDLINE_RE.match(digits)):
+        raise InvalidInput(
+            "phone must be a mobile number (11 digits) or a landline with its area code",
+            field="phone",
+        )
+    return digits
+
+
+def parse_member(body: Mapping[str, Any], *, partial: bool = False) -> dict[str, str]:
+    """Return the checked member fields of a request body (all of them unless ``partial``)."""
+    unknown = set(body) - {*FIELDS, "version", "to"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+    parsers = {"role": parse_role, "name": parse_name, "phone": parse_phone}
+    fields = {}
+    for name in FIELDS:
+        if name in body:
+            fields[name] = parsers[name](body[name])
+        elif not partial:
+            raise InvalidInput(f"missing field {name!r}", field=name)
+    if partial and not fields:
+        raise InvalidInput("say what to change: role, name or phone")
+    return fields
+
+
+def parse_member_version(value: Any) -> int:
+    """Return the member version an edit started from."""
+    if isinstance(value, str) and value.strip().strip('"').isdigit():
+        value = int(value.strip().strip('"'))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        raise InvalidInput("version must be the member's version you edited (a positive integer)",
+                           field="version")
+    return value
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def _check_code(code: Any, prefix: str) -> str:
+    if not (isinstance(code, str) and code.isascii() and code.isdigit() and len(code) == 15):
+        raise InvalidInput("a grid code has 15 digits", code=str(code)[:40])
+    if not code.startswith(prefix or ""):
+        raise NotFound("no such grid", code=code)  # outside the jurisdiction: not leaked
+    return code
+
+
+def _grid(session: Session, code: str) -> Mapping[str, Any]:
+    row = session.execute(
+        text(
+            "SELECT g.id, g.code, g.name, c.code AS community_code, c.name AS community_name "
+            "FROM grids g JOIN communities c ON c.id = g.community_id WHERE g.code = :c"
+        ),
+        {"c": code},
+    ).mappings().first()
+    if row is None:
+        raise NotFound("no such grid", code=code)
+    return row
+
+
+def _lock_grids(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    """Lock the grids' rows in id order (no deadlock between two moves); return their ids."""
+    rows = session.execute(
+        text("SELECT id, code FROM grids WHERE code = ANY(:c) ORDER BY id FOR NO KEY UPDATE"),
+        {"c": list(codes)},
+    ).all()
+    found = {code: gid for gid, code in rows}
+    for code in codes:
+        if code not in found:
+            raise NotFound("no such grid", code=code)
+    return found
+
+
+def _members(session: Session, grid_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            f"SELECT {_MEMBER_COLUMNS} FROM grid_workers w "
+            f"WHERE w.grid_id = :g AND w.left_at IS NULL ORDER BY {_ROLE_ORDER}, w.id"
+        ),
+        {"g": grid_id},
+    ).mappings()
+    return [_member_dict(r) for r in rows]
+
+
+def _member_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    updated = out.get("updated_at")
+    out["updated_at"] = updated.isoformat() if isinstance(updated, datetime) else updated
+    return out
+
+
+def team(session: Session, code: str, *, prefix: str = "") -> dict[str, Any]:
+    """Return a grid's current team, its staffing problems and the counts per role."""
+    grid = _grid(session, _check_code(code, prefix))
+    members = _members(session, grid["id"])
+    roles = Counter(m["role"] for m in members)
+    return {
+        "code": grid["code"],
+        "name": grid["name"],
+        "community_code": grid["community_code"],
+        "community_name": grid["community_name"],
+        "members": members,
+        "counts": {role: roles[role] for role in ROLES},
+        "problems": staffing_problems(m["role"] for m in members),
+    }
+
+
+def problems_by_grid(session: Session, grid_ids: Sequence[int]) -> dict[str, list[str]]:
+    """Return the staffing problems of those grids that have any, by grid code."""
+    if not grid_ids:
+        return {}
+    rows = session.execute(
+        text(
+            "SELECT g.code, array_remove(array_agg(w.role::text), NULL) FROM grids g "
+            "LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL "
+            "WHERE g.id = ANY(:ids) GROUP BY g.code"
+        ),
+        {"ids": list(grid_ids)},
+    ).all()
+    out = {code: staffing_problems(roles or []) for code, roles in rows}
+    return {code: problems for code, problems in sorted(out.items()) if problems}
+
+
+def gaps(session: Session, *, prefix: str = "", offset: int = 0, limit: int = 100) -> dict[str, Any]:
+    """Return the grids in the jurisdiction whose team is not "1+1", by grid code, paged."""
+    if not 0 < limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be within 1–{MAX_PAGE}")
+    if offset < 0:
+        raise InvalidInput("offset must be ≥ 0")
+    rows = session.execute(
+        text(
+            """
+            WITH staffed AS (
+              SELECT g.code, g.name, c.code AS community_code, c.name AS community_name,
+                     count(*) FILTER (WHERE w.role = 'leader') AS leaders,
+                     count(*) FILTER (WHERE w.role = 'full_time') AS full_time,
+                     count(w.id) AS members
+              FROM grids g
+              JOIN communities c ON c.id = g.community_id
+              LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL
+              WHERE g.code LIKE :prefix || '%'
+              GROUP BY g.code, g.name, c.code, c.name
+            )
+            SELECT *, count(*) OVER () AS total FROM staffed
+            WHERE leaders <> 1 OR full_time <> 1
+            ORDER BY code OFFSET :offset LIMIT :limit
+            """
+        ),
+        {"prefix": prefix, "offset": offset, "limit": limit},
+    ).mappings().all()
+    total = rows[0]["total"] if rows else _gap_total(session, prefix)
+    items = []
+    for r in rows:
+        roles = ["leader"] * r["leaders"] + ["full_time"] * r["full_time"]
+        items.append({
+            "code": r["code"], "name": r["name"], "community_code": r["community_code"],
+            "community_name": r["community_name"], "members": r["members"],
+            "problems": staffing_problems(roles),
+        })
+    return {"total": int(total), "offset": offset, "limit": limit, "grids": items}
+
+
+def _gap_total(session: Session, prefix: str) -> int:
+    # Past the last page the window count is gone; count again so `total` stays true.
+    return int(session.execute(
+        text(
+            """
+            SELECT count(*) FROM (
+              SELECT g.id FROM grids g
+              LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL
+              WHERE g.code LIKE :prefix || '%'
+              GROUP BY g.id
+              HAVING count(*) FILTER (WHERE w.role = 'leader') <> 1
+                  OR count(*) FILTER (WHERE w.role = 'full_time') <> 1
+            ) x
+            """
+        ),
+        {"prefix": prefix},
+    ).scalar_one())
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def _current_member(session: Session, grid_id: int, code: str, member_id: Any) -> dict[str, Any]:
+    if isinstance(member_id, bool) or not isinstance(member_id, int):
+        raise InvalidInput("a member id is an integer", field="id")
+    row = session.execute(
+        text(
+            f"SELECT {_MEMBER_COLUMNS} FROM grid_workers w "
+            "WHERE w.id = :id AND w.grid_id = :g AND w.left_at IS NULL"
+        ),
+        {"id": member_id, "g": grid_id},
+    ).mappings().first()
+    if row is None:
+        raise NotFound("no such member in this grid's team", code=code, id=member_id)
+    return _member_dict(row)
+
+
+def _check_version(member: Mapping[str, Any], version: int, code: str) -> None:
+    if member["version"] != version:
+        raise Conflict(
+            f"someone else changed this member (now version {member['version']}, "
+            f"you edited version {version}); reload the team",
+            code=code, id=member["id"], current_version=member["version"],
+            expected_version=version, current=dict(member),
+        )
+
+
+def _check_post_free(session: Session, grid_id: int, code: str, role: str,
+                     except_id: int | None = None) -> None:
+    """Refuse a second leader or full-time worker in one grid."""
+    if role not in ONE_PER_GRID:
+        return
+    holder = session.execute(
+        text(
+            "SELECT id FROM grid_workers WHERE grid_id = :g AND role = :r AND left_at IS NULL "
+            "AND id IS DISTINCT FROM :x ORDER BY id LIMIT 1"
+        ),
+        {"g": grid_id, "r": role, "x": except_id},
+    ).scalar()
+    if holder is not None:
+        raise Conflict(
+            f"grid {code} already has a {role.replace('_', '-')} worker (member {holder}); "
+            "move them or change their role first",
+            code=code, role=role, holder=holder,
+        )
+
+
+def add_member(session: Session, code: str, body: Mapping[str, Any], *,
+               prefix: str = "") -> dict[str, Any]:
+    """Add a member to a grid's team; return the new member and the team."""
+    code = _check_code(code, prefix)
+    fields = parse_member(body)
+    if "version" in body or "to" in body:
+        raise InvalidInput("a new member has no version or destination")
+    grid_id = _lock_grids(session, [code])[code]
+    _check_post_free(session, grid_id, code, fields["role"])
+    size = session.execute(
+        text("SELECT count(*) FROM grid_workers WHERE grid_id = :g AND left_at IS NULL"),
+        {"g": grid_id},
+    ).scalar_one()
+    if size >= MAX_MEMBERS:
+        raise Conflict(f"a team has at most {MAX_MEMBERS} members", code=code)
+    member_id = session.execute(
+        text(
+            "INSERT INTO grid_workers (grid_id, role, name, phone) "
+            "VALUES (:g, :role, :name, :phone) RETURNING id"
+        ),
+        {"g": grid_id, **fields},
+    ).scalar_one()
+    return {"member": _current_member(session, grid_id, code, member_id),
+            "team": team(session, code)}
+
+
+def update_member(session: Session, code: str, member_id: int, body: Mapping[str, Any], *,
+                  prefix: str = "") -> dict[str, Any]:
+    """Change a member's role, name or phone; ``body['version']`` is the version edited."""
+    code = _check_code(code, prefix)
+    if "to" in body:
+        raise InvalidInput("to move a member to another grid, use move")
+    version = parse_member_version(body.get("version"))
+    changes = parse_member({k: v for k, v in body.items() if k != "version"}, partial=True)
+    grid_id = _lock_grids(session, [code])[code]
+    member = _current_member(session, grid_id, code, member_id)
+    _check_version(member, version, code)
+    if changes.get("role", member["role"]) != member["role"]:
+        _check_post_free(session, grid_id, code, changes["role"], except_id=member_id)
+    session.execute(
+        text(
+            "UPDATE grid_workers SET role = :role, name = :name, phone = :phone, "
+            "version = version + 1, updated_at = now() WHERE id = :id"
+        ),
+        {**{k: member[k] for k in FIELDS}, **changes, "id": member_id},
+    )
+    return {"member": _current_member(session, grid_id, code, member_id),
+            "team": team(session, code)}
+
+
+def remove_member(session: Session, code: str, member_id: int, version: int, *,
+                  prefix: str = "") -> dict[str, Any]:
+    """Mark a member as having left the team (kept for the patrols and matters they made)."""
+    code = _check_code(code, prefix)
+    grid_id = _lock_grids(session, [code])[code]
+    member = _current_member(session, grid_id, code, member_id)
+    _check_version(member, version, code)
+    session.execute(
+        text(
+            "UPDATE grid_workers SET left_at = now(), version = version + 1, updated_at = now() "
+            "WHERE id = :id"
+        ),
+        {"id": member_id},
+    )
+    return {"removed": member_id, "team": team(session, code)}
+
+
+def move_member(session: Session, code: str, member_id: int, version: int, to_code: Any, *,
+                prefix: str = "") -> dict[str, Any]:
+    """Move a member to another grid's team in the same jurisdiction, keeping their role."""
+    code = _check_code(code, prefix)
+    if not isinstance(to_code, str):
+        raise InvalidInput("to must be a grid code", field="to")
+    to_code = _check_code(to_code, prefix)
+    if to_code == code:
+        raise InvalidInput("the member is already in this grid's team", field="to")
+    ids = _lock_grids(session, [code, to_code])
+    member = _current_member(session, ids[code], code, member_id)
+    _check_version(member, version, code)
+    _check_post_free(session, ids[to_code], to_code, member["role"])
+    session.execute(
+        text(
+            "UPDATE grid_workers SET grid_id = :to, version = version + 1, updated_at = now() "
+            "WHERE id = :id"
+        ),
+        {"to": ids[to_code], "id": member_id},
+    )
+    return {"member": _current_member(session, ids[to_code], to_code, member_id),
+            "from": team(session, code), "to": team(session, to_code)}

@@ -1,0 +1,342 @@
+"""Grid teams on the real PostGIS: the API, "1+1" posts, versions, scope, leaving without
+losing patrols, gaps after a split or merge, concurrent admins, and bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from shapely.geometry import LineString, mapping
+from sqlalchemy import text
+
+from gridmap import teams
+from gridmap.errors import Conflict
+from tests.integration.test_grid_edits import geom_of, same_community_neighbour
+
+GRID = "370812001001002"  # 东永安社区第二网格 (鼓楼街道)
+OTHER_COMMUNITY_GRID = "370812001002001"  # same town, another community
+OTHER_TOWN_GRID = "370812100201001"  # 大安镇
+NEW = {"role": "volunteer", "name": "张志愿", "phone": "138 0000 1234"}
+
+
+def members(session, code: str) -> list[tuple]:
+    return session.execute(text(
+        "SELECT w.id, w.role, w.name, w.phone, w.version, w.left_at IS NULL FROM grid_workers w "
+        "JOIN grids g ON g.id = w.grid_id WHERE g.code = :c ORDER BY w.id"), {"c": code}).all()
+
+
+def member_of(client, code: str, role: str) -> dict:
+    return next(m for m in client.get(f"/api/grids/{code}/team").get_json()["members"]
+                if m["role"] == role)
+
+
+def test_a_grid_team_is_1_1_z_n_with_versions(client):
+    resp = client.get(f"/api/grids/{GRID}/team")
+    assert resp.status_code == 200
+    team = resp.get_json()
+    assert team["code"] == GRID and team["community_code"] == GRID[:12]
+    assert team["counts"]["leader"] == 1 and team["counts"]["full_time"] == 1
+    assert team["problems"] == []
+    roles = [m["role"] for m in team["members"]]
+    assert roles == sorted(roles, key=teams.ROLES.index)  # leader first, volunteers last
+    assert all(m["version"] == 1 and m["id"] > 0 for m in team["members"])
+
+
+def test_add_change_and_remove_a_member(client, session):
+    resp = client.post(f"/api/grids/{GRID}/team", json=NEW)
+    assert resp.status_code == 201, resp.get_json()
+    member = resp.get_json()["member"]
+    assert member["phone"] == "13800001234" and member["version"] == 1
+    assert resp.headers["ETag"] == '"1"'
+    assert member["id"] in {m["id"] for m in resp.get_json()["team"]["members"]}
+
+    resp = client.patch(f"/api/grids/{GRID}/team/{member['id']}", json={"name": "张志"},
+                        headers={"If-Match": '"1"'})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["member"]["name"] == "张志" and resp.headers["ETag"] == '"2"'
+
+    resp = client.delete(f"/api/grids/{GRID}/team/{member['id']}?version=2")
+    assert resp.status_code == 200, resp.get_json()
+    assert member["id"] not in {m["id"] for m in resp.get_json()["team"]["members"]}
+    # Kept, marked as having left: patrols and reported matters still point at the row.
+    row = next(r for r in members(session, GRID) if r[0] == member["id"])
+    assert row[2] == "张志" and row[4] == 3 and row[5] is False
+
+
+def test_a_second_leader_is_refused_naming_the_holder(client, session):
+    leader = member_of(client, GRID, "leader")
+    before = members(session, GRID)
+    resp = client.post(f"/api/grids/{GRID}/team", json={**NEW, "role": "leader"})
+    assert resp.status_code == 409
+    assert resp.get_json()["details"]["holder"] == leader["id"]
+    volunteer = member_of(client, GRID, "volunteer")
+    resp = client.patch(f"/api/grids/{GRID}/team/{volunteer['id']}",
+                        json={"role": "full_time", "version": volunteer["version"]})
+    assert resp.status_code == 409 and "full-time" in resp.get_json()["reason"]
+    assert members(session, GRID) == before
+    # Changing the leader into a leader again is not a second leader.
+    resp = client.patch(f"/api/grids/{GRID}/team/{leader['id']}",
+                        json={"role": "leader", "phone": "0537-3412345", "version": 1})
+    assert resp.status_code == 200 and resp.get_json()["member"]["phone"] == "05373412345"
+
+
+def test_a_vacant_post_can_be_filled_and_the_gap_is_listed_until_then(client):
+    gaps_before = client.get("/api/teams/gaps").get_json()
+    leader = member_of(client, GRID, "leader")
+    resp = client.delete(f"/api/grids/{GRID}/team/{leader['id']}", headers={"If-Match": '"1"'})
+    assert resp.get_json()["team"]["problems"] == ["no_leader"]
+    gaps = client.get("/api/teams/gaps").get_json()
+    assert gaps["total"] == gaps_before["total"] + 1
+    assert {"code": GRID, "problems": ["no_leader"]}.items() <= next(
+        g for g in gaps["grids"] if g["code"] == GRID).items()
+    assert client.get(f"/api/grids/{GRID}").get_json()["team_problems"] == ["no_leader"]
+    resp = client.post(f"/api/grids/{GRID}/team", json={**NEW, "role": "leader"})
+    assert resp.status_code == 201 and resp.get_json()["team"]["problems"] == []
+    assert client.get("/api/teams/gaps").get_json()["total"] == gaps_before["total"]
+
+
+def test_gaps_are_paged_and_keep_their_total_past_the_end(client, session):
+    session.execute(text(
+        "UPDATE grid_workers SET left_at = now() WHERE role = 'leader' AND grid_id IN "
+        "(SELECT id FROM grids WHERE code LIKE '370812001001%')"))
+    first = client.get("/api/teams/gaps?limit=2").get_json()
+    assert first["total"] >= 3 and len(first["grids"]) == 2
+    assert [g["code"] for g in first["grids"]] == sorted(g["code"] for g in first["grids"])
+    second = client.get("/api/teams/gaps?limit=2&offset=2").get_json()
+    assert not {g["code"] for g in first["grids"]} & {g["code"] for g in second["grids"]}
+    past = client.get(f"/api/teams/gaps?offset={first['total'] + 5}").get_json()
+    assert past["grids"] == [] and past["total"] == first["total"]
+
+
+def test_a_stale_change_is_409_with_the_current_member(client, session):
+    volunteer = member_of(client, GRID, "volunteer")
+    url = f"/api/grids/{GRID}/team/{volunteer['id']}"
+    assert client.patch(url, json={"name": "甲", "version": 1}).status_code == 200
+    before = members(session, GRID)
+    resp = client.patch(url, json={"name": "乙", "version": 1})
+    assert resp.status_code == 409
+    details = resp.get_json()["details"]
+    assert details["current_version"] == 2 and details["current"]["name"] == "甲"
+    assert client.delete(url, headers={"If-Match": '"1"'}).status_code == 409
+    assert client.post(url + "/move", json={"to": same_community_neighbour(session), "version": 1}
+                       ).status_code == 409
+    assert members(session, GRID) == before
+
+
+def test_move_keeps_the_role_and_respects_the_destination_posts(client, session):
+    other = same_community_neighbour(session)
+    volunteer = member_of(client, GRID, "volunteer")
+    resp = client.post(f"/api/grids/{GRID}/team/{volunteer['id']}/move",
+                       json={"to": other}, headers={"If-Match": f'"{volunteer["version"]}"'})
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["member"]["role"] == "volunteer" and body["member"]["version"] == 2
+    assert volunteer["id"] in {m["id"] for m in body["to"]["members"]}
+    assert volunteer["id"] not in {m["id"] for m in body["from"]["members"]}
+    leader = member_of(client, GRID, "leader")
+    before = members(session, GRID) + members(session, other)
+    resp = client.post(f"/api/grids/{GRID}/team/{leader['id']}/move", json={"to": other, "version": 1})
+    assert resp.status_code == 409 and resp.get_json()["details"]["code"] == other
+    assert members(session, GRID) + members(session, other) == before
+    for to, status in ((GRID, 400), ("123", 400), (7, 400), ("370812001001999", 404)):
+        resp = client.post(f"/api/grids/{GRID}/team/{leader['id']}/move", json={"to": to, "version": 1})
+        assert resp.status_code == status, (to, resp.get_json())
+    assert members(session, GRID) + members(session, other) == before
+
+
+def test_a_member_who_left_keeps_their_patrols_but_records_no_new_ones(client, session):
+    worker = member_of(client, GRID, "full_time")
+    start = datetime.now(UTC) - timedelta(hours=3)
+    patrol = {"worker_id": worker["id"], "started_at": start.isoformat(),
+              "ended_at": (start + timedelta(hours=1)).isoformat()}
+    assert client.post(f"/api/grids/{GRID}/patrols", json=patrol).status_code == 201
+    count = text("SELECT count(*) FROM grid_patrols WHERE worker_id = :w")
+    patrols = session.execute(count, {"w": worker["id"]}).scalar()
+    assert client.delete(f"/api/grids/{GRID}/team/{worker['id']}?version=1").status_code == 200
+    assert session.execute(count, {"w": worker["id"]}).scalar() == patrols
+    resp = client.post(f"/api/grids/{GRID}/patrols", json=patrol)
+    assert resp.status_code == 400 and resp.get_json()["details"]["field"] == "worker_id"
+    assert client.delete(f"/api/grids/{GRID}/team/{worker['id']}?version=2").status_code == 404
+
+
+@pytest.mark.parametrize(("user", "code", "status"), [
+    ("gulou-gridadmin", GRID, 201),
+    ("community-gridadmin", GRID, 201),
+    ("community-operator", OTHER_COMMUNITY_GRID, 404),
+    ("daan-operator", GRID, 404),
+    ("police-operator", GRID, 404),
+    ("district-viewer", GRID, 403),
+    ("gulou-patrol", GRID, 403),
+])
+def test_team_edits_are_scoped_and_need_an_editing_role(client_as, session, user, code, status):
+    before = members(session, code)
+    resp = client_as(user).post(f"/api/grids/{code}/team", json=NEW)
+    assert resp.status_code == status, resp.get_json()
+    if status != 201:
+        assert members(session, code) == before
+
+
+def test_moving_into_another_jurisdiction_is_404(client_as, session):
+    client = client_as("community-gridadmin")
+    volunteer = member_of(client, GRID, "volunteer")
+    before = members(session, GRID)
+    for to in (OTHER_COMMUNITY_GRID, OTHER_TOWN_GRID):
+        resp = client.post(f"/api/grids/{GRID}/team/{volunteer['id']}/move",
+                           json={"to": to, "version": 1})
+        assert resp.status_code == 404, resp.get_json()
+    assert members(session, GRID) == before
+
+
+def test_gaps_list_only_the_callers_grids(client_as, session):
+    session.execute(text("UPDATE grid_workers SET left_at = now() WHERE role = 'leader' AND grid_id IN "
+                         "(SELECT id FROM grids WHERE code IN (:a, :b))"),
+                    {"a": GRID, "b": OTHER_TOWN_GRID})
+    gulou = client_as("gulou-operator").get("/api/teams/gaps?limit=500").get_json()
+    codes = {g["code"] for g in gulou["grids"]}
+    assert GRID in codes and OTHER_TOWN_GRID not in codes
+    assert all(c.startswith("370812001") for c in codes)
+    assert client_as("police-operator").get("/api/teams/gaps").get_json()["total"] == 0
+
+
+def test_a_member_of_another_grid_is_not_found_here(client, session):
+    other = same_community_neighbour(session)
+    stranger = member_of(client, other, "volunteer")
+    before = members(session, other)
+    url = f"/api/grids/{GRID}/team/{stranger['id']}"
+    assert client.patch(url, json={"name": "x", "version": 1}).status_code == 404
+    assert client.delete(url + "?version=1").status_code == 404
+    assert client.post(url + "/move", json={"to": other, "version": 1}).status_code == 404
+    assert members(session, other) == before
+
+
+BAD_ADDS = [
+    ({"role": "volunteer", "name": "王"}, 400, "phone"),
+    ({**NEW, "role": "captain"}, 400, "role"),
+    ({**NEW, "phone": "12345"}, 400, "phone"),
+    ({**NEW, "name": " "}, 400, "name"),
+    ({**NEW, "name": "王" * 41}, 400, "name"),
+    ({**NEW, "id_card": "370812199001011234"}, 400, "unknown"),
+    ({**NEW, "version": 3}, 400, "version"),
+    ([NEW], 400, "object"),
+    ({**NEW, "name": "王" * 3000}, 413, ""),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "word"), BAD_ADDS)
+def test_bad_additions_are_4xx_with_a_reason_and_change_nothing(client, session, body, status, word):
+    before = members(session, GRID)
+    resp = client.post(f"/api/grids/{GRID}/team", json=body)
+    assert resp.status_code == status, resp.get_json()
+    assert word in resp.get_json()["reason"]
+    assert members(session, GRID) == before
+
+
+@pytest.mark.parametrize(("body", "headers", "word"), [
+    ({"name": "王"}, {}, "version"),
+    ({"name": "王", "version": "x"}, {}, "version"),
+    ({"name": "王", "version": True}, {}, "version"),
+    ({"name": "王", "version": 1}, {"If-Match": '"2"'}, "disagree"),
+    ({"version": 1}, {}, "say what to change"),
+    ({"phone": "1", "version": 1}, {}, "phone"),
+    ({"to": GRID, "version": 1}, {}, "move"),
+])
+def test_bad_changes_are_400_and_change_nothing(client, session, body, headers, word):
+    volunteer = member_of(client, GRID, "volunteer")
+    before = members(session, GRID)
+    resp = client.patch(f"/api/grids/{GRID}/team/{volunteer['id']}", json=body, headers=headers)
+    assert resp.status_code == 400, resp.get_json()
+    assert word in resp.get_json()["reason"]
+    assert members(session, GRID) == before
+
+
+def test_malformed_codes_and_ids(client):
+    assert client.get("/api/grids/37081200100100/team").status_code == 400
+    assert client.get("/api/grids/370812001001999/team").status_code == 404
+    assert client.patch(f"/api/grids/{GRID}/team/abc", json={}).status_code == 404
+    assert client.get("/api/teams/gaps?limit=0").status_code == 400
+    assert client.get("/api/teams/gaps?offset=x").status_code == 400
+
+
+def test_team_edits_are_audited_without_names_or_phones(client, session):
+    resp = client.post(f"/api/grids/{GRID}/team", json=NEW)
+    assert resp.status_code == 201
+    row = session.execute(text(
+        "SELECT action, path, detail FROM audit_log WHERE path = :p ORDER BY id DESC LIMIT 1"),
+        {"p": f"/api/grids/{GRID}/team"}).one()
+    assert row.action == "data.edit"
+    logged = json.dumps([row.path, row.detail], ensure_ascii=False)
+    assert NEW["name"] not in logged and "13800001234" not in logged
+
+
+def test_a_split_reports_the_new_grid_without_a_team_and_a_merge_two_leaders(client, session):
+    g = geom_of(session, GRID)
+    x0, y0, x1, y1 = g.bounds
+    line = LineString([(x0 - 0.001, (y0 + y1) / 2), (x1 + 0.001, (y0 + y1) / 2 + 0.0002)])
+    resp = client.post(f"/api/grids/{GRID}/split", json={"line": mapping(line), "reason": "新建小区"},
+                       headers={"If-Match": '"1"'})
+    assert resp.status_code == 200, resp.get_json()
+    (new,) = resp.get_json()["created"]
+    assert resp.get_json()["team_gaps"] == {new: ["no_leader", "no_full_time"]}
+    volunteer = member_of(client, GRID, "volunteer")
+    client.post(f"/api/grids/{GRID}/team/{volunteer['id']}/move", json={"to": new, "version": 1})
+    assert client.post(f"/api/grids/{new}/team", json={**NEW, "role": "leader"}).status_code == 201
+
+    # Merged back: both leaders come along, one full-time worker.
+    versions = {c: client.get(f"/api/grids/{c}/adjacent").get_json()["version"] for c in (GRID, new)}
+    resp = client.post("/api/grids/merge", json={"codes": [GRID, new], "versions": versions,
+                                                 "reason": "合并"})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["team_gaps"] == {GRID: ["extra_leader"]}
+    counts = client.get(f"/api/grids/{GRID}/team").get_json()["counts"]
+    assert counts["leader"] == 2 and counts["full_time"] == 1
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_two_admins_filling_one_vacant_post_one_wins(engine, committed_team):
+    team = [r for r in committed_team if r.grid_code == GRID]
+    from gridmap import db
+
+    factory = db.session_factory(engine)
+    leader = next(r for r in team if r.role == "leader" and r.left_at is None)
+    with factory() as s:
+        teams.remove_member(s, GRID, leader.id, leader.version)
+        s.commit()
+    first, outcome = factory(), {}
+    first_pid = first.execute(text("SELECT pg_backend_pid()")).scalar()
+    teams.add_member(first, GRID, {**NEW, "role": "leader"})  # holds the grid's row lock
+
+    def second() -> None:
+        with factory() as s:
+            outcome["pid"] = s.execute(text("SELECT pg_backend_pid()")).scalar()
+            try:
+                teams.add_member(s, GRID, {**NEW, "role": "leader", "name": "李四"})
+                s.commit()
+                outcome["result"] = "committed"
+            except Conflict as exc:
+                s.rollback()
+                outcome["result"] = exc
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with engine.connect() as watch:
+        for _ in range(200):
+            if watch.execute(text("SELECT :w = ANY(pg_blocking_pids(:p))"),
+                             {"w": first_pid, "p": outcome.get("pid", 0)}).scalar():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second admin was never blocked by the first")
+    first.commit()
+    first.close()
+    thread.join(timeout=60)
+    assert isinstance(outcome["result"], Conflict)
+    with engine.connect() as conn:
+        leaders = conn.execute(text(
+            "SELECT w.name FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+            "WHERE g.code = :c AND w.role = 'leader' AND w.left_at IS NULL"), {"c": GRID}).scalars().all()
+    assert leaders == [NEW["name"]]

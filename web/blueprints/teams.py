@@ -1,0 +1,205 @@
+"""Grid teams API: the "1+1+Z+N" members of a grid, and the grids whose team has gaps.
+
+Changes name the member version they started from (``If-Match: "<version>"`` or a
+``version`` field); a stale one is 409 with the current member. A second leader or
+full-time worker in one grid is 409 naming the holder. Grids outside the caller's
+jurisdiction are 404, as if they did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from gridmap import teams
+from gridmap.errors import InvalidInput
+from web.database import get_session
+from web.params import int_arg, json_object
+from web.scope import current_prefix
+
+bp = Blueprint("teams", __name__)
+
+MAX_BODY = 4096
+
+
+def _version(body: dict[str, Any]) -> int:
+    """Return the member version from If-Match, ?version= or the body (they must agree)."""
+    given = [v for v in (request.headers.get("If-Match"), request.args.get("version"),
+                         body.get("version")) if v is not None]
+    if not given:
+        raise InvalidInput('say which version you edited: If-Match: "<version>" or "version"')
+    values = {teams.parse_member_version(v) for v in given}
+    if len(values) > 1:
+        raise InvalidInput("the versions given disagree")
+    return values.pop()
+
+
+def _with_etag(result: dict[str, Any], status: int = 200) -> Response:
+    response = jsonify(result)
+    response.status_code = status
+    member = result.get("member")
+    if member:
+        response.headers["ETag"] = f'"{member["version"]}"'
+    return response
+
+
+@bp.get("/api/grids/<code>/team")
+def get_team(code: str) -> Response:
+    """A grid's team.
+    ---
+    get:
+      summary: The grid's current "1+1+Z+N" team, counts per role and staffing problems
+      description: >
+        problems lists what keeps the team from "1+1": no_leader, no_full_time,
+        extra_leader, extra_full_time. Members carry the version an edit must name.
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+      responses:
+        200: {description: 'code, name, community, members[], counts, problems[]'}
+        404: {description: No such grid in the caller's jurisdiction}
+    """
+    return jsonify(teams.team(get_session(), code, prefix=current_prefix()))
+
+
+@bp.post("/api/grids/<code>/team")
+def add_member(code: str) -> Response:
+    """Add a team member.
+    ---
+    post:
+      summary: Add a member (leader, full_time, part_time or volunteer) to a grid's team
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [role, name, phone]
+              properties:
+                role: {type: string, enum: [leader, full_time, part_time, volunteer]}
+                name: {type: string, maxLength: 40}
+                phone: {type: string, description: 'mobile (11 digits) or landline with area code'}
+      responses:
+        201: {description: 'member (with its version) and the team'}
+        400: {description: A missing or bad field}
+        404: {description: No such grid}
+        409: {description: 'The grid already has a leader (or full-time worker); details.holder'}
+    """
+    body = json_object(MAX_BODY)
+    session = get_session()
+    result = teams.add_member(session, code, body, prefix=current_prefix())
+    session.commit()
+    return _with_etag(result, 201)
+
+
+@bp.patch("/api/grids/<code>/team/<int:member_id>")
+def update_member(code: str, member_id: int) -> Response:
+    """Change a team member.
+    ---
+    patch:
+      summary: Change a member's role, name or phone
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+        - {in: path, name: member_id, required: true, schema: {type: integer}}
+        - {in: header, name: If-Match, schema: {type: string}, description: 'the member version edited'}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                version: {type: integer}
+                role: {type: string, enum: [leader, full_time, part_time, volunteer]}
+                name: {type: string}
+                phone: {type: string}
+      responses:
+        200: {description: 'member and team'}
+        400: {description: A bad field or no version}
+        404: {description: No such member in this grid's team}
+        409: {description: 'Stale version (details.current), or the post is taken'}
+    """
+    body = json_object(MAX_BODY)
+    body = {**body, "version": _version(body)}
+    session = get_session()
+    result = teams.update_member(session, code, member_id, body, prefix=current_prefix())
+    session.commit()
+    return _with_etag(result)
+
+
+@bp.delete("/api/grids/<code>/team/<int:member_id>")
+def remove_member(code: str, member_id: int) -> Response:
+    """Take a member off a team.
+    ---
+    delete:
+      summary: Mark a member as having left the team (their patrols and reports are kept)
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+        - {in: path, name: member_id, required: true, schema: {type: integer}}
+        - {in: header, name: If-Match, schema: {type: string}}
+        - {in: query, name: version, schema: {type: integer}}
+      responses:
+        200: {description: 'removed (the member id) and the team'}
+        404: {description: No such member in this grid's team}
+        409: {description: Stale version}
+    """
+    body = json_object(MAX_BODY, optional=True)
+    session = get_session()
+    result = teams.remove_member(session, code, member_id, _version(body),
+                                 prefix=current_prefix())
+    session.commit()
+    return jsonify(result)
+
+
+@bp.post("/api/grids/<code>/team/<int:member_id>/move")
+def move_member(code: str, member_id: int) -> Response:
+    """Move a member to another grid.
+    ---
+    post:
+      summary: Move a member, with their role, to another grid's team in the jurisdiction
+      parameters:
+        - {in: path, name: code, required: true, schema: {type: string}}
+        - {in: path, name: member_id, required: true, schema: {type: integer}}
+        - {in: header, name: If-Match, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [to]
+              properties:
+                to: {type: string, description: the destination grid's code}
+                version: {type: integer}
+      responses:
+        200: {description: 'member, and the teams it left (from) and joined (to)'}
+        404: {description: No such member, or no such destination grid}
+        409: {description: "Stale version, or the destination's post is taken"}
+    """
+    body = json_object(MAX_BODY)
+    session = get_session()
+    result = teams.move_member(session, code, member_id, _version(body), body.get("to"),
+                               prefix=current_prefix())
+    session.commit()
+    return _with_etag(result)
+
+
+@bp.get("/api/teams/gaps")
+def team_gaps() -> Response:
+    """Grids whose team has gaps.
+    ---
+    get:
+      summary: The grids in the caller's jurisdiction whose team is not "1+1", by code
+      parameters:
+        - {in: query, name: offset, schema: {type: integer, minimum: 0}}
+        - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 500}}
+      responses:
+        200: {description: 'total, offset, limit and grids[] with their problems'}
+        400: {description: Bad paging values}
+    """
+    return jsonify(teams.gaps(
+        get_session(), prefix=current_prefix(),
+        offset=int_arg("offset", 0), limit=int_arg("limit", 100, minimum=1, maximum=teams.MAX_PAGE),
+    ))
