@@ -546,8 +546,13 @@ def _assemble(
     *,
     keep_parts: bool = True,
     created: Sequence[tuple[str, str]] = (),
+    absorbable: Mapping[str, str] | None = None,
 ) -> EditResult:
-    """Union faces per owner, check the rules, conform the neighbours, validate."""
+    """Union faces per owner, check the rules, conform the neighbours, validate.
+
+    ``absorbable`` maps grids that may vanish to the grid that may take all of
+    them (a revert undoing a split); they are retired into it.
+    """
     region, outer = hood.region, hood.outer
     by_owner: dict[str, list[int]] = {}
     for i, owner in enumerate(new_owner):
@@ -556,13 +561,20 @@ def _assemble(
     new: dict[str, MultiPolygon] = {}
     for owner, idx in by_owner.items():
         new[owner] = _union_faces(faces, idx)
+    retired: dict[str, str] = {}
     for code in region:
-        if code not in new:
-            raise EditRefused(
-                f"the edit would leave nothing of grid {code}; merge it instead",
-                code=code,
-                offending=_offending([Problem("removed", region[code], (code,), "would vanish")]),
-            )
+        if code in new:
+            continue
+        taker = (absorbable or {}).get(code)
+        if taker is not None and all(
+                new_owner[i] == taker for i in range(len(faces.owner)) if faces.owner[i] == code):
+            retired[code] = taker
+            continue
+        raise EditRefused(
+            f"the edit would leave nothing of grid {code}; merge it instead",
+            code=code,
+            offending=_offending([Problem("removed", region[code], (code,), "would vanish")]),
+        )
     for code, geom in new.items():
         if area_m2(geom) < MIN_GRID_M2:
             raise EditRefused(
@@ -612,7 +624,8 @@ def _assemble(
     new_grids = tuple(
         NewGrid(community=community_of(src), geom=new[key], source=src) for key, src in created
     )
-    return EditResult(kind=kind, changed=changed, created=new_grids, conformed=frozenset(vertex_only))
+    return EditResult(kind=kind, changed=changed, created=new_grids, retired=retired,
+                      conformed=frozenset(vertex_only))
 
 
 @dataclass
@@ -785,13 +798,16 @@ def replace_boundary(
     district: BaseGeometry | None = None,
     *,
     neighbour: str | None = None,
+    absorbable: Sequence[str] = (),
 ) -> EditResult:
     """Give grid ``code`` a new boundary; neighbours lose what it gains.
 
     Area the grid gives up goes to ``neighbour`` (a grid code), or with
     ``neighbour="auto"`` each freed piece goes to the grid of the same community that
     shares the longest border with it; with no neighbour the edit is refused when
-    any area is freed.
+    any area is freed. A neighbour the new boundary covers entirely is refused,
+    unless it is one of ``absorbable`` (same community): then it is retired into
+    ``code``.
     """
     _require(grids, code)
     new_geom = check_polygonal(new_geom)
@@ -859,7 +875,8 @@ def replace_boundary(
             for i in comp:
                 new_owner[i] = receiver
     _refuse_community_crossing(faces, new_owner, code)
-    result = _assemble("boundary", grids, hood, faces, new_owner)
+    result = _assemble("boundary", grids, hood, faces, new_owner, absorbable={
+        c: code for c in absorbable if c != code and community_of(c) == community_of(code)})
     if code not in result.changed:
         raise EditRefused("the new boundary is the same as the current one", code=code)
     return result

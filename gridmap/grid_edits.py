@@ -736,8 +736,12 @@ def edit_boundary(
     ctx: EditContext,
     neighbour: str | None = None,
     kind: str = "boundary",
+    absorbable: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Give a grid a new boundary (GeoJSON); neighbours give or receive the difference."""
+    """Give a grid a new boundary (GeoJSON); neighbours give or receive the difference.
+
+    Grids in ``absorbable`` that the new boundary covers entirely are retired into it.
+    """
     ctx = ctx.checked()
     check_code(code, ctx.prefix)
     if neighbour not in (None, "auto"):
@@ -747,7 +751,8 @@ def edit_boundary(
     locked = _load(session, [code], ctx, {code: version}, extra=geom, rings=2)
     if neighbour not in (None, "auto") and neighbour not in locked:
         raise editing.EditRefused("the receiving grid does not border the edited area", code=neighbour)
-    result = editing.replace_boundary(_geoms(locked), code, geom, area, neighbour=neighbour)
+    result = editing.replace_boundary(_geoms(locked), code, geom, area, neighbour=neighbour,
+                                      absorbable=absorbable)
     return _store(session, result, locked, ctx, kind, {"code": code, "neighbour": neighbour})
 
 
@@ -844,7 +849,12 @@ def reassign(
 def revert(
     session: Session, code: str, to_version: int, *, version: int, ctx: EditContext
 ) -> dict[str, Any]:
-    """Give a grid the boundary it had at ``to_version`` (an edit like any other)."""
+    """Give a grid the boundary it had at ``to_version`` (an edit like any other).
+
+    Reverting to a version before a split undoes it: a grid split off this one since
+    then, which the old boundary covers entirely, is retired into it (its team and
+    everything in it come back). Any other grid that would vanish is refused.
+    """
     check_code(code, ctx.prefix)
     target = version_geometry(session, code, to_version, prefix=ctx.prefix)
     if target is None:
@@ -857,7 +867,23 @@ def revert(
         ctx=EditContext(ctx.actor, ctx.reason or f"revert to version {to_version}", ctx.prefix),
         neighbour="auto",
         kind="revert",
+        absorbable=_split_off_since(session, code, to_version),
     )
+
+
+def _split_off_since(session: Session, code: str, version: int) -> list[str]:
+    """Return the live grids split off ``code`` after its ``version``."""
+    return list(session.execute(
+        text(
+            """
+            SELECT v.grid_code FROM grid_versions v
+            JOIN grid_versions src ON src.edit_id = v.edit_id AND src.grid_code = :c
+            JOIN grids g ON g.code = v.grid_code
+            WHERE v.attributes->>'split_from' = :c AND v.version = 1 AND src.version > :v
+            """
+        ),
+        {"c": code, "v": version},
+    ).scalars())
 
 
 @_conflict_on_deadlock

@@ -477,6 +477,55 @@ def test_versions_compare_and_revert(client, session):
     assert cached_counts_are_true(session) and coverage_is_valid(session)
 
 
+def test_reverting_to_before_a_split_undoes_it(client, session):
+    original = geom_of(session, GRID)
+    before = totals(session)
+    workers = session.execute(text(
+        "SELECT count(*) FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE g.code = :c"),
+        {"c": GRID}).scalar()
+    x0, y0, x1, y1 = original.bounds
+    line = LineString([(x0 - 0.001, (y0 + y1) / 2), (x1 + 0.001, (y0 + y1) / 2 + 0.0002)])
+    r = client.post(f"/api/grids/{GRID}/split", json={"line": mapping(line), **REASON},
+                    headers={"If-Match": '"1"'})
+    (new,) = r.get_json()["created"]
+    # A member moves to the new grid; the undo brings them back.
+    member = client.get(f"/api/grids/{GRID}/team").get_json()["members"][-1]
+    client.post(f"/api/grids/{GRID}/team/{member['id']}/move", json={"to": new, "version": 1})
+    r = client.post(f"/api/grids/{GRID}/revert", json={"to": 1, **REASON}, headers={"If-Match": '"2"'})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["retired"] == {new: GRID} and r.get_json()["kind"] == "revert"
+    assert editing.area_m2(shapely.symmetric_difference(original, geom_of(session, GRID))) < 0.01
+    assert geom_of(session, new) is None
+    assert totals(session) == before
+    assert session.execute(text(
+        "SELECT count(*) FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE g.code = :c"),
+        {"c": GRID}).scalar() == workers
+    history = client.get(f"/api/grids/{new}/versions").get_json()["versions"]
+    assert history[-1]["retired"] and history[-1]["attributes"]["successor"] == GRID
+    assert cached_counts_are_true(session) and points_agree_with_grids(session)
+    assert coverage_is_valid(session)
+
+
+def test_a_revert_that_would_swallow_a_grid_not_split_off_it_is_refused(client, session):
+    x0, y0, x1, y1 = geom_of(session, GRID).bounds
+    line = LineString([(x0 - 0.001, (y0 + y1) / 2), (x1 + 0.001, (y0 + y1) / 2 + 0.0002)])
+    (new,) = client.post(f"/api/grids/{GRID}/split", json={"line": mapping(line), **REASON},
+                         headers={"If-Match": '"1"'}).get_json()["created"]
+    # The new grid is split again: its own offspring was never part of GRID's edits.
+    x0, y0, x1, y1 = geom_of(session, new).bounds
+    line = LineString([((x0 + x1) / 2, y0 - 0.001), ((x0 + x1) / 2 + 0.0001, y1 + 0.001)])
+    r = client.post(f"/api/grids/{new}/split", json={"line": mapping(line), **REASON},
+                    headers={"If-Match": '"1"'})
+    assert r.status_code == 200, r.get_json()
+    (grandchild,) = r.get_json()["created"]
+    before = fingerprint(session)
+    r = client.post(f"/api/grids/{GRID}/revert", json={"to": 1, **REASON},
+                    headers={"If-Match": f'"{version_of(session, GRID)}"'})
+    assert r.status_code == 400, r.get_json()
+    assert f"nothing of grid {grandchild}" in r.get_json()["reason"]
+    assert fingerprint(session) == before
+
+
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp"])
 def test_export_current_and_as_of_a_date(client, session, fmt):
     other = same_community_neighbour(session)

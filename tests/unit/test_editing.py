@@ -286,6 +286,22 @@ def test_swallowing_a_neighbour_is_refused(grids, district):
         replace_boundary(grids, a, as_multi(box(xs(0), ys(0), xs(1), ys(2))), district)
 
 
+def test_a_grid_allowed_to_vanish_is_retired_into_the_edited_one(grids, district):
+    a, b, other_comm = code_of(0, 0), code_of(0, 1), code_of(2, 0)
+    both = as_multi(box(xs(0), ys(0), xs(1), ys(2)))
+    result = replace_boundary(grids, a, both, district, absorbable=[b])
+    assert result.retired == {b: a}
+    after = apply(grids, result)
+    assert b not in after and after[a].equals(both)
+    assert_valid(after, district)
+    # Only the grids named may vanish, and only into the edited grid of their community.
+    with pytest.raises(EditRefused, match=f"nothing of grid {b}"):
+        replace_boundary(grids, a, both, district, absorbable=[code_of(1, 0)])
+    with pytest.raises(EditRefused):
+        replace_boundary(grids, a, as_multi(box(xs(0), ys(0), xs(3), ys(1))), district,
+                         absorbable=[code_of(1, 0), other_comm])
+
+
 def test_a_boundary_reaching_outside_the_district_is_refused(grids, district):
     a = code_of(0, 0)
     with pytest.raises(InvalidGeometry, match="outside the district"):

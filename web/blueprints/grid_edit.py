@@ -354,7 +354,10 @@ def revert(code: str) -> Response:
     ---
     post:
       summary: Give a grid the boundary of an earlier version (an edit with the same checks)
-      description: Freed area goes to the bordering grid of the same community (auto).
+      description: >
+        Freed area goes to the bordering grid of the same community (auto). Reverting
+        to a version before a split undoes it: grids split off since then that the
+        old boundary covers are retired into this one (listed in `retired`).
       parameters:
         - {in: path, name: code, required: true, schema: {type: string}}
         - {in: header, name: If-Match, schema: {type: string}}
