@@ -156,6 +156,7 @@ class Matter(Base):
     # Personal data: shown only to the handling unit(s) and the district center.
     reporter_name: Mapped[str] = mapped_column(String(40), default="", server_default="")
     reporter_phone: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    reporter_email: Mapped[str] = mapped_column(String(254), default="", server_default="")
     reported_by_user: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )

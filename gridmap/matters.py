@@ -94,11 +94,15 @@ CAMERA_RADIUS_M = 300.0
 OPEN_STATES = ("reported", "transferred", "handling", "handled", "verified")
 SOURCE_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:#/-]{0,63}$")
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{2,18}$")
+# An address a callback can go to: one @, a dot in the domain, no spaces or brackets.
+EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]{2,}$")
+MAX_EMAIL = 254
 REF_RE = re.compile(r"^SX[0-9]{13}$")
 CODE_RE = re.compile(r"^[A-Z][A-Z0-9]{0,3}(\.[0-9A-Z]{1,4}){0,3}$")
 INTAKE_FIELDS = frozenset({
     "source", "source_ref", "category", "lon", "lat", "coord_sys", "title", "description",
-    "address", "urgency", "reporter_name", "reporter_phone", "reported_by_worker",
+    "address", "urgency", "reporter_name", "reporter_phone", "reporter_email",
+    "reported_by_worker",
     "reported_at", "duplicate_of",
 })
 # Roles: viewers only read (the web guard refuses their writes before we get here).
@@ -569,6 +573,9 @@ def intake(session: Session, actor: Actor, payload: Mapping[str, Any], *,
     reporter_phone = text_field(payload, "reporter_phone", 20)
     if reporter_phone and not PHONE_RE.match(reporter_phone):
         raise InvalidInput("reporter_phone is a phone number", field="reporter_phone")
+    reporter_email = text_field(payload, "reporter_email", MAX_EMAIL)
+    if reporter_email and not EMAIL_RE.match(reporter_email):
+        raise InvalidInput("reporter_email is an email address", field="reporter_email")
     lon, lat = locate(session, payload)
     worker = None
     if payload.get("reported_by_worker") is not None:
@@ -600,7 +607,8 @@ def intake(session: Session, actor: Actor, payload: Mapping[str, Any], *,
         category_code=category.code, title=title, description=description, address=address,
         geom=f"SRID=4326;POINT({lon!r} {lat!r})", urgency=urgency, state="reported",
         current_unit_id=district.id, reporter_name=reporter_name,
-        reporter_phone=reporter_phone, reported_by_user=actor.user_id,
+        reporter_phone=reporter_phone, reporter_email=reporter_email,
+        reported_by_user=actor.user_id,
         reported_by_worker=worker, duplicate_of=duplicate_of, reported_at=reported_at,
     )
     try:
@@ -804,7 +812,8 @@ def _detail(session: Session, actor: Actor, m: Matter, *, now: datetime | None =
                closed_at=m.closed_at, rated_at=m.rated_at, duplicate_of=m.duplicate_of,
                clock_started_at=m.clock_started_at)
     if may_see_contact(session, actor, m):
-        out["reporter"] = {"name": m.reporter_name, "phone": m.reporter_phone}
+        out["reporter"] = {"name": m.reporter_name, "phone": m.reporter_phone,
+                           "email": m.reporter_email}
     out["events"] = [dict(r) for r in session.execute(
         text("SELECT e.at, e.action, e.from_state, e.to_state, e.username, u.name AS unit, "
              "tu.name AS to_unit, e.note FROM matter_events e "

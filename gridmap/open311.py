@@ -196,13 +196,16 @@ def intake_payload(session: Session, form: Mapping[str, Any], client: ApiClient)
         if not TOKEN_RE.match(token):
             raise InvalidInput("token is 1–64 letters, digits and _.:#/-")
         payload["source_ref"] = token
-    # Chinese order: family name first. Email has no column and is not kept.
+    # Chinese order: family name first.
     name = ((form.get("last_name") or "").strip() + (form.get("first_name") or "").strip())
     if name:
         payload["reporter_name"] = name[:40]
     phone = (form.get("phone") or "").strip()
     if phone:
         payload["reporter_phone"] = phone
+    email = (form.get("email") or "").strip()
+    if email:
+        payload["reporter_email"] = email  # for the callback; never in an answer
     return payload
 
 

@@ -530,9 +530,20 @@ def test_district_reopens_a_closed_matter(seeded):
 # --------------------------------------------------------------------------- scope, contact
 
 
+@pytest.mark.parametrize("email", ["wang", "wang@", "@example.cn", "wang@example", "a b@example.cn",
+                                   "wang@example.c", "<wang@example.cn>", "w" * 250 + "@example.cn"])
+def test_a_bad_reporter_email_is_refused_and_nothing_is_stored(seeded, email):
+    district = actor(seeded, "district-operator")
+    before = seeded.execute(text("SELECT count(*) FROM matters")).scalar()
+    with pytest.raises(InvalidInput) as err:
+        report(seeded, district, reporter_email=email)
+    assert err.value.details["field"] == "reporter_email"
+    assert seeded.execute(text("SELECT count(*) FROM matters")).scalar() == before
+
+
 def test_scope_matrix_and_contact_visibility(seeded):
     district = actor(seeded, "district-operator")
-    m1 = report(seeded, district, COMMUNITY)  # → 鼓楼街道
+    m1 = report(seeded, district, COMMUNITY, reporter_email="wang@example.invalid")  # → 鼓楼街道
     m2 = report(seeded, district, OTHER_TOWN)  # → 大安镇
     m3 = report(seeded, district, COMMUNITY, "SP.01")  # → 市场监管局
     market = unit_actor(seeded, MARKET)
@@ -554,7 +565,9 @@ def test_scope_matrix_and_contact_visibility(seeded):
                 detail = matters.matter_detail(seeded, who, mid)
                 assert ("reporter" in detail) == (mid in contact), (name, mid)
                 if mid in contact:
-                    assert detail["reporter"] == {"name": "王女士", "phone": "13800001234"}
+                    email = "wang@example.invalid" if mid == m1["id"] else ""
+                    assert detail["reporter"] == {"name": "王女士", "phone": "13800001234",
+                                                  "email": email}
             else:
                 with pytest.raises(NotFound):
                     matters.matter_detail(seeded, who, mid)

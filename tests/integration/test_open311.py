@@ -56,9 +56,10 @@ def test_post_files_a_matter_and_get_follows_it(anon_client, key, session):
     assert resp.status_code == 201, resp.get_json()
     ref = resp.get_json()[0]["service_request_id"]
     row = session.execute(text("SELECT source, source_ref, reporter_name, reporter_phone, state,"
-                               " category_code, description FROM matters WHERE ref = :r"),
-                          {"r": ref}).mappings().one()
+                               " category_code, description, reporter_email FROM matters"
+                               " WHERE ref = :r"), {"r": ref}).mappings().one()
     assert row["source"] == "open311" and row["source_ref"] == "app-0001"
+    assert row["reporter_email"] == "zhang@example.invalid"  # kept for the callback
     assert row["reporter_name"] == "张三" and row["state"] == "transferred"
     assert row["description"] == "<b>垃圾</b> 堆放"  # stored as text
     one = anon_client.get(f"/open311/v2/requests/{ref}.json")
@@ -111,6 +112,8 @@ def test_other_sources_are_not_listed_but_can_be_followed_by_id(anon_client, key
     ({"service_code": ""}, "service_code"),
     ({"jurisdiction_id": "110000"}, "jurisdiction"),
     ({"media_url": "javascript:alert(1)"}, "media_url"),
+    ({"email": "not an address"}, "email"),
+    ({"email": "a@b.c" + "c" * 260}, "email"),
     ({"evil": "1"}, "unknown field"),
 ])
 def test_bad_requests_are_400_and_store_nothing(anon_client, key, session, fields, reason):

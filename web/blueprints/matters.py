@@ -120,6 +120,7 @@ def create_matter():
                 urgency: {type: string, enum: [routine, urgent]}
                 reporter_name: {type: string, maxLength: 40}
                 reporter_phone: {type: string, maxLength: 20}
+                reporter_email: {type: string, maxLength: 254}
                 reported_by_worker: {type: integer}
                 duplicate_of: {type: integer}
       responses:

@@ -609,12 +609,16 @@
     var sec = $("mt-contact-sec"), box = $("mt-contact");
     box.textContent = "";
     var r = d.reporter;
-    if (!r || (!r.name && !r.phone)) { sec.hidden = true; return; }
+    if (!r || (!r.name && !r.phone && !r.email)) { sec.hidden = true; return; }
     sec.hidden = false;
     if (r.name) { box.appendChild(el("span", { class: "mt-contact-name", text: r.name })); }
     if (r.phone) {
       box.appendChild(document.createTextNode(" "));
       box.appendChild(el("a", { class: "mt-contact-phone", href: "tel:" + String(r.phone).replace(/[^0-9+]/g, ""), text: r.phone }));
+    }
+    if (r.email) {
+      box.appendChild(document.createTextNode(" "));
+      box.appendChild(el("span", { class: "mt-contact-email", text: r.email }));
     }
   }
 
