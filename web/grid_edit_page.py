@@ -80,6 +80,7 @@ i18n.register(
             "en": "Someone else changed this member; reloaded",
         },
         "ge_gaps": {"zh": "力量缺额的网格", "en": "Grids with team gaps"},
+        "ge_roster": {"zh": "导出网格力量花名册（CSV）", "en": "Download the team roster (CSV)"},
         "ge_gaps_none": {"zh": "辖区内网格均已配齐 1+1", "en": "Every grid in your area has its 1+1"},
         "ge_gaps_more": {"zh": "另有 {n} 个", "en": "{n} more"},
         "ge_new_gaps": {"zh": "请为 {code} 配备网格力量：{problems}",
@@ -127,6 +128,7 @@ EDIT_DOM = """
   <ol id="ge-history" class="ge-history"></ol>
   <h3 id="ge-gaps-title" class="ge-subtitle"></h3>
   <ul id="ge-gaps" class="ge-gaps"></ul>
+  <p><a id="ge-roster" class="ge-roster" href="/api/teams.csv" download></a></p>
 </aside>
 """
 

@@ -3,6 +3,8 @@ save offers a reload, a refused edit shows its problem on the map, history compa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import shapely
 from shapely.geometry import mapping
@@ -153,3 +155,14 @@ def test_grid_team_panel_adds_removes_and_fills_posts(page, live_server, engine,
     page.wait_for_selector(".ge-team-member >> text=别人改的")
     assert "其他人已修改该成员" in page.locator("#ge-message").inner_text()
     assert page.locator(".ge-team-member", has_text="别人改的").get_attribute("data-role") == "leader"
+
+
+def test_the_roster_downloads_from_the_editing_page(page, live_server):
+    _open(page, live_server)
+    link = page.locator("#ge-roster")
+    assert link.inner_text() == "导出网格力量花名册（CSV）"
+    with page.expect_download() as info:
+        link.click()
+    data = Path(info.value.path()).read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and "网格长".encode() in data
+    assert page.watch.console_errors == []

@@ -340,3 +340,33 @@ def test_two_admins_filling_one_vacant_post_one_wins(engine, committed_team):
             "SELECT w.name FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
             "WHERE g.code = :c AND w.role = 'leader' AND w.left_at IS NULL"), {"c": GRID}).scalars().all()
     assert leaders == [NEW["name"]]
+
+
+def test_the_roster_lists_the_callers_current_members_for_excel(client_as, session):
+    import csv
+    import io
+
+    client = client_as("gulou-gridadmin")
+    leader = member_of(client, GRID, "leader")
+    client.delete(f"/api/grids/{GRID}/team/{leader['id']}?version=1")
+    client.post(f"/api/grids/{GRID}/team", json={**NEW, "name": "=HYPERLINK(1)"})
+    resp = client.get("/api/teams.csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert "attachment" in resp.headers["Content-Disposition"]
+    assert resp.data.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
+    rows = list(csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig"))))
+    expected = session.execute(text(
+        "SELECT count(*) FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+        "WHERE w.left_at IS NULL AND g.code LIKE '370812001%'")).scalar()
+    assert len(rows) == expected
+    assert all(r["grid_code"].startswith("370812001") for r in rows)
+    ours = [r for r in rows if r["grid_code"] == GRID]
+    assert leader["name"] not in {r["name"] for r in ours}
+    assert {r["role"] for r in ours} >= {"专职网格员", "志愿者"}
+    assert "'=HYPERLINK(1)" in {r["name"] for r in ours}  # no formula in a spreadsheet
+    english = client.get("/api/teams.csv?lang=en").data.decode("utf-8-sig")
+    assert "Full-time grid worker" in english
+    audited = session.execute(text(
+        "SELECT count(*) FROM audit_log WHERE action = 'team.roster_export' AND target = '370812001'"
+    )).scalar()
+    assert audited == 2

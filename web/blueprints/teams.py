@@ -8,13 +8,16 @@ jurisdiction are 404, as if they did not exist.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from gridmap import teams
 from gridmap.errors import InvalidInput
+from web.auth import audit
 from web.database import get_session
+from web.i18n import catalog, current_language
 from web.params import int_arg, json_object
 from web.scope import current_prefix
 
@@ -203,3 +206,27 @@ def team_gaps() -> Response:
         get_session(), prefix=current_prefix(),
         offset=int_arg("offset", 0), limit=int_arg("limit", 100, minimum=1, maximum=teams.MAX_PAGE),
     ))
+
+
+@bp.get("/api/teams.csv")
+def roster() -> Response:
+    """The team roster.
+    ---
+    get:
+      summary: Every current team member of the caller's grids as CSV (UTF-8 with BOM, for Excel)
+      description: >
+        Columns town_code, town_name, community_code, community_name, grid_code,
+        grid_name, role (in the UI language), name, phone. The download is audited.
+      responses:
+        200: {description: The CSV file}
+    """
+    prefix = current_prefix()
+    labels = catalog(current_language())
+    body = teams.roster_csv(get_session(), prefix=prefix,
+                            labels={role: labels.get(role, role) for role in teams.ROLES})
+    # Staff phone numbers leave the system here: record who took them (not the numbers).
+    audit("team.roster_export", target=prefix or "district")
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="grid-teams-{stamp}.csv"'
+    return response

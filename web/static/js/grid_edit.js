@@ -544,7 +544,7 @@
     label("ge-reassign", "ge_reassign"); label("ge-neighbour-label", "ge_neighbour");
     label("ge-reload", "ge_reload"); label("ge-history-title", "ge_history");
     label("ge-team-title", "ge_team"); label("ge-team-add-btn", "ge_team_add");
-    label("ge-gaps-title", "ge_gaps");
+    label("ge-gaps-title", "ge_gaps"); label("ge-roster", "ge_roster");
     $("ge-team-new-name").setAttribute("placeholder", t("ge_team_name"));
     $("ge-team-new-phone").setAttribute("placeholder", t("ge_team_phone"));
     ROLES.forEach(function (r) { option($("ge-team-new-role"), r, t(r)); });
