@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -709,6 +709,42 @@ def _wkb_walk(buf: memoryview, offset: int, limit: int, depth: int) -> tuple[int
     return count, end
 
 
+# A cell starting with one of these is a formula to Excel and WPS (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _looks_like_formula(value: str) -> bool:
+    head = value.lstrip("'")
+    return head[:1] in FORMULA_STARTS and not _is_number(head)
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Return a text cell that a spreadsheet shows as text, never runs as a formula.
+
+    A leading apostrophe is Excel's own "this is text" mark. Values that already
+    start with apostrophes before a formula character get one more, so
+    ``from_spreadsheet_safe`` gives back exactly what was written.
+    """
+    if isinstance(value, str) and _looks_like_formula(value):
+        return "'" + value
+    return value
+
+
+def from_spreadsheet_safe(value: Any) -> Any:
+    """Undo ``spreadsheet_safe`` for a cell read back from CSV."""
+    if isinstance(value, str) and value.startswith("'") and _looks_like_formula(value):
+        return value[1:]
+    return value
+
+
 def _decode_text(data: bytes) -> str:
     if b"\x00" in data[:4096]:
         raise _reject("not a text file (binary data or UTF-16); save the CSV as UTF-8")
@@ -741,6 +777,7 @@ def _read_csv(data: bytes, *, max_features: int, max_vertices: int) -> _Loaded:
     except pd.errors.ParserError as exc:
         raise _reject(f"malformed CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.map(from_spreadsheet_safe)  # what our own exports protected
     if len(frame) > max_features:
         raise _reject(f"the file has more than {max_features:,} features")
     lower = {c.lower(): c for c in frame.columns}
@@ -1253,7 +1290,7 @@ def _csv_bytes(out: gpd.GeoDataFrame, csv_geometry: str | None) -> bytes:
         raise ExportError(
             f"attribute columns {clash} clash with the CSV geometry columns"
         )
-    table = attrs.assign(**new)
+    table = attrs.assign(**new).map(spreadsheet_safe)
     # UTF-8 with a BOM: Excel on Chinese Windows otherwise opens it as GBK and garbles names.
     return table.to_csv(index=False, lineterminator="\n").encode("utf-8-sig")
 

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geodata.io import spreadsheet_safe
 from gridmap.errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("leader", "full_time", "part_time", "volunteer")
@@ -435,6 +436,5 @@ def roster_csv(session: Session, *, prefix: str = "", labels: Mapping[str, str] 
     for row in rows:
         values = list(row)
         values[6] = (labels or {}).get(values[6], values[6])
-        # A cell starting with = + - @ would be a formula in a spreadsheet.
-        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" else v for v in values])
+        writer.writerow([spreadsheet_safe(v) for v in values])
     return out.getvalue().encode("utf-8-sig")

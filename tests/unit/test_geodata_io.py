@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sqlite3
@@ -744,3 +745,19 @@ def test_shapefile_export_stores_datetimes_as_iso_text(cams):
     )
     frame = read_features(write_features(stamped, SHAPEFILE)).frame
     assert list(frame["时间"]) == ["2024-05-01T08:30:00", "2024-05-02T17:00:00"]
+
+
+SPREADSHEET_TRAPS = ["=HYPERLINK(\"http://x\")", "+86 139 0000 1234", "@SUM(A1)", "-cmd|' /C calc'!A0",
+                     "'=already quoted", "''=twice", "\tTAB", "-12.5", "'plain", "normal 名称"]
+
+
+def test_csv_cells_never_run_as_formulas_and_read_back_unchanged(cams):
+    frame = cams.iloc[[0] * len(SPREADSHEET_TRAPS)].reset_index(drop=True)
+    frame["名称"] = SPREADSHEET_TRAPS
+    data = write_features(frame, CSV)
+    cells = [r[0] for r in list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))[1:]]
+    # Formula starts get Excel's text mark; numbers and plain text stay as they are.
+    assert cells == ["'" + t if t[:1] in "=+@-\t'" and t not in ("-12.5", "'plain") else t
+                     for t in SPREADSHEET_TRAPS]
+    assert cells[3] == "'-cmd|' /C calc'!A0" and cells[4] == "''=already quoted"
+    assert list(read_features(data, datum="wgs84").frame["名称"]) == SPREADSHEET_TRAPS
