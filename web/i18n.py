@@ -27,6 +27,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "part_time": {"zh": "兼职网格员", "en": "Part-time worker"},
     "volunteer": {"zh": "志愿者", "en": "Volunteer"},
     "team_no_leader": {"zh": "缺网格长", "en": "No grid leader"},
+    "grid_here": {"zh": "所在网格", "en": "Grid here"},
+    "call": {"zh": "呼叫", "en": "Call"},
     "team_no_full_time": {"zh": "缺专职网格员", "en": "No full-time grid worker"},
     "team_extra_leader": {"zh": "网格长多于 1 名", "en": "More than one grid leader"},
     "team_extra_full_time": {"zh": "专职网格员多于 1 名", "en": "More than one full-time worker"},

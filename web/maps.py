@@ -163,6 +163,7 @@ PATROL_DOM = """
     <button id="patrol-locate" class="patrol-btn" type="button"></button>
     <span id="patrol-status" class="patrol-status"></span>
   </div>
+  <section id="patrol-grid" class="patrol-grid" hidden></section>
   <ol id="patrol-list" class="patrol-list"></ol>
 </div>
 <div id="patrol-viewer" class="patrol-viewer" hidden>

@@ -57,6 +57,19 @@ def test_cameras_near_me_from_geolocation(phone, live_server, engine):
     assert min(boxes) >= 44
     locate = phone.locator("#patrol-locate").bounding_box()
     assert locate["y"] + locate["height"] <= PHONE["height"] and locate["height"] >= 44
+    # Whom to call at the spot: the grid's leader and full-time worker, under the thumb.
+    with engine.connect() as conn:
+        grid, leader_phone = conn.execute(text(
+            "SELECT g.code, w.phone FROM grids g JOIN grid_workers w ON w.grid_id = g.id "
+            "WHERE ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(116.8260, 35.5530), 4326)) "
+            "AND w.role = 'leader' AND w.left_at IS NULL")).one()
+    phone.wait_for_function("code => document.documentElement.dataset.patrolGrid === code", arg=grid)
+    call = phone.locator('.patrol-contact[data-role="leader"] a.patrol-call')
+    assert call.get_attribute("href") == "tel:" + leader_phone and call.inner_text() == "呼叫"
+    box = call.bounding_box()
+    assert box["height"] >= 44 and box["y"] + box["height"] <= PHONE["height"]
+    assert box["x"] + box["width"] <= PHONE["width"]
+    assert phone.locator(".patrol-contact").count() == 2
     assert phone.watch.remote_requests() == []
     assert phone.watch.console_errors == []
 

@@ -370,3 +370,19 @@ def test_the_roster_lists_the_callers_current_members_for_excel(client_as, sessi
         "SELECT count(*) FROM audit_log WHERE action = 'team.roster_export' AND target = '370812001'"
     )).scalar()
     assert audited == 2
+
+
+def test_the_grid_at_a_spot_comes_with_whom_to_call(client_as, session):
+    lon, lat = session.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM grids WHERE code = :c"),
+        {"c": GRID}).one()
+    patrol = client_as("gulou-patrol")
+    plain = patrol.get(f"/api/grids/at?lon={lon}&lat={lat}").get_json()
+    assert plain["code"] == GRID and "team" not in plain
+    got = patrol.get(f"/api/grids/at?lon={lon}&lat={lat}&team=1").get_json()
+    members = got["team"]["members"]
+    assert [m["role"] for m in members[:2]] == ["leader", "full_time"]
+    assert set(members[0]) == {"role", "name", "phone"} and got["team"]["problems"] == []
+    assert patrol.get(f"/api/grids/at?lon={lon}&lat={lat}&team=yes").status_code == 400
+    assert client_as("daan-operator").get(
+        f"/api/grids/at?lon={lon}&lat={lat}&team=1").status_code == 404

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
-from gridmap import queries
+from gridmap import queries, teams
+from gridmap.errors import InvalidInput
 from web.database import get_session
 from web.params import bbox_arg, float_arg, prefix_arg
 from web.scope import area_prefix, current_prefix
@@ -57,13 +58,26 @@ def grid_at():
       parameters:
         - {in: query, name: lon, required: true, schema: {type: number}}
         - {in: query, name: lat, required: true, schema: {type: number}}
+        - {in: query, name: team, schema: {type: integer, enum: [0, 1]},
+           description: 'with 1, also the grid team to call (role, name, phone) and its gaps'}
       responses:
         200: {description: The grid with its community and town}
         400: {description: Missing, non-numeric or out-of-area coordinates}
         404: {description: No grid contains the point}
     """
-    return jsonify(queries.grid_at_point(get_session(), float_arg("lon"), float_arg("lat"),
-                                         prefix=current_prefix()))
+    session = get_session()
+    grid = queries.grid_at_point(session, float_arg("lon"), float_arg("lat"),
+                                 prefix=current_prefix())
+    if request.args.get("team") not in (None, "", "0", "1"):
+        raise InvalidInput("team must be 0 or 1")
+    if request.args.get("team") == "1":
+        # What a patrol lead at an incident needs: who to call, in post order.
+        team = teams.team(session, grid["code"], prefix=current_prefix())
+        grid["team"] = {
+            "members": [{k: m[k] for k in ("role", "name", "phone")} for m in team["members"]],
+            "problems": team["problems"],
+        }
+    return jsonify(grid)
 
 
 @bp.get("/grids")

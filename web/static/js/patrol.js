@@ -79,12 +79,36 @@
     });
   }
 
+  // The grid at the spot and whom to call there: its leader and full-time worker.
+  function showGrid(lat, lon) {
+    var box = document.getElementById("patrol-grid");
+    var url = "/api/grids/at?team=1&lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6);
+    return fetch(url).then(function (r) { return r.ok ? r.json() : null; }).then(function (grid) {
+      box.textContent = "";
+      box.hidden = !grid;
+      document.documentElement.setAttribute("data-patrol-grid", grid ? grid.code : "");
+      if (!grid) { return; }
+      box.appendChild(el("div", { class: "patrol-grid-name", text: t("grid_here") + " · " + grid.name }));
+      var posts = grid.team.members.filter(function (m) { return m.role === "leader" || m.role === "full_time"; });
+      posts.forEach(function (m) {
+        box.appendChild(el("div", { class: "patrol-contact", "data-role": m.role }, [
+          el("span", { class: "patrol-contact-who", text: t(m.role) + " " + m.name }),
+          el("a", { class: "patrol-btn patrol-call", href: "tel:" + String(m.phone).replace(/[^0-9+]/g, ""), text: t("call") })
+        ]));
+      });
+      grid.team.problems.forEach(function (p) {
+        box.appendChild(el("div", { class: "patrol-contact-gap", text: t("team_" + p) }));
+      });
+    }).catch(function () { box.hidden = true; });
+  }
+
   function search(lat, lon) {
     state.here = [lat, lon];
     if (state.hereMarker) { state.hereMarker.setLatLng(state.here); }
     else { state.hereMarker = L.circleMarker(state.here, { radius: 9, color: "#fff", weight: 3, fillColor: "#1a9850", fillOpacity: 1 }).addTo(state.map); }
     state.map.setView(state.here, Math.max(state.map.getZoom(), 16));
     setStatus(t("searching"));
+    showGrid(lat, lon);
     var url = "/api/cameras/nearby?sees=1&radius=500&limit=20&lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6);
     fetch(url).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (res) {
