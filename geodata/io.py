@@ -757,29 +757,42 @@ def _decode_text(data: bytes) -> str:
     raise _reject("the CSV is neither UTF-8 nor GBK/GB18030 text")
 
 
-def _read_csv(data: bytes, *, max_features: int, max_vertices: int) -> _Loaded:
+def read_table(data: bytes, *, max_rows: int, max_bytes: int = DEFAULT_MAX_BYTES
+               ) -> list[dict[str, str]]:
+    """Return the rows of a CSV table without geometry (a roster, a list) as text.
+
+    UTF-8 (with or without BOM) or GBK, comma or tab separated, as Excel saves it;
+    cells keep their text exactly (codes stay zero-padded) and lose the text marks
+    our exports put before formula characters. File-level problems raise
+    ImportRejected.
+    """
+    if len(data) > max_bytes:
+        raise _reject(_too_big(len(data), max_bytes))
+    frame = _csv_frame(data, max_rows)
+    return [{k: v.strip() for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _csv_frame(data: bytes, max_rows: int, noun: str = "rows") -> pd.DataFrame:
     text = _decode_text(data)
     first_line = text.split("\n", 1)[0]
     sep = "\t" if "\t" in first_line and "," not in first_line else ","
     try:
-        # Everything stays text: ledger codes such as 20-digit GB/T 28181 IDs and
-        # zero-padded grid codes must not be turned into numbers.
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            nrows=max_features + 1,
-        )
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                            na_filter=False, nrows=max_rows + 1)
     except pd.errors.EmptyDataError:
         raise _reject("the file is empty") from None
     except pd.errors.ParserError as exc:
         raise _reject(f"malformed CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.map(from_spreadsheet_safe)  # what our own exports protected
-    if len(frame) > max_features:
-        raise _reject(f"the file has more than {max_features:,} features")
+    if len(frame) > max_rows:
+        raise _reject(f"the file has more than {max_rows:,} {noun}")
+    return frame.map(from_spreadsheet_safe)
+
+
+def _read_csv(data: bytes, *, max_features: int, max_vertices: int) -> _Loaded:
+    # Everything stays text: ledger codes such as 20-digit GB/T 28181 IDs and
+    # zero-padded grid codes must not be turned into numbers.
+    frame = _csv_frame(data, max_features, noun="features")
     lower = {c.lower(): c for c in frame.columns}
     wkt_col = next((lower[n] for n in WKT_COLUMNS if n in lower), None)
     xy = next(

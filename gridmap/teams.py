@@ -438,3 +438,144 @@ def roster_csv(session: Session, *, prefix: str = "", labels: Mapping[str, str] 
         values[6] = (labels or {}).get(values[6], values[6])
         writer.writerow([spreadsheet_safe(v) for v in values])
     return out.getvalue().encode("utf-8-sig")
+
+
+# --------------------------------------------------------------------------- roster import
+
+MAX_ROSTER_ROWS = 20_000
+# Column names as the roster export writes them, and as a hand-made sheet may say them.
+ROSTER_ALIASES = {
+    "grid_code": ("grid_code", "网格编码", "网格代码"),
+    "role": ("role", "角色", "岗位"),
+    "name": ("name", "姓名"),
+    "phone": ("phone", "电话", "手机", "联系电话"),
+}
+
+
+def _roster_columns(header: Sequence[str]) -> dict[str, str]:
+    lower = {h.strip().lower(): h for h in header}
+    found, missing = {}, []
+    for field, names in ROSTER_ALIASES.items():
+        column = next((lower[n.lower()] for n in names if n.lower() in lower), None)
+        if column is None:
+            missing.append(field)
+        else:
+            found[field] = column
+    if missing:
+        raise InvalidInput(
+            f"the roster lacks the column(s) {', '.join(missing)}; download the roster for "
+            "the expected form", errors=[{"row": None, "field": f, "reason": "missing column"}
+                                         for f in missing])
+    return found
+
+
+def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix: str = "",
+                  role_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Make each grid named in the roster have exactly the members it lists.
+
+    Members are matched by name and phone among the current teams of those grids,
+    so a member who moved to another grid keeps their record (and patrols); members
+    no longer listed are marked as having left; grids not named are untouched. The
+    roster is checked whole first: InvalidInput lists every bad row, nothing changes.
+    ``role_names`` maps role labels (网格长, Grid leader) to role codes.
+    """
+    if not rows:
+        raise InvalidInput("the roster has no rows")
+    columns = _roster_columns(list(rows[0]))
+    names = {**{r: r for r in ROLES}, **(role_names or {})}
+    errors: list[dict[str, Any]] = []
+    wanted: list[tuple[int, str, dict[str, str]]] = []  # row number, grid, fields
+    seen: dict[tuple[str, str, str], int] = {}
+    for number, raw in enumerate(rows, start=1):
+        try:
+            code = _check_code(raw[columns["grid_code"]], prefix)
+        except (InvalidInput, NotFound) as exc:
+            errors.append({"row": number, "field": "grid_code", "reason": exc.reason})
+            continue
+        role = names.get(raw[columns["role"]].strip()) or names.get(raw[columns["role"]].strip().lower())
+        fields = {"role": role or raw[columns["role"]], "name": raw[columns["name"]],
+                  "phone": raw[columns["phone"]]}
+        try:
+            fields = parse_member(fields)
+        except InvalidInput as exc:
+            errors.append({"row": number, "field": exc.details.get("field"), "reason": exc.reason})
+            continue
+        # One person may serve several grids (a community secretary leading two), once each.
+        key = (code, fields["name"], fields["phone"])
+        if key in seen:
+            errors.append({"row": number, "field": "name", "reason":
+                           f"the same person (name and phone) is on row {seen[key]} for this grid"})
+            continue
+        seen[key] = number
+        wanted.append((number, code, fields))
+    grids = sorted({code for _, code, _ in wanted})
+    ids = _grid_ids(session, grids)
+    for number, code, _ in wanted:
+        if code not in ids:
+            errors.append({"row": number, "field": "grid_code", "reason": f"no such grid {code}"})
+    by_grid: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for number, code, fields in wanted:
+        by_grid.setdefault(code, []).append((number, fields))
+    for code, members in by_grid.items():
+        if len(members) > MAX_MEMBERS:
+            errors.append({"row": members[MAX_MEMBERS][0], "field": None,
+                           "reason": f"grid {code} has more than {MAX_MEMBERS} members"})
+        for role in ONE_PER_GRID:
+            holders = [n for n, f in members if f["role"] == role]
+            errors.extend({"row": n, "field": "role", "reason":
+                           f"grid {code} already has a {role.replace('_', '-')} worker on row {holders[0]}"}
+                          for n in holders[1:])
+    if errors:
+        errors.sort(key=lambda e: (e["row"] or 0, e["field"] or ""))
+        raise InvalidInput(f"{len(errors)} problem(s) in the roster; nothing was changed",
+                           errors=errors[:200], total=len(errors))
+    return _apply_roster(session, by_grid, _lock_grids(session, grids))
+
+
+def _grid_ids(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    return dict(session.execute(text("SELECT code, id FROM grids WHERE code = ANY(:c)"),
+                                {"c": list(codes)}).all())
+
+
+def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[str, str]]]],
+                  ids: Mapping[str, int]) -> dict[str, Any]:
+    current = session.execute(
+        text("SELECT id, grid_id, role, name, phone FROM grid_workers "
+             "WHERE grid_id = ANY(:g) AND left_at IS NULL ORDER BY id"),
+        {"g": list(ids.values())},
+    ).all()
+    pool: dict[tuple[str, str], list[Any]] = {}
+    for row in current:
+        pool.setdefault((row.name, row.phone), []).append(row)
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "left": 0}
+    kept: set[int] = set()
+    for code, members in by_grid.items():
+        for _number, fields in members:
+            match = pool.get((fields["name"], fields["phone"]))
+            if match:
+                # Their record in this grid if they have one, else the one they move from.
+                match.sort(key=lambda r: r.grid_id != ids[code])
+            if not match:
+                session.execute(
+                    text("INSERT INTO grid_workers (grid_id, role, name, phone) "
+                         "VALUES (:g, :role, :name, :phone)"), {"g": ids[code], **fields})
+                counts["added"] += 1
+                continue
+            row = match.pop(0)
+            kept.add(row.id)
+            if row.grid_id == ids[code] and row.role == fields["role"]:
+                counts["unchanged"] += 1
+                continue
+            session.execute(
+                text("UPDATE grid_workers SET grid_id = :g, role = :role, version = version + 1, "
+                     "updated_at = now() WHERE id = :id"),
+                {"g": ids[code], "role": fields["role"], "id": row.id})
+            counts["updated"] += 1
+    gone = [row.id for row in current if row.id not in kept]
+    if gone:
+        session.execute(
+            text("UPDATE grid_workers SET left_at = now(), version = version + 1, "
+                 "updated_at = now() WHERE id = ANY(:ids)"), {"ids": gone})
+    counts["left"] = len(gone)
+    return {"grids": len(by_grid), **counts,
+            "team_gaps": problems_by_grid(session, list(ids.values()))}

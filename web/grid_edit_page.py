@@ -81,6 +81,12 @@ i18n.register(
         },
         "ge_gaps": {"zh": "力量缺额的网格", "en": "Grids with team gaps"},
         "ge_roster": {"zh": "导出网格力量花名册（CSV）", "en": "Download the team roster (CSV)"},
+        "ge_roster_import": {"zh": "导入花名册", "en": "Import a roster"},
+        "ge_roster_done": {
+            "zh": "花名册已导入：{grids} 个网格，新增 {added}，调整 {updated}，移出 {left}",
+            "en": "Roster imported: {grids} grids, {added} added, {updated} changed, {left} removed",
+        },
+        "ge_roster_row": {"zh": "第 {row} 行", "en": "Row {row}"},
         "ge_gaps_none": {"zh": "辖区内网格均已配齐 1+1", "en": "Every grid in your area has its 1+1"},
         "ge_gaps_more": {"zh": "另有 {n} 个", "en": "{n} more"},
         "ge_new_gaps": {"zh": "请为 {code} 配备网格力量：{problems}",
@@ -128,7 +134,9 @@ EDIT_DOM = """
   <ol id="ge-history" class="ge-history"></ol>
   <h3 id="ge-gaps-title" class="ge-subtitle"></h3>
   <ul id="ge-gaps" class="ge-gaps"></ul>
-  <p><a id="ge-roster" class="ge-roster" href="/api/teams.csv" download></a></p>
+  <p class="ge-roster-row"><a id="ge-roster" class="ge-roster" href="/api/teams.csv" download></a>
+    <label class="ge-roster-import"><span id="ge-roster-import-label"></span>
+      <input id="ge-roster-file" type="file" accept=".csv,text/csv"></label></p>
 </aside>
 """
 

@@ -166,3 +166,31 @@ def test_the_roster_downloads_from_the_editing_page(page, live_server):
     data = Path(info.value.path()).read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and "网格长".encode() in data
     assert page.watch.console_errors == []
+
+
+def test_a_roster_goes_out_to_excel_and_back(signed_in_page, live_server, committed_team, tmp_path):
+    page = signed_in_page("community-gridadmin")
+    _open(page, live_server)
+    with page.expect_download() as info:
+        page.locator("#ge-roster").click()
+    lines = Path(info.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    header, rows = lines[0], lines[1:]
+    assert all(r.split(",")[4].startswith(GRID[:12]) for r in rows)  # the community's only
+    # The leader of GRID leaves the sheet; the import takes them off, the gap is listed.
+    kept = [r for r in rows if not (r.split(",")[4] == GRID and r.split(",")[6] == "网格长")]
+    assert len(kept) == len(rows) - 1
+    edited = tmp_path / "roster.csv"
+    edited.write_text("\n".join([header, *kept]) + "\n", encoding="utf-8-sig")
+    page.locator("#ge-roster-file").set_input_files(str(edited))
+    page.wait_for_function("document.querySelector('#ge-message').textContent.includes('花名册已导入')")
+    assert "移出 1" in page.locator("#ge-message").inner_text()
+    page.wait_for_selector(f'.ge-gap[data-code="{GRID}"]')
+
+    # A bad sheet names its rows and changes nothing.
+    page.watch.expect_errors = True
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + "\n" + kept[0].rsplit(",", 1)[0] + ",123\n",
+                   encoding="utf-8-sig")
+    page.locator("#ge-roster-file").set_input_files(str(bad))
+    page.wait_for_function("document.documentElement.dataset.geError === '400'")
+    assert "第 1 行 phone" in page.locator("#ge-message").inner_text()

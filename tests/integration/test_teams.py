@@ -386,3 +386,117 @@ def test_the_grid_at_a_spot_comes_with_whom_to_call(client_as, session):
     assert patrol.get(f"/api/grids/at?lon={lon}&lat={lat}&team=yes").status_code == 400
     assert client_as("daan-operator").get(
         f"/api/grids/at?lon={lon}&lat={lat}&team=1").status_code == 404
+
+
+# --------------------------------------------------------------------------- roster import
+
+
+def roster_of(client) -> list[dict]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(client.get("/api/teams.csv").data.decode("utf-8-sig"))))
+
+
+def upload(client, rows: list[dict], *, encoding: str = "utf-8-sig", name: str = "roster.csv"):
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["grid_code"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return client.post("/api/teams/import", data={"file": (io.BytesIO(out.getvalue().encode(encoding)), name)},
+                       content_type="multipart/form-data")
+
+
+def test_an_edited_roster_round_trips_keeping_records(client_as, session):
+    client = client_as("community-gridadmin")
+    rows = roster_of(client)
+    other = same_community_neighbour(session)
+    ours = [r for r in rows if r["grid_code"] == GRID]
+    theirs = [r for r in rows if r["grid_code"] == other]
+    volunteer = next(r for r in ours if r["role"] == "志愿者")
+    mover = [r for r in ours if r["role"] == "志愿者"][1]
+    ids = dict(session.execute(text("SELECT name, id FROM grid_workers WHERE name = ANY(:n)"),
+                               {"n": [volunteer["name"], mover["name"]]}).all())
+    # Only the two grids: drop a volunteer, move one to the neighbour, add a newcomer.
+    edited = [r for r in ours if r is not volunteer and r is not mover]
+    edited += theirs + [{**mover, "grid_code": other},
+                        {**ours[0], "role": "兼职网格员", "name": "新来的", "phone": "13700001111"}]
+    before_elsewhere = session.execute(text(
+        "SELECT count(*) FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+        "WHERE g.code NOT IN (:a, :b) AND w.left_at IS NULL"), {"a": GRID, "b": other}).scalar()
+    resp = upload(client, edited)
+    assert resp.status_code == 200, resp.get_json()
+    result = resp.get_json()
+    assert (result["grids"], result["added"], result["updated"], result["left"]) == (2, 1, 1, 1)
+    assert result["unchanged"] == len(edited) - 2 and result["team_gaps"] == {}
+    moved = session.execute(text(
+        "SELECT g.code, w.version FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE w.id = :i"),
+        {"i": ids[mover["name"]]}).one()
+    assert moved == (other, 2)  # the same record: patrols still point at it
+    assert session.execute(text("SELECT left_at IS NOT NULL FROM grid_workers WHERE id = :i"),
+                           {"i": ids[volunteer["name"]]}).scalar()
+    assert session.execute(text(
+        "SELECT count(*) FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+        "WHERE g.code NOT IN (:a, :b) AND w.left_at IS NULL"), {"a": GRID, "b": other}
+    ).scalar() == before_elsewhere
+    # Importing the same roster again changes nothing.
+    again = upload(client, edited).get_json()
+    assert (again["added"], again["updated"], again["left"]) == (0, 0, 0)
+
+
+def test_a_bad_roster_lists_every_bad_row_and_changes_nothing(client_as, session):
+    client = client_as("community-gridadmin")
+    rows = [r for r in roster_of(client) if r["grid_code"] == GRID]
+    leader = next(r for r in rows if r["role"] == "网格长")
+    bad = rows + [
+        {**leader, "name": "第二个网格长", "phone": "13700002222"},          # row n+1: a second leader
+        {**leader, "grid_code": OTHER_COMMUNITY_GRID},                      # outside the jurisdiction
+        {**leader, "grid_code": "12345", "name": "x"},                        # not a grid code
+        {**leader, "role": "队长", "name": "甲"},                              # unknown role
+        {**leader, "phone": "110", "name": "乙"},                              # bad phone
+        {**rows[-1]},                                                       # the same person twice
+    ]
+    before = session.execute(text("SELECT id, grid_id, role, version, left_at FROM grid_workers ORDER BY id")).all()
+    resp = upload(client, bad)
+    assert resp.status_code == 400
+    details = resp.get_json()["details"]
+    n = len(rows)
+    assert [(e["row"], e["field"]) for e in details["errors"]] == [
+        (n + 1, "role"), (n + 2, "grid_code"), (n + 3, "grid_code"), (n + 4, "role"),
+        (n + 5, "phone"), (n + 6, "name")]
+    assert details["total"] == 6
+    assert session.execute(text("SELECT id, grid_id, role, version, left_at FROM grid_workers ORDER BY id")).all() == before
+
+
+@pytest.mark.parametrize(("data", "status", "word"), [
+    (b"", 400, "empty"),
+    (b"grid_code,name\n370812001001002,x\n", 400, "role"),
+    (b"\x00\x01\x02binary", 400, "text"),
+    (b"a" * (2 * 1024 * 1024 + 10), 413, "MB"),
+])
+def test_unreadable_rosters_are_4xx(client, session, data, status, word):
+    import io
+
+    before = session.execute(text("SELECT count(*), max(version) FROM grid_workers WHERE left_at IS NULL")).one()
+    # Encoded by hand: the test client would spool a large body to a file it never closes.
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.csv\"\r\n"
+            b"Content-Type: text/csv\r\n\r\n" + data + b"\r\n--B--\r\n")
+    resp = client.post("/api/teams/import", data=io.BytesIO(body),
+                       content_type="multipart/form-data; boundary=B")
+    assert resp.status_code == status, resp.get_json()
+    assert word in json.dumps(resp.get_json(), ensure_ascii=False)
+    assert session.execute(text("SELECT count(*), max(version) FROM grid_workers WHERE left_at IS NULL")).one() == before
+
+
+def test_a_gbk_roster_with_chinese_headers_and_role_codes_is_read(client, session):
+    rows = [{"网格编码": GRID, "角色": "leader", "姓名": "王五", "电话": "139 0000 7777"},
+            {"网格编码": GRID, "角色": "Full-time grid worker", "姓名": "赵六", "电话": "0537-3412345"}]
+    resp = upload(client, rows, encoding="gbk")
+    assert resp.status_code == 200, resp.get_json()
+    team = client.get(f"/api/grids/{GRID}/team").get_json()
+    assert [(m["role"], m["name"], m["phone"]) for m in team["members"]] == [
+        ("leader", "王五", "13900007777"), ("full_time", "赵六", "05373412345")]
+    assert resp.get_json()["left"] == 7 and team["problems"] == []

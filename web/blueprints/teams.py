@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from geodata.io import ImportRejected, read_table
 from gridmap import teams
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, PayloadTooLarge
 from web.auth import audit
 from web.database import get_session
 from web.i18n import catalog, current_language
@@ -24,6 +25,7 @@ from web.scope import current_prefix
 bp = Blueprint("teams", __name__)
 
 MAX_BODY = 4096
+MAX_ROSTER_BYTES = 2 * 1024 * 1024
 
 
 def _version(body: dict[str, Any]) -> int:
@@ -230,3 +232,52 @@ def roster() -> Response:
     response = Response(body, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="grid-teams-{stamp}.csv"'
     return response
+
+
+@bp.post("/api/teams/import")
+def import_roster() -> Response:
+    """Import a team roster.
+    ---
+    post:
+      summary: Give each grid in a roster CSV exactly the members it lists; all rows or none
+      description: >
+        The roster's form is the export's (grid_code, role, name, phone; the town and
+        community columns are ignored; Chinese headers 网格编码, 角色, 姓名, 电话 work too).
+        Roles may be codes or labels (网格长, Grid leader). Members are matched by name
+        and phone, so moved members keep their record; members no longer listed are
+        marked as having left; grids not in the file are untouched.
+      requestBody:
+        content:
+          multipart/form-data:
+            schema: {type: object, properties: {file: {type: string, format: binary}}}
+      responses:
+        200: {description: '{grids, added, updated, unchanged, left, team_gaps}'}
+        400: {description: Bad file; details.errors lists every bad row and its reason}
+        404: {description: Never; grids outside the jurisdiction are row errors}
+        413: {description: File too large}
+    """
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput("upload the roster CSV in the 'file' form field")
+    try:
+        data = upload.read(MAX_ROSTER_BYTES + 1)
+    finally:
+        upload.close()  # a large upload is spooled to a temporary file: close it now
+    if len(data) > MAX_ROSTER_BYTES:
+        raise PayloadTooLarge(f"rosters are limited to {MAX_ROSTER_BYTES // 1024 // 1024} MB")
+    try:
+        rows = read_table(data, max_rows=teams.MAX_ROSTER_ROWS)
+    except ImportRejected as exc:
+        raise InvalidInput(f"{len(exc.errors)} problem(s) in the file; nothing was changed",
+                           errors=[e._asdict() for e in exc.errors]) from None
+    labels = {}
+    for lang in ("zh", "en"):
+        names = catalog(lang)
+        labels.update({names[role]: role for role in teams.ROLES if role in names})
+        labels.update({names[role].lower(): role for role in teams.ROLES if role in names})
+    session = get_session()
+    result = teams.import_roster(session, rows, prefix=current_prefix(), role_names=labels)
+    session.commit()
+    audit("team.roster_import", target=current_prefix() or "district",
+          grids=result["grids"], added=result["added"], left=result["left"])
+    return jsonify(result)

@@ -507,6 +507,32 @@
     return api("POST", memberUrl(m) + "/move", { to: to }, ifMatch(m.version)).then(teamDone);
   }
 
+  // A roster file replaces the teams of the grids it names; every bad row is listed.
+  function importRoster(file) {
+    var form = new FormData();
+    form.append("file", file);
+    var csrf = document.querySelector('meta[name="csrf-token"]');
+    var headers = { Accept: "application/json" };
+    if (csrf) { headers["X-CSRFToken"] = csrf.getAttribute("content"); }
+    setBusy(true);
+    return fetch("/api/teams/import", { method: "POST", body: form, headers: headers })
+      .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; }); })
+      .then(function (res) {
+        setBusy(false);
+        if (res.ok) {
+          message([t("ge_roster_done", res.data)].concat(gapNotes(res.data.team_gaps)).join("\n"), "ok");
+          return Promise.all([gaps(), S.team ? loadTeam(S.team.code) : null]).then(function () { return res; });
+        }
+        var errors = (res.data.details && res.data.details.errors) || [];
+        var lines = errors.slice(0, 12).map(function (e) {
+          return (e.row ? t("ge_roster_row", { row: e.row }) + " " : "") + (e.field ? e.field + ": " : "") + e.reason;
+        });
+        message([res.data.reason || ("HTTP " + res.status)].concat(lines).join("\n"), "error");
+        document.documentElement.setAttribute("data-ge-error", String(res.status));
+        return res;
+      });
+  }
+
   function gaps() {
     return api("GET", "/api/teams/gaps?limit=30").then(function (res) {
       var list = $("ge-gaps");
@@ -545,6 +571,11 @@
     label("ge-reload", "ge_reload"); label("ge-history-title", "ge_history");
     label("ge-team-title", "ge_team"); label("ge-team-add-btn", "ge_team_add");
     label("ge-gaps-title", "ge_gaps"); label("ge-roster", "ge_roster");
+    label("ge-roster-import-label", "ge_roster_import");
+    $("ge-roster-file").addEventListener("change", function () {
+      var file = $("ge-roster-file").files[0];
+      if (file) { importRoster(file).then(function () { $("ge-roster-file").value = ""; }); }
+    });
     $("ge-team-new-name").setAttribute("placeholder", t("ge_team_name"));
     $("ge-team-new-phone").setAttribute("placeholder", t("ge_team_phone"));
     ROLES.forEach(function (r) { option($("ge-team-new-role"), r, t(r)); });
@@ -625,6 +656,6 @@
     saveGeometry: saveGeometry, split: split, merge: merge, moveEdge: moveEdge,
     reassign: reassign, revert: revert, history: history, compare: compare,
     showVersion: showVersion, loadTeam: loadTeam, addMember: addMember, changeMember: changeMember,
-    removeMember: removeMember, moveMember: moveMember, gaps: gaps, state: S
+    removeMember: removeMember, moveMember: moveMember, gaps: gaps, importRoster: importRoster, state: S
   };
 })();
