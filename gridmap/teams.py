@@ -487,6 +487,8 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
     wanted: list[tuple[int, str, dict[str, str]]] = []  # row number, grid, fields
     seen: dict[tuple[str, str, str], int] = {}
     for number, raw in enumerate(rows, start=1):
+        if not any(raw.values()):
+            continue  # Excel leaves rows of empty cells below a table
         try:
             code = _check_code(raw[columns["grid_code"]], prefix)
         except (InvalidInput, NotFound) as exc:
@@ -508,6 +510,8 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
             continue
         seen[key] = number
         wanted.append((number, code, fields))
+    if not wanted and not errors:
+        raise InvalidInput("the roster lists no members")
     grids = sorted({code for _, code, _ in wanted})
     ids = _grid_ids(session, grids)
     for number, code, _ in wanted:

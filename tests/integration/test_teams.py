@@ -474,6 +474,7 @@ def test_a_bad_roster_lists_every_bad_row_and_changes_nothing(client_as, session
 @pytest.mark.parametrize(("data", "status", "word"), [
     (b"", 400, "empty"),
     (b"grid_code,name\n370812001001002,x\n", 400, "role"),
+    (b"grid_code,role,name,phone\n,,,\n", 400, "no members"),
     (b"\x00\x01\x02binary", 400, "text"),
     (b"a" * (2 * 1024 * 1024 + 10), 413, "MB"),
 ])
@@ -493,7 +494,8 @@ def test_unreadable_rosters_are_4xx(client, session, data, status, word):
 
 def test_a_gbk_roster_with_chinese_headers_and_role_codes_is_read(client, session):
     rows = [{"网格编码": GRID, "角色": "leader", "姓名": "王五", "电话": "139 0000 7777"},
-            {"网格编码": GRID, "角色": "Full-time grid worker", "姓名": "赵六", "电话": "0537-3412345"}]
+            {"网格编码": GRID, "角色": "Full-time grid worker", "姓名": "赵六", "电话": "0537-3412345"},
+            {"网格编码": "", "角色": "", "姓名": "", "电话": ""}]  # Excel's empty rows
     resp = upload(client, rows, encoding="gbk")
     assert resp.status_code == 200, resp.get_json()
     team = client.get(f"/api/grids/{GRID}/team").get_json()
