@@ -32,6 +32,7 @@ from gridmap.errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("leader", "full_time", "part_time", "volunteer")
 ONE_PER_GRID = ("leader", "full_time")  # the "1+1"
+POST_NAMES = {"leader": "grid leader", "full_time": "full-time grid worker"}
 MAX_MEMBERS = 60
 MAX_NAME = 40
 MAX_PAGE = 500
@@ -308,7 +309,7 @@ def _check_post_free(session: Session, grid_id: int, code: str, role: str,
     ).scalar()
     if holder is not None:
         raise Conflict(
-            f"grid {code} already has a {role.replace('_', '-')} worker (member {holder}); "
+            f"grid {code} already has a {POST_NAMES[role]} (member {holder}); "
             "move them or change their role first",
             code=code, role=role, holder=holder,
         )
@@ -527,7 +528,7 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
         for role in ONE_PER_GRID:
             holders = [n for n, f in members if f["role"] == role]
             errors.extend({"row": n, "field": "role", "reason":
-                           f"grid {code} already has a {role.replace('_', '-')} worker on row {holders[0]}"}
+                           f"grid {code} already has a {POST_NAMES[role]} on row {holders[0]}"}
                           for n in holders[1:])
     if errors:
         errors.sort(key=lambda e: (e["row"] or 0, e["field"] or ""))
