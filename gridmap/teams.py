@@ -248,6 +248,30 @@ def gaps(session: Session, *, prefix: str = "", offset: int = 0, limit: int = 10
     return {"total": int(total), "offset": offset, "limit": limit, "grids": items}
 
 
+def gap_values(session: Session, *, prefix: str = "") -> list[dict[str, Any]]:
+    """Return every grid of the jurisdiction without its "1+1", as map-layer values.
+
+    ``staffed`` is 0 for each (the wall colours the grids by it); the rest are left out.
+    """
+    rows = session.execute(
+        text(
+            """
+            SELECT g.code, array_remove(array_agg(w.role::text), NULL) AS roles
+            FROM grids g
+            LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL
+              AND w.role IN ('leader', 'full_time')
+            WHERE g.code LIKE :prefix || '%'
+            GROUP BY g.code
+            HAVING count(*) FILTER (WHERE w.role = 'leader') <> 1
+                OR count(*) FILTER (WHERE w.role = 'full_time') <> 1
+            ORDER BY g.code
+            """
+        ),
+        {"prefix": prefix},
+    ).all()
+    return [{"key": code, "staffed": 0, "problems": staffing_problems(roles)} for code, roles in rows]
+
+
 def _gap_total(session: Session, prefix: str) -> int:
     # Past the last page the window count is gone; count again so `total` stays true.
     return int(session.execute(

@@ -28,6 +28,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "volunteer": {"zh": "志愿者", "en": "Volunteer"},
     "team_no_leader": {"zh": "缺网格长", "en": "No grid leader"},
     "grid_here": {"zh": "所在网格", "en": "Grid here"},
+    "wall_layer_team_gaps": {"zh": "网格力量缺额", "en": "Grids lacking their 1+1"},
+    "wall_team_gap_legend": {"zh": "缺网格长或专职网格员", "en": "No grid leader or full-time worker"},
     "call": {"zh": "呼叫", "en": "Call"},
     "team_no_full_time": {"zh": "缺专职网格员", "en": "No full-time grid worker"},
     "team_extra_leader": {"zh": "网格长多于 1 名", "en": "More than one grid leader"},

@@ -15,7 +15,8 @@ matters, dispatch orders) plug in with one ``register_layer`` /
 Renderer contracts (wall.js): ``geojson`` draws any FeatureCollection (points as
 dots, tooltips from ``properties.name`` or ``title``); ``heat`` expects
 ``{"points": [[lon, lat, weight], ...]}``; ``bbox`` layers get ``?bbox=w,s,e,n``;
-``grid_values`` expects a list of ``{"key": grid code, <value>: number}``. A panel
+``grid_values`` expects a list of ``{"key": grid code, <value>: number}`` (with
+``options.flag`` every listed grid carries a yes/no mark: one legend swatch). A panel
 section's URL returns a list (or ``{"items": [...]}``) of objects with ``title`` or
 ``name`` and optional ``time``/``status``, or one object shown as a table.
 """

@@ -575,3 +575,28 @@ def test_a_grid_without_its_leader_is_flagged_in_its_panel(page, live_server, en
     assert panel.locator(".wall-team-problem").inner_text() == "缺网格长"
     assert panel.locator('.wall-team li[data-role="leader"]').count() == 0
     assert page.watch.console_errors == []
+
+
+def test_the_team_gaps_layer_marks_grids_without_their_1_plus_1(page, live_server, engine,
+                                                              committed_team):
+    from tests.integration.test_teams import GRID
+
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE grid_workers SET left_at = now() WHERE role = 'full_time' AND grid_id = "
+                          "(SELECT id FROM grids WHERE code = :c)"), {"c": GRID})
+    open_wall(page, live_server)
+    toggle = page.locator('input[data-layer="team_gaps"]')
+    assert toggle.count() == 1 and not toggle.is_checked()
+    toggle.check()
+    page.wait_for_function("document.documentElement.dataset.wallLayerTeam_gaps === 'on'")
+    opacity = """code => {
+      var lyr = gridmapWall.state.layers.team_gaps;
+      var hit = lyr.getLayers().filter(l => l.feature.properties.code === code)[0];
+      return hit ? hit.options.fillOpacity : null;
+    }"""
+    page.wait_for_function(f"({opacity})('{GRID}') > 0")
+    others = page.evaluate("""() => gridmapWall.state.layers.team_gaps.getLayers()
+        .filter(l => l.options.fillOpacity > 0).length""")
+    assert others == 1  # every other demo grid has its 1+1
+    assert "缺网格长或专职网格员" in page.locator("#wall-legend").inner_text()
+    assert page.watch.console_errors == []

@@ -21,8 +21,15 @@ from web.database import get_session
 from web.i18n import catalog, current_language
 from web.params import int_arg, json_object
 from web.scope import current_prefix
+from web.wall import WallLayer, register_layer
 
 bp = Blueprint("teams", __name__)
+
+# The command center sees at a glance where a grid lacks its leader or full-time worker.
+register_layer(WallLayer("team_gaps", "wall_layer_team_gaps", "grid_values", "/api/teams/gaps.json",
+                         requires="/api/teams/gaps.json", refresh_s=60,
+                         options={"property": "staffed", "legend": "wall_team_gap_legend",
+                                  "missing": "none", "flag": True}))
 
 MAX_BODY = 4096
 MAX_ROSTER_BYTES = 2 * 1024 * 1024
@@ -208,6 +215,18 @@ def team_gaps() -> Response:
         get_session(), prefix=current_prefix(),
         offset=int_arg("offset", 0), limit=int_arg("limit", 100, minimum=1, maximum=teams.MAX_PAGE),
     ))
+
+
+@bp.get("/api/teams/gaps.json")
+def team_gap_values() -> Response:
+    """Grids without their 1+1, as map-layer values.
+    ---
+    get:
+      summary: 'Every grid of the jurisdiction lacking its 1+1: [{key: code, staffed: 0, problems}]'
+      responses:
+        200: {description: The list (the wall's "team gaps" layer)}
+    """
+    return jsonify(teams.gap_values(get_session(), prefix=current_prefix()))
 
 
 @bp.get("/api/teams.csv")
