@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
@@ -90,3 +91,37 @@ def json_object(max_bytes: int | None = None, *, optional: bool = False) -> dict
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     return data
+
+
+def uploaded_file(max_bytes: int, field: str = "file") -> tuple[bytes, str]:
+    """Return (bytes, filename) of a multipart upload: 400 when missing, 413 above ``max_bytes``.
+
+    The upload is closed once read: Werkzeug spools large ones to a temporary file.
+    """
+    from gridmap.errors import PayloadTooLarge
+
+    upload = request.files.get(field)
+    if upload is None or not upload.filename:
+        raise InvalidInput(f"upload a file in the {field!r} form field", field=field)
+    try:
+        data = upload.read(max_bytes + 1)
+    finally:
+        upload.close()
+    if len(data) > max_bytes:
+        size = f"{max_bytes // 1024 // 1024} MB" if max_bytes >= 1024 * 1024 else f"{max_bytes:,} bytes"
+        raise PayloadTooLarge(f"files are limited to {size}")
+    return data, upload.filename
+
+
+def edited_version(body: dict[str, Any], parse: Callable[[Any], int], *, query: bool = False) -> int:
+    """Return the version an edit started from: ``If-Match``, the body's ``version``
+    (and ``?version=`` with ``query``); 400 when none is given or they disagree."""
+    given = [request.headers.get("If-Match"), body.get("version")]
+    if query:
+        given.append(request.args.get("version"))
+    values = {parse(v) for v in given if v is not None}
+    if not values:
+        raise InvalidInput('say which version you edited: If-Match: "<version>" or "version"')
+    if len(values) > 1:
+        raise InvalidInput("If-Match and version disagree")
+    return values.pop()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from gridmap.errors import InvalidInput, PayloadTooLarge
+from gridmap.errors import InvalidInput
 from video import registry
 from web.database import get_session
-from web.params import bbox_arg, float_arg, int_arg, json_object
+from web.params import bbox_arg, float_arg, int_arg, json_object, uploaded_file
 from web.scope import camera_filters, current_prefix
 
 bp = Blueprint("cameras", __name__, url_prefix="/api")
@@ -218,13 +218,8 @@ def import_cameras():
     """
     from video.ledger import read_camera_file
 
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise InvalidInput("upload a file in the 'file' form field")
-    data = upload.read(MAX_IMPORT_BYTES + 1)
-    if len(data) > MAX_IMPORT_BYTES:
-        raise PayloadTooLarge(f"files are limited to {MAX_IMPORT_BYTES // 1024 // 1024} MB")
-    rows = read_camera_file(data, upload.filename, request.args.get("datum") or "wgs84")
+    data, filename = uploaded_file(MAX_IMPORT_BYTES)
+    rows = read_camera_file(data, filename, request.args.get("datum") or "wgs84")
     session = get_session()
     counts = registry.upsert_many(session, rows)
     session.commit()

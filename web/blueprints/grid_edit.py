@@ -14,11 +14,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gridmap import grid_edits
-from gridmap.errors import InvalidInput, PayloadTooLarge
+from gridmap.errors import InvalidInput
 from web.database import get_session
 from web.grid_edit_page import grid_edit_html
 from web.i18n import catalog
-from web.params import json_object
+from web.params import edited_version, json_object, uploaded_file
 from web.scope import current_prefix
 
 bp = Blueprint("grid_edit", __name__)
@@ -42,14 +42,7 @@ def _context(body: dict[str, Any] | None = None) -> grid_edits.EditContext:
 
 def _version(body: dict[str, Any]) -> int:
     """Return the edited version from If-Match or the body (they must agree if both)."""
-    header = request.headers.get("If-Match")
-    field = body.get("version")
-    if header is None and field is None:
-        raise InvalidInput('say which version you edited: If-Match: "<version>" or "version"')
-    values = {grid_edits.parse_version(v) for v in (header, field) if v is not None}
-    if len(values) > 1:
-        raise InvalidInput("If-Match and version disagree")
-    return values.pop()
+    return edited_version(body, grid_edits.parse_version)
 
 
 def _versions(body: dict[str, Any]) -> dict[str, int]:
@@ -284,14 +277,9 @@ def upload() -> Response:
         409: {description: A feature's version is stale}
         413: {description: File too large}
     """
-    upload_file = request.files.get("file")
-    if upload_file is None or not upload_file.filename:
-        raise InvalidInput("upload a file in the 'file' form field")
-    data = upload_file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise PayloadTooLarge(f"files are limited to {MAX_UPLOAD_BYTES // 1024 // 1024} MB")
+    data, filename = uploaded_file(MAX_UPLOAD_BYTES)
     session = get_session()
-    result = grid_edits.upload(session, data, upload_file.filename, ctx=_context(None))
+    result = grid_edits.upload(session, data, filename, ctx=_context(None))
     session.commit()
     return _edited(result)
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from geodata.io import ImportRejected, read_table
 from gridmap import teams
-from gridmap.errors import InvalidInput, PayloadTooLarge
+from gridmap.errors import InvalidInput
 from web.auth import audit
 from web.database import get_session
 from web.i18n import catalog, current_language
-from web.params import int_arg, json_object
+from web.params import edited_version, int_arg, json_object, uploaded_file
 from web.scope import current_prefix
 from web.wall import WallLayer, register_layer
 
@@ -37,14 +37,7 @@ MAX_ROSTER_BYTES = 2 * 1024 * 1024
 
 def _version(body: dict[str, Any]) -> int:
     """Return the member version from If-Match, ?version= or the body (they must agree)."""
-    given = [v for v in (request.headers.get("If-Match"), request.args.get("version"),
-                         body.get("version")) if v is not None]
-    if not given:
-        raise InvalidInput('say which version you edited: If-Match: "<version>" or "version"')
-    values = {teams.parse_member_version(v) for v in given}
-    if len(values) > 1:
-        raise InvalidInput("the versions given disagree")
-    return values.pop()
+    return edited_version(body, teams.parse_member_version, query=True)
 
 
 def _with_etag(result: dict[str, Any], status: int = 200) -> Response:
@@ -275,15 +268,7 @@ def import_roster() -> Response:
         404: {description: Never; grids outside the jurisdiction are row errors}
         413: {description: File too large}
     """
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise InvalidInput("upload the roster CSV in the 'file' form field")
-    try:
-        data = upload.read(MAX_ROSTER_BYTES + 1)
-    finally:
-        upload.close()  # a large upload is spooled to a temporary file: close it now
-    if len(data) > MAX_ROSTER_BYTES:
-        raise PayloadTooLarge(f"rosters are limited to {MAX_ROSTER_BYTES // 1024 // 1024} MB")
+    data, _filename = uploaded_file(MAX_ROSTER_BYTES)
     try:
         rows = read_table(data, max_rows=teams.MAX_ROSTER_ROWS)
     except ImportRejected as exc:
