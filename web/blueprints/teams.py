@@ -265,7 +265,6 @@ def import_roster() -> Response:
       responses:
         200: {description: '{grids, added, updated, unchanged, left, team_gaps}'}
         400: {description: Bad file; details.errors lists every bad row and its reason}
-        404: {description: Never; grids outside the jurisdiction are row errors}
         413: {description: File too large}
     """
     data, _filename = uploaded_file(MAX_ROSTER_BYTES)
