@@ -264,7 +264,7 @@ def import_roster() -> Response:
             schema: {type: object, properties: {file: {type: string, format: binary}}}
       responses:
         200: {description: '{grids, added, updated, unchanged, left, team_gaps}'}
-        400: {description: Bad file; details.errors lists every bad row and its reason}
+        400: {description: "Bad file; details.errors lists every bad row and its reason, grids outside the jurisdiction too"}
         413: {description: File too large}
     """
     data, _filename = uploaded_file(MAX_ROSTER_BYTES)
