@@ -142,8 +142,10 @@ class Grid(Base):
     components: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     community: Mapped[Community] = relationship(back_populates="grids")
+    # The current team (members who left keep their rows for their patrols and reports).
     workers: Mapped[list[GridWorker]] = relationship(
-        back_populates="grid", order_by="GridWorker.id"
+        primaryjoin="and_(Grid.id == GridWorker.grid_id, GridWorker.left_at.is_(None))",
+        order_by="GridWorker.id", viewonly=True,
     )
     key_person_counts: Mapped[list[KeyPersonCount]] = relationship(
         order_by="KeyPersonCount.category"
@@ -173,7 +175,7 @@ class GridWorker(Base):
     # Leaving a team marks the row: patrols cascade from it and matters point at it.
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    grid: Mapped[Grid] = relationship(back_populates="workers")
+    grid: Mapped[Grid] = relationship()
 
     __table_args__ = (
         CheckConstraint(
