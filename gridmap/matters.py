@@ -814,6 +814,13 @@ def _detail(session: Session, actor: Actor, m: Matter, *, now: datetime | None =
     if may_see_contact(session, actor, m):
         out["reporter"] = {"name": m.reporter_name, "phone": m.reporter_phone,
                            "email": m.reporter_email}
+    if m.reported_by_worker is not None:
+        # Staff, not the public: whoever sees the matter sees which grid worker found it.
+        worker = session.execute(text(
+            "SELECT w.id, w.role, w.name, g.code AS grid_code, w.left_at IS NOT NULL AS left "
+            "FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE w.id = :w"),
+            {"w": m.reported_by_worker}).mappings().first()
+        out["reported_by_worker"] = dict(worker) if worker else None
     out["events"] = [dict(r) for r in session.execute(
         text("SELECT e.at, e.action, e.from_state, e.to_state, e.username, u.name AS unit, "
              "tu.name AS to_unit, e.note FROM matter_events e "

@@ -81,6 +81,10 @@ i18n.register({
     "mt_src_other": {"zh": "其他", "en": "Other"},
     # intake form
     "mt_source": {"zh": "来源", "en": "Source"},
+    "mt_worker": {"zh": "上报网格员", "en": "Reporting grid worker"},
+    "mt_worker_none": {"zh": "（不指定）", "en": "(not named)"},
+    "mt_worker_pick": {"zh": "先在地图上选定位置", "en": "Pick the spot on the map first"},
+    "mt_worker_left": {"zh": "（已离岗）", "en": "(left the team)"},
     "mt_source_ref": {"zh": "原始单号", "en": "Original ticket no."},
     "mt_category": {"zh": "事项类别", "en": "Category"},
     "mt_choose": {"zh": "请选择", "en": "Choose"},
@@ -223,6 +227,7 @@ LIST_DOM = """
         <label><span data-t="mt_source"></span><select id="mt-source" name="source"></select></label>
         <label><span data-t="mt_source_ref"></span><input id="mt-source-ref" name="source_ref" maxlength="64"></label>
       </div>
+      <label id="mt-worker-row"><span data-t="mt_worker"></span><select id="mt-worker" name="reported_by_worker"></select></label>
       <label><span data-t="mt_category"></span><select id="mt-category" name="category" required></select></label>
       <fieldset class="mt-loc"><legend data-t="mt_location"></legend>
         <p class="mt-hint" data-t="mt_location_hint"></p>

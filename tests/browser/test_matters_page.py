@@ -124,6 +124,17 @@ def test_workbench_is_offline_and_files_a_matter_through_the_form(page, live_ser
     assert float(page.input_value("#mt-lat")) == pytest.approx(clicked["lat"], abs=2e-6)
     page.locator(f"#mt-dups li[data-id='{earlier['id']}']").wait_for()
     assert "疑似重复" in page.inner_text("#mt-dups")
+    # A grid worker's report names the worker, from the team of the grid at the spot.
+    with engine.connect() as conn:
+        team = conn.execute(text(
+            "SELECT w.id, w.role, w.name FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+            "WHERE ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
+            "AND w.left_at IS NULL ORDER BY w.id"), {"x": clicked["lon"], "y": clicked["lat"]}).all()
+    page.wait_for_function("n => document.documentElement.dataset.mtWorkers === String(n)",
+                           arg=len(team))
+    assert page.input_value("#mt-source") == "grid_worker"
+    worker = next(w for w in team if w.role == "full_time")
+    page.select_option("#mt-worker", str(worker.id))
     page.fill("#mt-title-input", f"{MARK} 路灯不亮")
     page.fill("#mt-address", "建设路 12 号")
     page.fill("#mt-reporter-name", "张三")
@@ -145,6 +156,9 @@ def test_workbench_is_offline_and_files_a_matter_through_the_form(page, live_ser
             "WHERE m.ref = :r GROUP BY m.id"), {"r": ref}).one()
     assert row.category_code == "BJ.01" and row.grid_code.startswith(TOWN)
     assert row.reporter_phone == "13800000000" and row.photos == 1
+    page.goto(live_server + f"/matters/{new_item.get_attribute('data-id')}")
+    page.wait_for_function("document.documentElement.dataset.mtLoaded === '1'")
+    assert page.inner_text("dd[data-key='mt_worker']") == f"专职网格员 {worker.name}"
     assert page.watch.remote_requests() == []
     assert page.watch.console_errors == []
 

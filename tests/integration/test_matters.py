@@ -731,3 +731,23 @@ def test_grid_edit_rederives_matter_grid_codes(seeded):
                         "WHERE id = :i"), {"x": p.x, "y": p.y, "i": stay["id"]})
     assert seeded.execute(text("SELECT grid_code FROM matters WHERE id = :i"),
                           {"i": stay["id"]}).scalar().startswith(OTHER_TOWN)
+
+
+def test_a_matter_names_the_grid_worker_who_found_it(seeded):
+    district = actor(seeded, "district-operator")
+    worker_id, name = seeded.execute(text(
+        "SELECT w.id, w.name FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+        "WHERE g.code LIKE :p || '%' AND w.role = 'full_time' ORDER BY g.code LIMIT 1"),
+        {"p": COMMUNITY}).one()
+    m = report(seeded, district, source="grid_worker", reported_by_worker=worker_id)
+    detail = matters.matter_detail(seeded, actor(seeded, "community-viewer"), m["id"])
+    assert detail["reported_by_worker"]["id"] == worker_id
+    assert detail["reported_by_worker"]["name"] == name and not detail["reported_by_worker"]["left"]
+    assert "reporter" not in detail  # the citizen's contact stays with the handling units
+    assert "reported_by_worker" not in matters.matter_detail(seeded, district,
+                                                             report(seeded, district)["id"])
+    # A member who has left can no longer be named as the reporter of a new matter.
+    seeded.execute(text("UPDATE grid_workers SET left_at = now() WHERE id = :w"), {"w": worker_id})
+    with pytest.raises(InvalidInput, match="current team"):
+        report(seeded, district, source="grid_worker", reported_by_worker=worker_id)
+    assert matters.matter_detail(seeded, district, m["id"])["reported_by_worker"]["left"]

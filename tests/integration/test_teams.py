@@ -382,7 +382,7 @@ def test_the_grid_at_a_spot_comes_with_whom_to_call(client_as, session):
     got = patrol.get(f"/api/grids/at?lon={lon}&lat={lat}&team=1").get_json()
     members = got["team"]["members"]
     assert [m["role"] for m in members[:2]] == ["leader", "full_time"]
-    assert set(members[0]) == {"role", "name", "phone"} and got["team"]["problems"] == []
+    assert set(members[0]) == {"id", "role", "name", "phone"} and got["team"]["problems"] == []
     assert patrol.get(f"/api/grids/at?lon={lon}&lat={lat}&team=yes").status_code == 400
     assert client_as("daan-operator").get(
         f"/api/grids/at?lon={lon}&lat={lat}&team=1").status_code == 404

@@ -74,7 +74,8 @@ def grid_at():
         # What a patrol lead at an incident needs: who to call, in post order.
         team = teams.team(session, grid["code"], prefix=current_prefix())
         grid["team"] = {
-            "members": [{k: m[k] for k in ("role", "name", "phone")} for m in team["members"]],
+            "members": [{k: m[k] for k in ("id", "role", "name", "phone")}
+                        for m in team["members"]],
             "problems": team["problems"],
         }
     return jsonify(grid)

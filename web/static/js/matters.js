@@ -375,6 +375,28 @@
     var p = readLonLat();
     if (p) { placePick(p.lon, p.lat); }
     scheduleDuplicates();
+    updateWorkers();
+  }
+
+  // A grid worker's report names the worker: the team of the grid at the spot.
+  function updateWorkers() {
+    var row = $("mt-worker-row"), sel = $("mt-worker");
+    row.hidden = $("mt-source").value !== "grid_worker";
+    var p = readLonLat();
+    if (row.hidden || !p) {
+      fillSelect(sel, [["", t(row.hidden ? "mt_worker_none" : "mt_worker_pick")]]);
+      return Promise.resolve();
+    }
+    var token = S.workerToken = (S.workerToken || 0) + 1;
+    return getJson("/api/grids/at?team=1&lon=" + p.lon + "&lat=" + p.lat).then(function (grid) {
+      if (token !== S.workerToken) { return; }
+      fillSelect(sel, [["", t("mt_worker_none")]].concat(grid.team.members.map(function (m) {
+        return [String(m.id), t(m.role) + " " + m.name];
+      })));
+      flag("workers", grid.team.members.length);
+    }).catch(function () {
+      if (token === S.workerToken) { fillSelect(sel, [["", t("mt_worker_none")]]); flag("workers", 0); }
+    });
   }
 
   function scheduleDuplicates() {
@@ -442,6 +464,8 @@
     $("mt-tab-list").addEventListener("click", function () { showTab("list"); });
     $("mt-tab-new").addEventListener("click", function () { showTab("new"); });
     $("mt-category").addEventListener("change", scheduleDuplicates);
+    $("mt-source").addEventListener("change", updateWorkers);
+    updateWorkers();
     $("mt-lon").addEventListener("change", locationChanged);
     $("mt-lat").addEventListener("change", locationChanged);
     S.map.on("click", function (e) {
@@ -469,6 +493,7 @@
     };
     var ref = $("mt-source-ref").value.trim();
     if (ref) { payload.source_ref = ref; }
+    if (payload.source === "grid_worker" && $("mt-worker").value) { payload.reported_by_worker = Number($("mt-worker").value); }
     if (S.duplicateOf) { payload.duplicate_of = S.duplicateOf.id; }
     Object.keys(payload).forEach(function (k) { if (payload[k] === "") { delete payload[k]; } });
     var files = $("mt-photos").files;
@@ -506,6 +531,7 @@
     $("mt-dups").hidden = true;
     $("mt-dups").textContent = "";
     if (S.pick) { S.pick.remove(); S.pick = null; }
+    updateWorkers();
   }
 
   function initList(map) {
@@ -575,6 +601,8 @@
     fact(dl, "mt_handling_unit", unitName(d.handling_unit));
     fact(dl, "mt_address", text(d.address));
     fact(dl, "mt_grid", text(d.grid_code));
+    var w = d.reported_by_worker;
+    if (w) { fact(dl, "mt_worker", t(w.role) + " " + w.name + (w.left ? " " + t("mt_worker_left") : "")); }
     if (d.rating) { fact(dl, "mt_rating", "★".repeat(d.rating) + "☆".repeat(Math.max(0, 5 - d.rating)) + " " + d.rating + "/5"); }
     box.appendChild(dl);
     var extra = [];
