@@ -194,3 +194,27 @@ def test_a_roster_goes_out_to_excel_and_back(signed_in_page, live_server, commit
     page.locator("#ge-roster-file").set_input_files(str(bad))
     page.wait_for_function("document.documentElement.dataset.geError === '400'")
     assert "第 1 行 phone" in page.locator("#ge-message").inner_text()
+
+
+def test_a_member_moves_to_any_grid_of_the_community(page, live_server, engine, committed_team):
+    with engine.connect() as conn:
+        community = conn.execute(text(
+            "SELECT code FROM grids WHERE code LIKE :c AND code <> :g ORDER BY code"),
+            {"c": GRID[:12] + "%", "g": GRID}).scalars().all()
+    _open(page, live_server)
+    page.evaluate("code => gridEdit.select(code)", GRID)
+    page.wait_for_function(f"(document.documentElement.dataset.geTeam || '').startsWith('{GRID}:')")
+    volunteer = page.locator('.ge-team-member[data-role="volunteer"]').first
+    options = volunteer.locator(".ge-team-move option").evaluate_all("os => os.map(o => o.value)")
+    assert options == ["", *community]
+    target = community[-1]
+    name = volunteer.locator(".ge-team-name").inner_text()
+    volunteer.locator(".ge-team-move").select_option(target)
+    page.wait_for_function("name => ![...document.querySelectorAll('.ge-team-name')]"
+                           ".some(e => e.textContent === name)", arg=name)
+    with engine.connect() as conn:
+        moved_to = conn.execute(text(
+            "SELECT g.code FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+            "WHERE w.name = :n AND w.left_at IS NULL"), {"n": name}).scalars().all()
+    assert target in moved_to
+    assert page.watch.console_errors == []

@@ -434,8 +434,10 @@
     var list = $("ge-team");
     list.textContent = "";
     if (!team.members.length) { list.appendChild(el("li", { class: "ge-team-empty", text: t("ge_team_empty") })); }
-    var targets = S.adjacent && S.adjacent.code === team.code
-      ? S.adjacent.grids.filter(function (g) { return g.same_community; }) : [];
+    // Any other grid of the community (the code's first 12 digits), not only neighbours.
+    var targets = Object.keys(S.props).filter(function (c) {
+      return c !== team.code && c.slice(0, 12) === team.code.slice(0, 12);
+    }).sort().map(function (c) { return { code: c, name: S.props[c].name }; });
     team.members.forEach(function (m) { list.appendChild(memberItem(m, targets)); });
     document.documentElement.setAttribute("data-ge-team", team.code + ":" + team.members.length + ":" + team.problems.join(","));
   }
