@@ -1184,16 +1184,51 @@ def grids_frame(session: Session, *, as_of: datetime | None = None, prefix: str 
     )
 
 
+def communities_frame(
+    session: Session, *, as_of: datetime | None = None, prefix: str = ""
+) -> gpd.GeoDataFrame:
+    """Return the communities as their grids made them, now or at ``as_of``.
+
+    Every grid version records its community, so a community's boundary at any date
+    is the union of its grids then: reassigning a grid keeps the old boundaries.
+    """
+    grids = grids_frame(session, as_of=as_of, prefix=prefix)
+    names = dict(session.execute(text("SELECT code, name FROM communities")).all())
+    codes = sorted(set(grids["community"]))
+    shapes = [
+        editing.as_multi(shapely.coverage_union_all(
+            np.asarray(grids.geometry[grids["community"] == code].array, dtype=object)))
+        for code in codes
+    ]
+    return gpd.GeoDataFrame(
+        {
+            "code": codes,
+            "name": [names.get(code, "") for code in codes],
+            "grids": [int((grids["community"] == code).sum()) for code in codes],
+        },
+        geometry=shapes,
+        crs="EPSG:4326",
+    )
+
+
+# level → (what the file and its layer are called, the frame)
+EXPORT_LEVELS = {"grid": ("grids", grids_frame), "community": ("communities", communities_frame)}
+
+
 def export(
-    session: Session, fmt: str, *, as_of: datetime | None = None, prefix: str = ""
+    session: Session, fmt: str, *, as_of: datetime | None = None, prefix: str = "",
+    level: str = "grid",
 ) -> bytes:
-    """Export the grids (now or as of a date) as GeoJSON, GeoPackage or zipped Shapefile."""
+    """Export the grids or communities (now or as of a date) as GeoJSON, GeoPackage or Shapefile."""
     from geodata.io import write_features
 
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput("format must be geojson, gpkg or shp", format=fmt)
-    frame = grids_frame(session, as_of=as_of, prefix=prefix)
-    return write_features(frame, EXPORT_FORMATS[fmt], layer="grids")
+    if level not in EXPORT_LEVELS:
+        raise InvalidInput("level must be grid or community", level=str(level)[:20])
+    layer, make_frame = EXPORT_LEVELS[level]
+    return write_features(make_frame(session, as_of=as_of, prefix=prefix), EXPORT_FORMATS[fmt],
+                          layer=layer)
 
 
 __all__ = [
@@ -1206,6 +1241,7 @@ __all__ = [
     "edit_boundary",
     "export",
     "grids_frame",
+    "communities_frame",
     "merge",
     "move_edge",
     "reassign",

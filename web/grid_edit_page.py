@@ -82,6 +82,10 @@ i18n.register(
         "ge_gaps": {"zh": "力量缺额的网格", "en": "Grids with team gaps"},
         "ge_roster": {"zh": "导出网格力量花名册（CSV）", "en": "Download the team roster (CSV)"},
         "ge_roster_import": {"zh": "导入花名册", "en": "Import a roster"},
+        "ge_export": {"zh": "导出边界（供 QGIS 使用）", "en": "Export boundaries (for QGIS)"},
+        "ge_as_of": {"zh": "截至日期（留空为当前）", "en": "As of (empty: now)"},
+        "ge_export_grids": {"zh": "网格", "en": "Grids"},
+        "ge_export_communities": {"zh": "村居", "en": "Communities"},
         "ge_roster_done": {
             "zh": "花名册已导入：{grids} 个网格，新增 {added}，调整 {updated}，移出 {left}",
             "en": "Roster imported: {grids} grids, {added} added, {updated} changed, {left} removed",
@@ -134,6 +138,11 @@ EDIT_DOM = """
   <ol id="ge-history" class="ge-history"></ol>
   <h3 id="ge-gaps-title" class="ge-subtitle"></h3>
   <ul id="ge-gaps" class="ge-gaps"></ul>
+  <h3 id="ge-export-title" class="ge-subtitle"></h3>
+  <div class="ge-exports">
+    <label class="ge-field"><span id="ge-as-of-label"></span><input id="ge-as-of" type="date"></label>
+    <div class="ge-export-links" id="ge-export-links"></div>
+  </div>
   <p class="ge-roster-row"><a id="ge-roster" class="ge-roster" href="/api/teams.csv" download></a>
     <label class="ge-roster-import"><span id="ge-roster-import-label"></span>
       <input id="ge-roster-file" type="file" accept=".csv,text/csv"></label></p>

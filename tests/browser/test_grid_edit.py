@@ -218,3 +218,26 @@ def test_a_member_moves_to_any_grid_of_the_community(page, live_server, engine, 
             "WHERE w.name = :n AND w.left_at IS NULL"), {"n": name}).scalars().all()
     assert target in moved_to
     assert page.watch.console_errors == []
+
+
+def test_boundaries_download_for_qgis_now_or_as_of_a_day(page, live_server, engine):
+    import json
+
+    with engine.connect() as conn:
+        communities = conn.execute(text("SELECT count(*) FROM communities")).scalar()
+    _open(page, live_server)
+    links = page.locator("a.ge-export")
+    assert links.count() == 6
+    page.locator("#ge-as-of").fill("2026-01-01")
+    page.locator("#ge-as-of").dispatch_event("change")
+    link = page.locator('a.ge-export[data-level="community"][data-format="geojson"]')
+    assert "as_of=2026-01-01T23%3A59%3A59%2B08%3A00" in link.get_attribute("href")
+    page.locator("#ge-as-of").fill("")
+    page.locator("#ge-as-of").dispatch_event("change")
+    with page.expect_download() as info:
+        page.locator('a.ge-export[data-level="community"][data-format="geojson"]').click()
+    assert info.value.suggested_filename.startswith("communities-current")
+    data = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert len(data["features"]) == communities
+    assert {"code", "name", "grids"} <= set(data["features"][0]["properties"])
+    assert page.watch.console_errors == []

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import geopandas as gpd
 import pytest
@@ -392,6 +393,16 @@ def test_reassign_gives_a_new_code_and_moves_community_boundaries(client, sessio
     assert wkb.loads(bytes(comm[community])).buffer(1e-9).contains(moved)
     assert editing.area_m2(shapely.intersection(wkb.loads(bytes(comm[code[:12]])), moved)) < 1
     assert client.get(f"/api/grids/{code}/versions").get_json()["versions"][-1]["attributes"]["successor"] == new_code
+    # The communities' boundaries as of before the reassignment still come from history.
+    earlier = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    for as_of, owner in ((earlier, code[:12]), (None, community)):
+        query = "level=community" + (f"&as_of={quote(as_of)}" if as_of else "")
+        r = client.get(f"/api/grids/export.geojson?{query}")
+        assert r.status_code == 200 and 'communities-' in r.headers["Content-Disposition"]
+        frame = gpd.read_file(io.BytesIO(r.data))
+        shapes = dict(zip(frame["code"], frame.geometry, strict=True))
+        assert editing.area_m2(shapely.difference(moved, shapes[owner])) < 1, (as_of, owner)
+    assert client.get("/api/grids/export.geojson?level=town").status_code == 400
 
 
 # --------------------------------------------------------------------------- upload

@@ -401,18 +401,22 @@ def export(fmt: str) -> Response:
       parameters:
         - {in: path, name: fmt, required: true, schema: {type: string, enum: [geojson, gpkg, shp]}}
         - {in: query, name: as_of, schema: {type: string, format: date-time}, description: ISO date or date-time (UTC if no zone)}
+        - {in: query, name: level, schema: {type: string, enum: [grid, community]}, description: 'community: each community as the union of its grids at that time'}
       responses:
-        200: {description: 'The file (code, name, kind, community, version, since)'}
-        400: {description: Unknown format or bad date}
+        200: {description: 'The file (grids: code, name, kind, community, version, since; communities: code, name, grids)'}
+        400: {description: Unknown format or level, or bad date}
     """
     if fmt not in EXPORT_TYPES:
         raise InvalidInput("format must be geojson, gpkg or shp", format=fmt)
     as_of = _as_of(request.args.get("as_of"))
-    body = grid_edits.export(get_session(), fmt, as_of=as_of, prefix=current_prefix())
+    level = request.args.get("level") or "grid"
+    body = grid_edits.export(get_session(), fmt, as_of=as_of, prefix=current_prefix(),
+                             level=level)
     mimetype, ext = EXPORT_TYPES[fmt]
     stamp = as_of.strftime("%Y%m%dT%H%M%S") if as_of else "current"
     response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="grids-{stamp}.{ext}"'
+    name = grid_edits.EXPORT_LEVELS[level][0]
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.{ext}"'
     return response
 
 

@@ -509,6 +509,21 @@
     return api("POST", memberUrl(m) + "/move", { to: to }, ifMatch(m.version)).then(teamDone);
   }
 
+  // Grids or communities, now or as of a date (the end of that day), in three formats.
+  function exportLinks() {
+    var box = $("ge-export-links"), day = $("ge-as-of").value;
+    box.textContent = "";
+    var asOf = day ? "&as_of=" + encodeURIComponent(day + "T23:59:59+08:00") : "";
+    [["grid", "ge_export_grids"], ["community", "ge_export_communities"]].forEach(function (level) {
+      var row = el("div", { class: "ge-export-row" }, [el("span", { text: t(level[1]) })]);
+      [["geojson", "GeoJSON"], ["gpkg", "GeoPackage"], ["shp", "Shapefile"]].forEach(function (f) {
+        row.appendChild(el("a", { class: "ge-export", download: "", "data-level": level[0], "data-format": f[0],
+                                  href: "/api/grids/export." + f[0] + "?level=" + level[0] + asOf, text: f[1] }));
+      });
+      box.appendChild(row);
+    });
+  }
+
   // A roster file replaces the teams of the grids it names; every bad row is listed.
   function importRoster(file) {
     var form = new FormData();
@@ -574,6 +589,9 @@
     label("ge-team-title", "ge_team"); label("ge-team-add-btn", "ge_team_add");
     label("ge-gaps-title", "ge_gaps"); label("ge-roster", "ge_roster");
     label("ge-roster-import-label", "ge_roster_import");
+    label("ge-export-title", "ge_export"); label("ge-as-of-label", "ge_as_of");
+    $("ge-as-of").addEventListener("change", exportLinks);
+    exportLinks();
     $("ge-roster-file").addEventListener("change", function () {
       var file = $("ge-roster-file").files[0];
       if (file) { importRoster(file).then(function () { $("ge-roster-file").value = ""; }); }
