@@ -70,6 +70,8 @@ ANCESTOR_CODE_ENDPOINTS = frozenset({"grids.area_hierarchy"})
 DISPATCHED_VIEW_WRITES = frozenset({"health.sample"})
 # Writes that record their own, more specific audit entries.
 SELF_AUDITED_BLUEPRINTS = frozenset({"auth", "dispatch", "videowall", "matters"})
+# Single endpoints that write their own, more telling entry.
+SELF_AUDITED_ENDPOINTS = frozenset({"teams.import_roster"})
 VIEW_AUDIT_INTERVAL_S = 300.0
 AREA_CODE_LENGTHS = (6, 9, 12, 15)
 
@@ -298,7 +300,8 @@ def _after(response: Response) -> Response:
     actor = g.get("actor")
     if (actor is not None and request.method not in SAFE_METHODS
             and response.status_code < 400
-            and request.blueprint not in SELF_AUDITED_BLUEPRINTS):
+            and request.blueprint not in SELF_AUDITED_BLUEPRINTS
+            and request.endpoint not in SELF_AUDITED_ENDPOINTS):
         audit("data.edit", target=request.endpoint, endpoint=request.endpoint)
     if g.get("audit_queue") or g.get("dispatched_view"):
         _flush_audit(response)

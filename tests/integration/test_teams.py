@@ -412,6 +412,7 @@ def upload(client, rows: list[dict], *, encoding: str = "utf-8-sig", name: str =
 
 def test_an_edited_roster_round_trips_keeping_records(client_as, session):
     client = client_as("community-gridadmin")
+    audited = session.execute(text("SELECT coalesce(max(id), 0) FROM audit_log")).scalar()
     rows = roster_of(client)
     other = same_community_neighbour(session)
     ours = [r for r in rows if r["grid_code"] == GRID]
@@ -445,6 +446,11 @@ def test_an_edited_roster_round_trips_keeping_records(client_as, session):
     # Importing the same roster again changes nothing.
     again = upload(client, edited).get_json()
     assert (again["added"], again["updated"], again["left"]) == (0, 0, 0)
+    entries = session.execute(text(
+        "SELECT action, detail FROM audit_log WHERE path = '/api/teams/import' AND id > :a "
+        "ORDER BY id"), {"a": audited}).all()
+    assert [e.action for e in entries] == ["team.roster_import"] * 2  # one entry per import
+    assert entries[0].detail["added"] == 1 and entries[0].detail["left"] == 1
 
 
 def test_a_bad_roster_lists_every_bad_row_and_changes_nothing(client_as, session):
