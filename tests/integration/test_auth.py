@@ -97,6 +97,32 @@ def test_form_sign_in_sets_a_hardened_session_cookie(csrf_app):
     assert "password_hash" not in str(me) and "session_token" not in str(me)
 
 
+def test_the_session_cookie_is_re_sent_at_most_once_a_minute(app, monkeypatch):
+    import time as clock
+
+    from web.auth import ThrottledRefreshSessionInterface
+
+    client = app.test_client()
+    assert login_json(client, "district-viewer").status_code == 200  # sets the cookie
+    now = clock.time()
+    monkeypatch.setattr("web.auth.time.time", lambda: now)
+
+    def cookie_sent() -> bool:
+        resp = client.get("/api/me")
+        assert resp.status_code == 200
+        return any(h.startswith("gridmap_session=") for h in resp.headers.getlist("Set-Cookie"))
+
+    cookie_sent()  # the first refresh stamps the session
+    assert not cookie_sent() and not cookie_sent()  # within the minute: no cookie
+    now += ThrottledRefreshSessionInterface.refresh_interval_s + 1
+    assert cookie_sent()  # a minute on: the expiry slides again
+    assert not cookie_sent()
+    # A change of the session goes out at once, and sign-out still ends it.
+    resp = client.post("/logout")
+    assert any(h.startswith("gridmap_session=") for h in resp.headers.getlist("Set-Cookie"))
+    assert client.get("/api/me").status_code == 401
+
+
 def test_cookie_is_secure_when_configured_for_tls(connection, database_url, demo_accounts):
     from web import create_app
 
