@@ -576,7 +576,8 @@ def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[s
     pool: dict[tuple[str, str], list[Any]] = {}
     for row in current:
         pool.setdefault((row.name, row.phone), []).append(row)
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "left": 0}
+    added: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     kept: set[int] = set()
     for code, members in by_grid.items():
         for _number, fields in members:
@@ -585,21 +586,21 @@ def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[s
                 # Their record in this grid if they have one, else the one they move from.
                 match.sort(key=lambda r: r.grid_id != ids[code])
             if not match:
-                session.execute(
-                    text("INSERT INTO grid_workers (grid_id, role, name, phone) "
-                         "VALUES (:g, :role, :name, :phone)"), {"g": ids[code], **fields})
-                counts["added"] += 1
+                added.append({"g": ids[code], **fields})
                 continue
             row = match.pop(0)
             kept.add(row.id)
-            if row.grid_id == ids[code] and row.role == fields["role"]:
-                counts["unchanged"] += 1
-                continue
-            session.execute(
-                text("UPDATE grid_workers SET grid_id = :g, role = :role, version = version + 1, "
-                     "updated_at = now() WHERE id = :id"),
-                {"g": ids[code], "role": fields["role"], "id": row.id})
-            counts["updated"] += 1
+            if row.grid_id != ids[code] or row.role != fields["role"]:
+                changed.append({"g": ids[code], "role": fields["role"], "id": row.id})
+    # One batch each: a district roster is thousands of rows.
+    if added:
+        session.execute(text("INSERT INTO grid_workers (grid_id, role, name, phone) "
+                             "VALUES (:g, :role, :name, :phone)"), added)
+    if changed:
+        session.execute(text("UPDATE grid_workers SET grid_id = :g, role = :role, "
+                             "version = version + 1, updated_at = now() WHERE id = :id"), changed)
+    counts = {"added": len(added), "updated": len(changed),
+              "unchanged": len(kept) - len(changed), "left": 0}
     gone = [row.id for row in current if row.id not in kept]
     if gone:
         session.execute(
