@@ -74,6 +74,14 @@ i18n.register(
         "ge_team_move": {"zh": "调至网格…", "en": "Move to grid…"},
         "ge_team_saved": {"zh": "网格力量已更新", "en": "Team updated"},
         "ge_team_empty": {"zh": "暂无成员", "en": "No members yet"},
+        "ge_team_taken_leader": {
+            "zh": "该网格已有网格长：请先调离现任或改其角色",
+            "en": "This grid already has a grid leader: move them or change their role first",
+        },
+        "ge_team_taken_full_time": {
+            "zh": "该网格已有专职网格员：请先调离现任或改其角色",
+            "en": "This grid already has a full-time grid worker: move them or change their role first",
+        },
         "ge_team_complete": {"zh": "1+1 已配齐", "en": "1+1 complete"},
         "ge_team_stale": {
             "zh": "其他人已修改该成员，已重新加载",

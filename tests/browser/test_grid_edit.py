@@ -146,6 +146,15 @@ def test_grid_team_panel_adds_removes_and_fills_posts(page, live_server, engine,
     assert page.watch.remote_requests() == []
     assert page.watch.console_errors == []
 
+    # A second leader is refused in words, and the select goes back to what is stored.
+    page.watch.expect_errors = True
+    volunteer = page.locator('.ge-team-member[data-role="volunteer"]').first
+    volunteer.locator(".ge-team-role").select_option("leader")
+    page.wait_for_function("document.documentElement.dataset.geError === '409'")
+    assert "该网格已有网格长" in page.locator("#ge-message").inner_text()
+    page.wait_for_function("() => [...document.querySelectorAll('.ge-team-member')]"
+                           ".filter(e => e.querySelector('.ge-team-role').value === 'leader').length === 1")
+
     # Someone else changes a member meanwhile: the stale change is refused and reloaded.
     with engine.begin() as conn:
         conn.execute(text("UPDATE grid_workers SET name = '别人改的', version = version + 1 "

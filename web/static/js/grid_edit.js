@@ -482,8 +482,10 @@
       return gaps().then(function () { return res; });
     }
     var text = (res.data && res.data.reason) || ("HTTP " + res.status);
-    var stale = res.status === 409 && res.data && res.data.details && res.data.details.current_version;
-    message(stale ? t("ge_team_stale") : text, "error");
+    var details = (res.data && res.data.details) || {};
+    if (res.status === 409 && details.current_version) { text = t("ge_team_stale"); }
+    else if (res.status === 409 && details.holder) { text = t("ge_team_taken_" + details.role); }
+    message(text, "error");
     document.documentElement.setAttribute("data-ge-error", String(res.status));
     // Put the selects back as the server has them.
     return (S.team ? loadTeam(S.team.code) : Promise.resolve()).then(function () { return res; });
