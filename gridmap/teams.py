@@ -579,19 +579,28 @@ def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[s
     added: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     kept: set[int] = set()
-    for code, members in by_grid.items():
-        for _number, fields in members:
-            match = pool.get((fields["name"], fields["phone"]))
-            if match:
-                # Their record in this grid if they have one, else the one they move from.
-                match.sort(key=lambda r: r.grid_id != ids[code])
-            if not match:
-                added.append({"g": ids[code], **fields})
-                continue
-            row = match.pop(0)
-            kept.add(row.id)
-            if row.grid_id != ids[code] or row.role != fields["role"]:
-                changed.append({"g": ids[code], "role": fields["role"], "id": row.id})
+    listed = [(ids[code], fields) for code, members in by_grid.items() for _n, fields in members]
+    # First everyone who stays in their grid keeps that record; then the rest take a
+    # record they move from (one person may serve several grids), or are new.
+    unmatched = []
+    for grid_id, fields in listed:
+        rows = pool.get((fields["name"], fields["phone"]), [])
+        here = next((r for r in rows if r.grid_id == grid_id), None)
+        if here is None:
+            unmatched.append((grid_id, fields))
+            continue
+        rows.remove(here)
+        kept.add(here.id)
+        if here.role != fields["role"]:
+            changed.append({"g": grid_id, "role": fields["role"], "id": here.id})
+    for grid_id, fields in unmatched:
+        rows = pool.get((fields["name"], fields["phone"]), [])
+        if not rows:
+            added.append({"g": grid_id, **fields})
+            continue
+        moved = rows.pop(0)
+        kept.add(moved.id)
+        changed.append({"g": grid_id, "role": fields["role"], "id": moved.id})
     # One batch each: a district roster is thousands of rows.
     if added:
         session.execute(text("INSERT INTO grid_workers (grid_id, role, name, phone) "

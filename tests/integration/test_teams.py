@@ -508,3 +508,20 @@ def test_a_gbk_roster_with_chinese_headers_and_role_codes_is_read(client, sessio
     assert [(m["role"], m["name"], m["phone"]) for m in team["members"]] == [
         ("leader", "王五", "13900007777"), ("full_time", "赵六", "05373412345")]
     assert resp.get_json()["left"] == 7 and team["problems"] == []
+
+
+def test_a_person_serving_two_grids_keeps_the_record_of_the_grid_they_stay_in(client, session):
+    other = same_community_neighbour(session)
+    rows = [r for r in roster_of(client) if r["grid_code"] in (GRID, other)]
+    leader = next(r for r in rows if r["grid_code"] == GRID and r["role"] == "网格长")
+    leader_id = session.execute(text(
+        "SELECT w.id FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+        "WHERE g.code = :c AND w.role = 'leader' AND w.left_at IS NULL"), {"c": GRID}).scalar()
+    # The neighbour's part-time worker row for GRID's leader comes first in the file.
+    extra = {**leader, "grid_code": other, "role": "兼职网格员"}
+    resp = upload(client, [extra, *rows])
+    assert resp.status_code == 200, resp.get_json()
+    assert (resp.get_json()["added"], resp.get_json()["left"]) == (1, 0)
+    assert session.execute(text(
+        "SELECT g.code, w.role FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE w.id = :i"),
+        {"i": leader_id}).one() == (GRID, "leader")
