@@ -10,6 +10,7 @@ Every member row carries a version: an edit names the version it started from an
 a stale one is a Conflict. A member who leaves is marked, not deleted: their patrol
 records cascade from the row, and matters they reported point at it. The grid's
 row is locked for every change, so two admins cannot both fill the same post.
+The roster goes out as CSV for Excel and comes back whole (``import_roster``).
 Callers own the transaction (commit or roll back).
 """
 
