@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
@@ -170,3 +173,43 @@ def committed_team(engine, demo_loaded):
                 {"rows": json.dumps([{**r._asdict(), "updated_at": r.updated_at.isoformat(),
                                       "left_at": r.left_at and r.left_at.isoformat()}
                                      for r in rows])})
+
+
+@contextmanager
+def blocked_attempt(engine, holder_pid: int, attempt, expected: type[Exception]):
+    """Run ``attempt(session)`` in a thread until it waits on ``holder_pid``'s locks.
+
+    Yields the outcome dict; the caller then commits or rolls back the holder. On
+    leaving, the thread is joined: ``outcome["result"]`` is "committed" or the
+    ``expected`` exception the attempt raised.
+    """
+    from gridmap import db
+
+    factory = db.session_factory(engine)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        with factory() as s:
+            outcome["pid"] = s.execute(text("SELECT pg_backend_pid()")).scalar()
+            try:
+                attempt(s)
+                s.commit()
+                outcome["result"] = "committed"
+            except expected as exc:
+                s.rollback()
+                outcome["result"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        with engine.connect() as watch:
+            for _ in range(200):
+                if watch.execute(text("SELECT :w = ANY(pg_blocking_pids(:p))"),
+                                 {"w": holder_pid, "p": outcome.get("pid", 0)}).scalar():
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the second session never waited on the first one's locks")
+        yield outcome
+    finally:
+        thread.join(timeout=60)

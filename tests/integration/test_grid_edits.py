@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -21,6 +20,7 @@ from sqlalchemy import text
 
 from gridmap import editing, grid_edits
 from gridmap.editing import GridEditConflict, as_multi
+from tests.conftest import blocked_attempt
 
 GRID = "370812001001002"  # 东永安社区第二网格: two same-community neighbours, others around
 REASON = {"reason": "道路改线后调整边界"}
@@ -836,40 +836,16 @@ def test_concurrent_editors_one_wins_the_other_gets_409(engine, committed):
         first = mapping(grown(probe, GRID, other, 0.0004))
         second = mapping(grown(probe, GRID, other, 0.0008))
     ctx = grid_edits.EditContext("editor", "concurrent")
-    outcome: dict[str, object] = {}
 
     winner = factory()
     winner.execute(text("SELECT 1"))
     winner_pid = winner.execute(text("SELECT pg_backend_pid()")).scalar()
     grid_edits.edit_boundary(winner, GRID, first, version=version, ctx=ctx)  # holds the row locks
-
-    def loser() -> None:
-        with factory() as s:
-            outcome["pid"] = s.execute(text("SELECT pg_backend_pid()")).scalar()
-            try:
-                grid_edits.edit_boundary(s, GRID, second, version=version, ctx=ctx)
-                s.commit()
-                outcome["result"] = "committed"
-            except GridEditConflict as exc:
-                s.rollback()
-                outcome["result"] = exc
-
-    thread = threading.Thread(target=loser)
-    thread.start()
-    # Wait until the second editor is blocked on the first one's row locks.
-    with engine.connect() as watch:
-        for _ in range(200):
-            blocked = watch.execute(
-                text("SELECT :w = ANY(pg_blocking_pids(:p))"),
-                {"w": winner_pid, "p": outcome.get("pid", 0)},
-            ).scalar()
-            if blocked:
-                break
-            time.sleep(0.05)
-    assert blocked
-    winner.commit()
-    winner.close()
-    thread.join(timeout=60)
+    # The second editor waits on the first one's row locks, then loses.
+    with blocked_attempt(engine, winner_pid, lambda s: grid_edits.edit_boundary(
+            s, GRID, second, version=version, ctx=ctx), GridEditConflict) as outcome:
+        winner.commit()
+        winner.close()
     assert isinstance(outcome["result"], GridEditConflict)
     assert outcome["result"].details["current_version"] == version + 1
     with engine.connect() as conn:

@@ -4,8 +4,6 @@ losing patrols, gaps after a split or merge, concurrent admins, and bad input.""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +12,7 @@ from sqlalchemy import text
 
 from gridmap import teams
 from gridmap.errors import Conflict
+from tests.conftest import blocked_attempt
 from tests.integration.test_grid_edits import geom_of, same_community_neighbour
 
 GRID = "370812001001002"  # 东永安社区第二网格 (鼓楼街道)
@@ -306,34 +305,13 @@ def test_two_admins_filling_one_vacant_post_one_wins(engine, committed_team):
     with factory() as s:
         teams.remove_member(s, GRID, leader.id, leader.version)
         s.commit()
-    first, outcome = factory(), {}
+    first = factory()
     first_pid = first.execute(text("SELECT pg_backend_pid()")).scalar()
     teams.add_member(first, GRID, {**NEW, "role": "leader"})  # holds the grid's row lock
-
-    def second() -> None:
-        with factory() as s:
-            outcome["pid"] = s.execute(text("SELECT pg_backend_pid()")).scalar()
-            try:
-                teams.add_member(s, GRID, {**NEW, "role": "leader", "name": "李四"})
-                s.commit()
-                outcome["result"] = "committed"
-            except Conflict as exc:
-                s.rollback()
-                outcome["result"] = exc
-
-    thread = threading.Thread(target=second)
-    thread.start()
-    with engine.connect() as watch:
-        for _ in range(200):
-            if watch.execute(text("SELECT :w = ANY(pg_blocking_pids(:p))"),
-                             {"w": first_pid, "p": outcome.get("pid", 0)}).scalar():
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the second admin was never blocked by the first")
-    first.commit()
-    first.close()
-    thread.join(timeout=60)
+    with blocked_attempt(engine, first_pid, lambda s: teams.add_member(
+            s, GRID, {**NEW, "role": "leader", "name": "李四"}), Conflict) as outcome:
+        first.commit()
+        first.close()
     assert isinstance(outcome["result"], Conflict)
     with engine.connect() as conn:
         leaders = conn.execute(text(
