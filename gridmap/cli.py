@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from tqdm import tqdm
 
 from gridmap import db, pgcluster
+from gridmap.config import var_dir
 from gridmap.errors import GridmapError
 
 
@@ -89,6 +92,47 @@ def db_migrate(revision: str) -> None:
 
     migrate.upgrade(db.database_url(), revision)
     click.echo(f"migrated to {revision}")
+
+
+@db_group.command("backup")
+@click.option("--database", default=None, help="Another database on the same server.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file to write (default var/backups/<database>-<UTC time>.dump).")
+def db_backup(database: str | None, output: Path | None) -> None:
+    """Back up the database to one file (pg_dump custom format, readable by you only)."""
+    from gridmap import backup
+
+    url = db.database_url(database)
+    name = database or db.default_database() or "gridmap"
+    if output is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        output = var_dir() / "backups" / f"{name}-{stamp}.dump"
+    click.echo(f"backing up {db.safe_url(url)} …")
+    try:
+        done = backup.backup(url, output)
+    except GridmapError as exc:
+        _fail(exc)
+    click.echo(f"wrote {done.path} ({done.size / 1024 / 1024:.1f} MB); it holds the stream "
+               "credentials too: keep it where the database is kept")
+
+
+@db_group.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--database", required=True,
+              help="A new or empty database to restore into (created if missing).")
+def db_restore(path: Path, database: str) -> None:
+    """Restore a backup into a new or empty database, all or nothing."""
+    from gridmap import backup
+
+    try:
+        ensure_started((database,))
+        url = db.database_url(database)
+        click.echo(f"restoring {path} into {db.safe_url(url)} …")
+        counts = backup.restore(url, path)
+    except GridmapError as exc:
+        _fail(exc)
+    click.echo("restored: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    click.echo(f"to use it: GRIDMAP_DATABASE={database} (or DATABASE_URL)")
 
 
 @click.group("demo")
