@@ -2,8 +2,9 @@
 
 Backups are PostgreSQL's own custom-format dumps (``pg_dump -Fc``): compressed,
 restorable table by table with the standard tools, and independent of this app's
-version. They hold everything, the cameras' stream credentials included, so the
-file is created readable by its owner only. The password reaches ``pg_dump`` and
+version. They hold everything in the database, the cameras' stream credentials
+included (encrypted with the credential key, which lives outside the database and
+is not in the backup), so the file is created readable by its owner only. The password reaches ``pg_dump`` and
 ``pg_restore`` through their environment, never their command line (which any
 local user can read with ``ps``) or the log.
 

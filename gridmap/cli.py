@@ -112,8 +112,9 @@ def db_backup(database: str | None, output: Path | None) -> None:
         done = backup.backup(url, output)
     except GridmapError as exc:
         _fail(exc)
-    click.echo(f"wrote {done.path} ({done.size / 1024 / 1024:.1f} MB); it holds the stream "
-               "credentials too: keep it where the database is kept")
+    click.echo(f"wrote {done.path} ({done.size / 1024 / 1024:.1f} MB); the stream credentials "
+               "in it are encrypted with the credential key, which is not in the backup: "
+               "keep a copy of the key apart from it")
 
 
 @db_group.command("restore")
