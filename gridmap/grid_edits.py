@@ -51,6 +51,7 @@ from gridmap.editing import (
     InvalidGeometry,
 )
 from gridmap.errors import InvalidInput, NotFound
+from gridmap.validation import check_grid_code as check_code
 
 MAX_REASON = 500
 MAX_UPLOAD_FEATURES = 500
@@ -109,16 +110,6 @@ def _bounds(geom: BaseGeometry) -> tuple[float, float, float, float]:
     # A little slack: the district boundary itself has vertices on the bbox.
     x0, y0, x1, y1 = geom.bounds
     return (x0 - 1e-6, y0 - 1e-6, x1 + 1e-6, y1 + 1e-6)
-
-
-def check_code(code: str, prefix: str) -> str:
-    """Return the grid code if well-formed and inside the prefix; NotFound otherwise."""
-    if not (isinstance(code, str) and code.isascii() and code.isdigit() and len(code) == 15):
-        raise InvalidInput("a grid code has 15 digits", code=str(code)[:40])
-    if not code.startswith(prefix or ""):
-        # Outside the caller's jurisdiction is "not found": existence is not leaked.
-        raise NotFound("no such grid", code=code)
-    return code
 
 
 def _neighbourhood_ids(
@@ -1193,20 +1184,17 @@ def communities_frame(
     is the union of its grids then: reassigning a grid keeps the old boundaries.
     """
     grids = grids_frame(session, as_of=as_of, prefix=prefix)
+    # The grids are a coverage: the coverage union is exact and fast.
+    merged = grids.dissolve(by="community", aggfunc={"code": "count"}, method="coverage")
     names = dict(session.execute(text("SELECT code, name FROM communities")).all())
-    codes = sorted(set(grids["community"]))
-    shapes = [
-        editing.as_multi(shapely.coverage_union_all(
-            np.asarray(grids.geometry[grids["community"] == code].array, dtype=object)))
-        for code in codes
-    ]
+    codes = list(merged.index)
     return gpd.GeoDataFrame(
         {
             "code": codes,
             "name": [names.get(code, "") for code in codes],
-            "grids": [int((grids["community"] == code).sum()) for code in codes],
+            "grids": [int(n) for n in merged["code"]],
         },
-        geometry=shapes,
+        geometry=[editing.as_multi(g) for g in merged.geometry],
         crs="EPSG:4326",
     )
 

@@ -22,7 +22,6 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from geodata.io import spreadsheet_safe
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.validation import check_grid_code
 
 ROLES = ("leader", "full_time", "part_time", "volunteer")
 ONE_PER_GRID = ("leader", "full_time")  # the "1+1"
@@ -126,14 +126,6 @@ def parse_member_version(value: Any) -> int:
 # --------------------------------------------------------------------------- reads
 
 
-def _check_code(code: Any, prefix: str) -> str:
-    if not (isinstance(code, str) and code.isascii() and code.isdigit() and len(code) == 15):
-        raise InvalidInput("a grid code has 15 digits", code=str(code)[:40])
-    if not code.startswith(prefix or ""):
-        raise NotFound("no such grid", code=code)  # outside the jurisdiction: not leaked
-    return code
-
-
 def _grid(session: Session, code: str) -> Mapping[str, Any]:
     row = session.execute(
         text(
@@ -147,16 +139,19 @@ def _grid(session: Session, code: str) -> Mapping[str, Any]:
     return row
 
 
-def _lock_grids(session: Session, codes: Sequence[str]) -> dict[str, int]:
-    """Lock the grids' rows in id order (no deadlock between two moves); return their ids."""
+def _lock_grids(session: Session, codes: Sequence[str], *, require: bool = True) -> dict[str, int]:
+    """Lock the grids' rows in id order (no deadlock between two moves); return their ids.
+
+    With ``require``, a code that names no grid is NotFound; without, it is left out.
+    """
     rows = session.execute(
         text("SELECT id, code FROM grids WHERE code = ANY(:c) ORDER BY id FOR NO KEY UPDATE"),
         {"c": list(codes)},
     ).all()
     found = {code: gid for gid, code in rows}
-    for code in codes:
-        if code not in found:
-            raise NotFound("no such grid", code=code)
+    missing = [code for code in codes if code not in found]
+    if require and missing:
+        raise NotFound("no such grid", code=missing[0])
     return found
 
 
@@ -168,19 +163,12 @@ def _members(session: Session, grid_id: int) -> list[dict[str, Any]]:
         ),
         {"g": grid_id},
     ).mappings()
-    return [_member_dict(r) for r in rows]
-
-
-def _member_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    updated = out.get("updated_at")
-    out["updated_at"] = updated.isoformat() if isinstance(updated, datetime) else updated
-    return out
+    return [dict(r) for r in rows]
 
 
 def team(session: Session, code: str, *, prefix: str = "") -> dict[str, Any]:
     """Return a grid's current team, its staffing problems and the counts per role."""
-    grid = _grid(session, _check_code(code, prefix))
+    grid = _grid(session, check_grid_code(code, prefix))
     members = _members(session, grid["id"])
     roles = Counter(m["role"] for m in members)
     return {
@@ -194,20 +182,33 @@ def team(session: Session, code: str, *, prefix: str = "") -> dict[str, Any]:
     }
 
 
+# The grids (those a WHERE clause picks) whose team is not "1+1", with the posts held.
+_GAPS_SQL = """
+SELECT g.code, g.name, c.code AS community_code, c.name AS community_name,
+       count(w.id) AS members,
+       coalesce(array_agg(w.role::text) FILTER (WHERE w.role IN ('leader', 'full_time')),
+                '{{}}') AS posts
+FROM grids g
+JOIN communities c ON c.id = g.community_id
+LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL
+WHERE {where}
+GROUP BY g.id, c.id
+HAVING count(*) FILTER (WHERE w.role = 'leader') <> 1
+    OR count(*) FILTER (WHERE w.role = 'full_time') <> 1
+"""
+_IN_AREA = "g.code LIKE :prefix || '%'"
+
+
 def problems_by_grid(session: Session, grid_ids: Sequence[int]) -> dict[str, list[str]]:
     """Return the staffing problems of those grids that have any, by grid code."""
     if not grid_ids:
         return {}
     rows = session.execute(
-        text(
-            "SELECT g.code, array_remove(array_agg(w.role::text), NULL) FROM grids g "
-            "LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL "
-            "WHERE g.id = ANY(:ids) GROUP BY g.code"
-        ),
+        text(f"SELECT code, posts FROM ({_GAPS_SQL.format(where='g.id = ANY(:ids)')}) x "
+             "ORDER BY code"),
         {"ids": list(grid_ids)},
     ).all()
-    out = {code: staffing_problems(roles or []) for code, roles in rows}
-    return {code: problems for code, problems in sorted(out.items()) if problems}
+    return {code: staffing_problems(posts) for code, posts in rows}
 
 
 def gaps(session: Session, *, prefix: str = "", offset: int = 0, limit: int = 100) -> dict[str, Any]:
@@ -216,37 +217,25 @@ def gaps(session: Session, *, prefix: str = "", offset: int = 0, limit: int = 10
         raise InvalidInput(f"limit must be within 1–{MAX_PAGE}")
     if offset < 0:
         raise InvalidInput("offset must be ≥ 0")
+    # One row at least (the total), even past the last page.
     rows = session.execute(
         text(
-            """
-            WITH staffed AS (
-              SELECT g.code, g.name, c.code AS community_code, c.name AS community_name,
-                     count(*) FILTER (WHERE w.role = 'leader') AS leaders,
-                     count(*) FILTER (WHERE w.role = 'full_time') AS full_time,
-                     count(w.id) AS members
-              FROM grids g
-              JOIN communities c ON c.id = g.community_id
-              LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL
-              WHERE g.code LIKE :prefix || '%'
-              GROUP BY g.code, g.name, c.code, c.name
-            )
-            SELECT *, count(*) OVER () AS total FROM staffed
-            WHERE leaders <> 1 OR full_time <> 1
-            ORDER BY code OFFSET :offset LIMIT :limit
+            f"""
+            WITH gaps AS ({_GAPS_SQL.format(where=_IN_AREA)})
+            SELECT t.total, p.* FROM (SELECT count(*) AS total FROM gaps) t
+            LEFT JOIN LATERAL (SELECT * FROM gaps ORDER BY code OFFSET :offset LIMIT :limit) p
+              ON TRUE
             """
         ),
         {"prefix": prefix, "offset": offset, "limit": limit},
     ).mappings().all()
-    total = rows[0]["total"] if rows else _gap_total(session, prefix)
-    items = []
-    for r in rows:
-        roles = ["leader"] * r["leaders"] + ["full_time"] * r["full_time"]
-        items.append({
-            "code": r["code"], "name": r["name"], "community_code": r["community_code"],
-            "community_name": r["community_name"], "members": r["members"],
-            "problems": staffing_problems(roles),
-        })
-    return {"total": int(total), "offset": offset, "limit": limit, "grids": items}
+    items = [
+        {"code": r["code"], "name": r["name"], "community_code": r["community_code"],
+         "community_name": r["community_name"], "members": r["members"],
+         "problems": staffing_problems(r["posts"])}
+        for r in rows if r["code"] is not None
+    ]
+    return {"total": int(rows[0]["total"]), "offset": offset, "limit": limit, "grids": items}
 
 
 def gap_values(session: Session, *, prefix: str = "") -> list[dict[str, Any]]:
@@ -255,41 +244,11 @@ def gap_values(session: Session, *, prefix: str = "") -> list[dict[str, Any]]:
     ``staffed`` is 0 for each (the wall colours the grids by it); the rest are left out.
     """
     rows = session.execute(
-        text(
-            """
-            SELECT g.code, array_remove(array_agg(w.role::text), NULL) AS roles
-            FROM grids g
-            LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL
-              AND w.role IN ('leader', 'full_time')
-            WHERE g.code LIKE :prefix || '%'
-            GROUP BY g.code
-            HAVING count(*) FILTER (WHERE w.role = 'leader') <> 1
-                OR count(*) FILTER (WHERE w.role = 'full_time') <> 1
-            ORDER BY g.code
-            """
-        ),
+        text(f"SELECT code, posts FROM ({_GAPS_SQL.format(where=_IN_AREA)}) x ORDER BY code"),
         {"prefix": prefix},
     ).all()
-    return [{"key": code, "staffed": 0, "problems": staffing_problems(roles)} for code, roles in rows]
-
-
-def _gap_total(session: Session, prefix: str) -> int:
-    # Past the last page the window count is gone; count again so `total` stays true.
-    return int(session.execute(
-        text(
-            """
-            SELECT count(*) FROM (
-              SELECT g.id FROM grids g
-              LEFT JOIN grid_workers w ON w.grid_id = g.id AND w.left_at IS NULL
-              WHERE g.code LIKE :prefix || '%'
-              GROUP BY g.id
-              HAVING count(*) FILTER (WHERE w.role = 'leader') <> 1
-                  OR count(*) FILTER (WHERE w.role = 'full_time') <> 1
-            ) x
-            """
-        ),
-        {"prefix": prefix},
-    ).scalar_one())
+    return [{"key": code, "staffed": 0, "problems": staffing_problems(posts)}
+            for code, posts in rows]
 
 
 # --------------------------------------------------------------------------- changes
@@ -307,7 +266,7 @@ def _current_member(session: Session, grid_id: int, code: str, member_id: Any) -
     ).mappings().first()
     if row is None:
         raise NotFound("no such member in this grid's team", code=code, id=member_id)
-    return _member_dict(row)
+    return dict(row)
 
 
 def _check_version(member: Mapping[str, Any], version: int, code: str) -> None:
@@ -343,7 +302,7 @@ def _check_post_free(session: Session, grid_id: int, code: str, role: str,
 def add_member(session: Session, code: str, body: Mapping[str, Any], *,
                prefix: str = "") -> dict[str, Any]:
     """Add a member to a grid's team; return the new member and the team."""
-    code = _check_code(code, prefix)
+    code = check_grid_code(code, prefix)
     fields = parse_member(body)
     if "version" in body or "to" in body:
         raise InvalidInput("a new member has no version or destination")
@@ -369,7 +328,7 @@ def add_member(session: Session, code: str, body: Mapping[str, Any], *,
 def update_member(session: Session, code: str, member_id: int, body: Mapping[str, Any], *,
                   prefix: str = "") -> dict[str, Any]:
     """Change a member's role, name or phone; ``body['version']`` is the version edited."""
-    code = _check_code(code, prefix)
+    code = check_grid_code(code, prefix)
     if "to" in body:
         raise InvalidInput("to move a member to another grid, use move")
     version = parse_member_version(body.get("version"))
@@ -393,7 +352,7 @@ def update_member(session: Session, code: str, member_id: int, body: Mapping[str
 def remove_member(session: Session, code: str, member_id: int, version: int, *,
                   prefix: str = "") -> dict[str, Any]:
     """Mark a member as having left the team (kept for the patrols and matters they made)."""
-    code = _check_code(code, prefix)
+    code = check_grid_code(code, prefix)
     grid_id = _lock_grids(session, [code])[code]
     member = _current_member(session, grid_id, code, member_id)
     _check_version(member, version, code)
@@ -410,10 +369,10 @@ def remove_member(session: Session, code: str, member_id: int, version: int, *,
 def move_member(session: Session, code: str, member_id: int, version: int, to_code: Any, *,
                 prefix: str = "") -> dict[str, Any]:
     """Move a member to another grid's team in the same jurisdiction, keeping their role."""
-    code = _check_code(code, prefix)
+    code = check_grid_code(code, prefix)
     if not isinstance(to_code, str):
         raise InvalidInput("to must be a grid code", field="to")
-    to_code = _check_code(to_code, prefix)
+    to_code = check_grid_code(to_code, prefix)
     if to_code == code:
         raise InvalidInput("the member is already in this grid's team", field="to")
     ids = _lock_grids(session, [code, to_code])
@@ -508,7 +467,8 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
     if not rows:
         raise InvalidInput("the roster has no rows")
     columns = _roster_columns(list(rows[0]))
-    names = {**{r: r for r in ROLES}, **(role_names or {})}
+    # Role codes and labels, either case ("Grid leader", "grid leader", 网格长, leader).
+    names = {k.lower(): v for k, v in {**{r: r for r in ROLES}, **(role_names or {})}.items()}
     errors: list[dict[str, Any]] = []
     wanted: list[tuple[int, str, dict[str, str]]] = []  # row number, grid, fields
     seen: dict[tuple[str, str, str], int] = {}
@@ -516,12 +476,12 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
         if not any(raw.values()):
             continue  # Excel leaves rows of empty cells below a table
         try:
-            code = _check_code(raw[columns["grid_code"]], prefix)
+            code = check_grid_code(raw[columns["grid_code"]], prefix)
         except (InvalidInput, NotFound) as exc:
             errors.append({"row": number, "field": "grid_code", "reason": exc.reason})
             continue
-        role = names.get(raw[columns["role"]].strip()) or names.get(raw[columns["role"]].strip().lower())
-        fields = {"role": role or raw[columns["role"]], "name": raw[columns["name"]],
+        label = raw[columns["role"]].strip()
+        fields = {"role": names.get(label.lower(), label), "name": raw[columns["name"]],
                   "phone": raw[columns["phone"]]}
         try:
             fields = parse_member(fields)
@@ -538,8 +498,8 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
         wanted.append((number, code, fields))
     if not wanted and not errors:
         raise InvalidInput("the roster lists no members")
-    grids = sorted({code for _, code, _ in wanted})
-    ids = _grid_ids(session, grids)
+    # Locked now: a roster found good is applied to the grids as they were checked.
+    ids = _lock_grids(session, sorted({code for _, code, _ in wanted}), require=False)
     for number, code, _ in wanted:
         if code not in ids:
             errors.append({"row": number, "field": "grid_code", "reason": f"no such grid {code}"})
@@ -559,12 +519,7 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
         errors.sort(key=lambda e: (e["row"] or 0, e["field"] or ""))
         raise InvalidInput(f"{len(errors)} problem(s) in the roster; nothing was changed",
                            errors=errors[:200], total=len(errors))
-    return _apply_roster(session, by_grid, _lock_grids(session, grids))
-
-
-def _grid_ids(session: Session, codes: Sequence[str]) -> dict[str, int]:
-    return dict(session.execute(text("SELECT code, id FROM grids WHERE code = ANY(:c)"),
-                                {"c": list(codes)}).all())
+    return _apply_roster(session, by_grid, ids)
 
 
 def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[str, str]]]],

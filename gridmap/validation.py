@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gridmap.errors import GridmapError, InvalidInput
+from gridmap.errors import GridmapError, InvalidInput, NotFound
 
 # Line breaks and tabs are text; every other C0 control and DEL is refused.
 ALLOWED_CONTROLS = frozenset("\n\t\r")
@@ -29,3 +29,13 @@ def text_field(payload: Mapping[str, Any], key: str, limit: int, *, required: bo
     if any((ord(ch) < 32 and ch not in ALLOWED_CONTROLS) or ch == "\x7f" for ch in value):
         raise InvalidInput(f"{key} contains control characters", field=key)
     return value
+
+
+def check_grid_code(code: Any, prefix: str) -> str:
+    """Return the grid code if well-formed and inside the prefix; NotFound otherwise."""
+    if not (isinstance(code, str) and code.isascii() and code.isdigit() and len(code) == 15):
+        raise InvalidInput("a grid code has 15 digits", code=str(code)[:40])
+    if not code.startswith(prefix or ""):
+        # Outside the caller's jurisdiction is "not found": existence is not leaked.
+        raise NotFound("no such grid", code=code)
+    return code

@@ -273,11 +273,7 @@ def import_roster() -> Response:
     except ImportRejected as exc:
         raise InvalidInput(f"{len(exc.errors)} problem(s) in the file; nothing was changed",
                            errors=[e._asdict() for e in exc.errors]) from None
-    labels = {}
-    for lang in ("zh", "en"):
-        names = catalog(lang)
-        labels.update({names[role]: role for role in teams.ROLES if role in names})
-        labels.update({names[role].lower(): role for role in teams.ROLES if role in names})
+    labels = {catalog(lang)[role]: role for lang in ("zh", "en") for role in teams.ROLES}
     session = get_session()
     result = teams.import_roster(session, rows, prefix=current_prefix(), role_names=labels)
     session.commit()

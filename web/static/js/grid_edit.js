@@ -34,7 +34,9 @@
     var opts = { method: method, headers: Object.assign({ Accept: "application/json" }, headers || {}) };
     var csrf = document.querySelector('meta[name="csrf-token"]');
     if (csrf && method !== "GET") { opts.headers["X-CSRFToken"] = csrf.getAttribute("content"); }
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      opts.body = body;  // the browser writes the multipart Content-Type with its boundary
+    } else if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
@@ -530,12 +532,8 @@
   function importRoster(file) {
     var form = new FormData();
     form.append("file", file);
-    var csrf = document.querySelector('meta[name="csrf-token"]');
-    var headers = { Accept: "application/json" };
-    if (csrf) { headers["X-CSRFToken"] = csrf.getAttribute("content"); }
     setBusy(true);
-    return fetch("/api/teams/import", { method: "POST", body: form, headers: headers })
-      .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; }); })
+    return api("POST", "/api/teams/import", form)
       .then(function (res) {
         setBusy(false);
         if (res.ok) {

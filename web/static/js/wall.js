@@ -995,7 +995,7 @@
       if (!S.on[spec.key]) { return; }
       if (spec.kind === "grid_values" && spec.options.flag) {
         // A yes/no layer (every listed grid has the flag): one swatch, not a ramp.
-        box.appendChild(legendRow(ramp(spec.options.flag_value || 0), t(spec.options.legend || spec.title)));
+        box.appendChild(legendRow(ramp(0), t(spec.options.legend || spec.title)));
       } else if (spec.kind === "choropleth" || spec.kind === "grid_values") {
         var scale = el("div", { class: "wall-legend-group" }, [
           el("div", { class: "wall-legend-sub", text: t(spec.options.legend || spec.title) })]);
