@@ -52,6 +52,7 @@ from gridmap.editing import (
 )
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.validation import check_grid_code as check_code
+from gridmap.validation import text_field
 
 MAX_REASON = 500
 MAX_UPLOAD_FEATURES = 500
@@ -71,11 +72,9 @@ class EditContext:
 
     def checked(self) -> EditContext:
         """Return the context with a cleaned reason, or raise InvalidInput."""
-        reason = (self.reason or "").strip()
+        reason = text_field({"reason": self.reason}, "reason", MAX_REASON)
         if not reason:
-            raise InvalidInput("say why the boundary changes (reason)")
-        if len(reason) > MAX_REASON:
-            raise InvalidInput(f"the reason is limited to {MAX_REASON} characters")
+            raise InvalidInput("say why the boundary changes (reason)", field="reason")
         actor = (self.actor or "anonymous").strip()[:64] or "anonymous"
         return EditContext(actor=actor, reason=reason, prefix=self.prefix or "")
 

@@ -16,6 +16,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from web.json_provider import OrjsonProvider
 
     app.json = OrjsonProvider(app)
+    from web.params import RowIdConverter
+
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     app.config.from_mapping(
         SECRET_KEY=DEV_SECRET_KEY,
         DEPLOYMENT="demo",  # demo | production (env GRIDMAP_DEPLOYMENT)
@@ -56,13 +59,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _refuse_default_secret_in_production(app)
 
     from web import assets, database, errors, i18n, openapi
-    from web.params import close_uploads
+    from web.params import close_uploads, refuse_nul_characters
 
     database.init_app(app)
     errors.init_app(app)
     assets.init_app(app)
     i18n.init_app(app)
     app.teardown_request(close_uploads)
+    app.before_request(refuse_nul_characters)
     from web import auth
 
     auth.init_app(app)  # sign-in guard for every route below, CSRF, audit

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from geodata.coords import CoordinateError
 from gridmap import errors as domain
 from web import i18n
+from web.params import NUL_REASON
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +100,19 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if not _wants_page():
-            return error_response(exc.code or 500, exc.description or exc.name)
-        if exc.code is None or exc.code < 400:
-            return exc
-        page = error_page(exc.code)
-        # Keep what the error says besides its body (Allow, Retry-After).
+        if _wants_page():
+            if exc.code is None or exc.code < 400:
+                return exc
+            answer = error_page(exc.code)
+        else:
+            body, status = error_response(exc.code or 500, exc.description or exc.name)
+            answer = body
+            answer.status_code = status
+        # Keep what the error says besides its body (Allow on a 405, Retry-After).
         for name, value in exc.get_response().headers.items():
             if name.lower() not in ("content-type", "content-length"):
-                page.headers[name] = value
-        return page
+                answer.headers[name] = value
+        return answer
 
     @app.errorhandler(Exception)
     def any_error(exc: Exception):
@@ -118,7 +123,38 @@ def init_app(app: Flask) -> None:
             if _wants_page():
                 return error_page(status, reason)
             return error_response(status, reason, **details)
+        if _refused_value(exc):
+            return _malformed_value(exc)
         # Unknown failures: log server-side (no request data), answer without a traceback.
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
         reason = "internal error; the operators have been notified"
         return error_page(500) if _wants_page() else error_response(500, reason)
+
+
+# SQLSTATEs of values the database cannot take: text for a number, out of range,
+# too long, not encodable, a bad date. Other data errors (division by zero) are bugs.
+REFUSED_VALUE_STATES = frozenset({"22P02", "22003", "22001", "22021", "22P05", "22007", "22008"})
+
+
+def _refused_value(exc: Exception) -> bool:
+    """Return whether the database (or the driver, for NUL) refused a value of the request."""
+    cause = getattr(exc, "orig", None) or exc
+    if not isinstance(cause, psycopg.DataError):
+        return False
+    # psycopg refuses NUL in text itself, before anything is sent (no SQLSTATE).
+    return cause.sqlstate in REFUSED_VALUE_STATES or (cause.sqlstate is None and "NUL" in str(cause))
+
+
+def _malformed_value(exc: Exception):
+    """Answer 400 for a value the database refused (NUL in text, a number out of range).
+
+    The input checks should have caught it first, so it is logged for the
+    operators, by class and SQLSTATE only (the message may quote the value). The
+    request's transaction is rolled back by its owner, so nothing is half-written.
+    """
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("the database refused a value on %s %s: %s %s", request.method, request.path,
+                type(cause).__name__, getattr(cause, "sqlstate", None) or "")
+    nul = "NUL" in str(cause)
+    reason = NUL_REASON if nul else "a value in the request is malformed or out of range"
+    return error_page(400, reason) if _wants_page() else error_response(400, reason)

@@ -7,8 +7,37 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import request
+from werkzeug.routing import IntegerConverter
 
 from gridmap.errors import InvalidInput
+
+# PostgreSQL's bigint, the type of every row id.
+BIGINT_MAX = 2**63 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:…>`` in routes, up to bigint: a larger number names no row (404, not a 500)."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", BIGINT_MAX)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def refuse_nul_characters() -> None:
+    """Refuse a request whose path, query or form carries a NUL character (400).
+
+    PostgreSQL text cannot hold NUL, so such a value could only fail deep inside a
+    query; this says so at the edge. (JSON bodies and uploads are caught when a
+    query refuses them, see web.errors.)
+    """
+    values = [request.path, *request.args.keys(), *request.args.values()]
+    if request.mimetype == "application/x-www-form-urlencoded":
+        values += [*request.form.keys(), *request.form.values()]
+    if any("\x00" in value for value in values):
+        raise InvalidInput(NUL_REASON)
+
+
+NUL_REASON = "text must not contain NUL (0x00) characters"
 
 
 def float_arg(name: str, default: float | None = None) -> float:

@@ -35,3 +35,64 @@ def test_api_clients_images_and_fetch_still_get_json(client):
         assert resp.status_code == 404, path
         assert resp.get_json()["error"] == 404, path
 
+
+
+def test_a_wrong_method_says_which_are_allowed(client):
+    resp = client.delete("/api/cameras")
+    assert resp.status_code == 405 and resp.get_json()["error"] == 405
+    assert set(resp.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    page = client.delete("/patrol", headers=HTML)
+    assert page.status_code == 405 and "GET" in page.headers["Allow"]
+
+
+def test_an_id_beyond_bigint_names_no_row(client):
+    huge = 2**64
+    for path in (f"/api/alerts/{huge}/ack", f"/api/matters/{huge}", f"/api/dispatch/{huge}"):
+        resp = client.post(path) if path.endswith("/ack") else client.get(path)
+        assert resp.status_code == 404, path
+        assert resp.get_json()["error"] == 404
+    assert client.get(f"/api/matters/{2**63 - 1}").status_code == 404  # in range, no such row
+
+
+def test_nul_characters_are_refused_with_a_reason(client):
+    for path in ("/api/cameras?tag=a%00b", "/api/cameras?q=%00", "/api/search?q=x%00",
+                 "/api/cameras?x%00=1"):
+        resp = client.get(path)
+        assert resp.status_code == 400, path
+        assert "NUL" in resp.get_json()["reason"], path
+
+
+def test_a_value_the_database_refuses_is_a_400_and_writes_nothing(app, client, session, caplog):
+    """The last line of defence, for a value no input check caught: NUL in text, a
+    number beyond its column. The request's transaction is rolled back."""
+    from sqlalchemy import text
+
+    from web.database import get_session
+
+    def write_then_refuse(value: str):
+        db = get_session()
+        db.execute(text("UPDATE grids SET name = name || '!' WHERE code = '370812001001001'"))
+        db.execute(text("SELECT CAST(:v AS smallint)" if value.isdigit() else "SELECT :v"),
+                   {"v": value})
+        db.commit()
+        return {}
+
+    app.add_url_rule("/api/test-refused", "test_refused",
+                     lambda: write_then_refuse(request_value()), methods=["POST"])
+    name = text("SELECT name FROM grids WHERE code = '370812001001001'")
+    before = session.scalar(name)
+    for value, words in (("a\x00b", "NUL"), ("99999999", "out of range")):
+        with caplog.at_level("WARNING", logger="web.errors"):
+            resp = client.post("/api/test-refused", json={"value": value})
+        assert resp.status_code == 400, resp.get_json()
+        assert words in resp.get_json()["reason"]
+        assert session.scalar(name) == before
+        assert "refused a value" in caplog.text and value not in caplog.text
+        caplog.clear()
+    assert client.get("/api/grids/370812001001001").status_code == 200  # the session recovered
+
+
+def request_value() -> str:
+    from flask import request
+
+    return request.get_json()["value"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 
@@ -61,6 +63,34 @@ def test_openapi_documents_every_api_route(app, client):
             path = rule.rule.replace("<", "{").replace(">", "}")
             path = path.replace("{path:", "{").replace("{int:", "{")
             assert path in documented, path
+
+
+def test_openapi_operations_declare_their_path_variables_security_and_errors(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["security"] == [{"session": []}]
+    assert set(spec["components"]["securitySchemes"]) == {"session", "device"}
+    methods = {"get", "put", "post", "patch", "delete"}
+    for path, operations in spec["paths"].items():
+        variables = set(re.findall(r"{(\w+)}", path))
+        for method, operation in operations.items():
+            if method not in methods:
+                continue
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == variables, (method, path)
+            answers = operation["responses"]
+            assert "400" in answers, (method, path)
+            for status, answer in answers.items():
+                if str(status).startswith(("4", "5")):
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+    dispatch = spec["paths"]["/api/matters/{matter_id}/dispatch"]["post"]
+    assert {"in": "path", "name": "matter_id", "required": True,
+            "schema": {"type": "integer", "minimum": 0}} in dispatch["parameters"]
+    assert spec["paths"]["/api/version"]["get"]["security"] == []
+    assert "401" not in spec["paths"]["/api/version"]["get"]["responses"]
+    readings = spec["paths"]["/api/sensors/{device_id}/readings"]["post"]
+    assert readings["security"] == [{"device": []}] and "413" in readings["responses"]
+    assert "401" in spec["paths"]["/api/cameras/nearby"]["get"]["responses"]
 
 
 def test_map_page_is_offline_html(client):

@@ -29,3 +29,20 @@ def test_bad_text_is_refused_with_the_field(payload, kwargs, error) -> None:
     with pytest.raises(error) as raised:
         text_field(payload, "note", 10, **kwargs)
     assert raised.value.details["field"] == "note"
+
+
+@pytest.mark.parametrize("reason, words", [
+    ("道路改线\x00", "control characters"),
+    ("道路\x1b[31m改线", "control characters"),
+    ({"zh": "改线"}, "must be text"),
+    ("   ", "say why"),
+    ("改" * 501, "at most 500"),
+])
+def test_a_grid_edit_reason_is_text_a_person_wrote(reason, words):
+    from gridmap.grid_edits import MAX_REASON, EditContext
+
+    assert MAX_REASON == 500
+    with pytest.raises(InvalidInput, match=words):
+        EditContext("district-gridadmin", reason).checked()
+    kept = EditContext("district-gridadmin", " 道路改线后\n调整边界 ").checked()
+    assert kept.reason == "道路改线后\n调整边界"
