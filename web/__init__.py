@@ -58,11 +58,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     _refuse_default_secret_in_production(app)
 
-    from web import assets, database, errors, i18n, openapi
+    from web import assets, database, errors, headers, i18n, openapi
     from web.params import close_uploads, refuse_nul_characters
 
     database.init_app(app)
     errors.init_app(app)
+    headers.init_app(app)
     assets.init_app(app)
     i18n.init_app(app)
     app.teardown_request(close_uploads)

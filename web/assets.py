@@ -61,6 +61,10 @@ LOCAL_ASSETS: dict[str, str | None] = {
     ),
 }
 
+# A stylesheet's @font-face whose source is on the internet (leaflet-timedimension's
+# control names Bootstrap's Glyphicons on a CDN; the pages draw those buttons with
+# Unicode symbols instead).
+REMOTE_FONT_FACE = re.compile(r"@font-face\s*{[^}]*url\(\s*['\"]?(?:https?:)?//[^}]*}", re.S)
 REMOTE_URL = re.compile(r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//(?!127\.0\.0\.1|localhost)""")
 
 
@@ -77,7 +81,14 @@ def npm_asset(path: str):
     package = "/".join(path.split("/")[:2]) if path.startswith("@") else path.split("/")[0]
     if package not in SERVED_PACKAGES:
         abort(404)
-    return send_from_directory(NODE_MODULES, path, max_age=7 * 24 * 3600)
+    response = send_from_directory(NODE_MODULES, path, max_age=7 * 24 * 3600)
+    if response.mimetype == "text/css":
+        response.direct_passthrough = False
+        css = response.get_data(as_text=True)
+        offline = REMOTE_FONT_FACE.sub("/* a font on the internet was named here */", css)
+        if offline != css:
+            response.set_data(offline)
+    return response
 
 
 @bp.get("/folium/<path:path>")

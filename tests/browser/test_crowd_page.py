@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 pytestmark = pytest.mark.browser
 
-READY = "document.documentElement.dataset.crowdReady === '1'"
+READY = "() => document.documentElement.dataset.crowdReady === '1'"
 MARK = "browser-test"  # the method of every reading these tests commit
 
 # Pixels of the live heat canvas that are painted (alpha > 0).
@@ -71,7 +71,7 @@ def test_crowd_page_is_offline_and_draws_the_heat(page, live_server, engine):
         open_crowd(page, live_server)
         assert int(page.evaluate("document.documentElement.dataset.crowdHeat")) >= len(
             scene["cameras"])
-        page.wait_for_function(f"({PAINTED})() > 0", timeout=10_000)
+        page.wait_for_function(f"() => ({PAINTED})() > 0", timeout=10_000)
         assert int(page.evaluate("document.documentElement.dataset.crowdGrids")) >= 1
         # The choropleth draws the grid of those cameras as a filled SVG path.
         assert page.locator(".leaflet-crowdGrids-pane path").count() >= 1
@@ -86,7 +86,7 @@ def test_heat_refreshes_without_reloading(page, live_server, engine):
     with crowd_scene(engine) as scene:
         page.evaluate("window.gridmapCrowd.refresh.heat()")
         page.wait_for_function(
-            f"Number(document.documentElement.dataset.crowdHeat) >= {before + len(scene['cameras'])}",
+            f"() => Number(document.documentElement.dataset.crowdHeat) >= {before + len(scene['cameras'])}",
             timeout=10_000)
     assert page.evaluate("window.__marker") == "same page"
     assert page.watch.console_errors == []
@@ -100,7 +100,7 @@ def test_replay_has_a_time_slider_and_replaces_the_live_heat(page, live_server, 
         page.get_by_text("24小时回放").click()
         control.wait_for(state="visible")
         # Frames are fetched from /api/crowd/replay when the replay is switched on.
-        page.wait_for_function("document.documentElement.dataset.crowdReplay === '96'")
+        page.wait_for_function("() => document.documentElement.dataset.crowdReplay === '96'")
         state = page.evaluate("""() => {
           const s = window.gridmapCrowd.state;
           return {replay: s.map.hasLayer(s.replay), heat: s.map.hasLayer(s.heat),

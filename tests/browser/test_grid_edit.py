@@ -40,7 +40,7 @@ def _geometries(engine) -> tuple[dict, dict, str]:
 
 def _open(page, live_server) -> None:
     page.goto(live_server + "/grids/edit")
-    page.wait_for_function("document.documentElement.dataset.geReady === '1'")
+    page.wait_for_function("() => document.documentElement.dataset.geReady === '1'")
 
 
 def test_edit_page_is_offline_and_an_edit_bumps_the_version(page, live_server, engine, committed):
@@ -63,7 +63,7 @@ def test_edit_page_is_offline_and_an_edit_bumps_the_version(page, live_server, e
     )
     assert result == 200
     page.wait_for_selector('#ge-selected[data-version="2"]')
-    page.wait_for_function("document.documentElement.dataset.geHistory === '2'")
+    page.wait_for_function("() => document.documentElement.dataset.geHistory === '2'")
     assert page.locator(".ge-version").count() == 2
     assert page.locator("#ge-message").inner_text().endswith("2")
     assert page.watch.remote_requests() == []
@@ -71,7 +71,7 @@ def test_edit_page_is_offline_and_an_edit_bumps_the_version(page, live_server, e
 
     # Compare the old version with the current one on the map.
     page.locator('.ge-version[data-version="1"] .ge-compare').click()
-    page.wait_for_function("document.documentElement.dataset.geCompare === '1-2'")
+    page.wait_for_function("() => document.documentElement.dataset.geCompare === '1-2'")
     assert page.locator("path.ge-gained").count() >= 1
 
 
@@ -94,7 +94,7 @@ def test_stale_save_shows_reload_prompt_and_problem_geometry(page, live_server, 
     assert "重新加载" in conflict.inner_text()
     page.locator("#ge-reload").click()
     conflict.wait_for(state="hidden")
-    page.wait_for_function("document.documentElement.dataset.geLoading === '0'")
+    page.wait_for_function("() => document.documentElement.dataset.geLoading === '0'")
     assert page.locator("#ge-selected").get_attribute("data-version") == "2"
 
     # Freeing area without a receiving grid is refused: the freed area is drawn.
@@ -115,7 +115,7 @@ def test_grid_team_panel_adds_removes_and_fills_posts(page, live_server, engine,
 
     _open(page, live_server)
     page.locator(f'path.ge-grid[data-code="{GRID}"]').click(force=True)
-    page.wait_for_function(f"(document.documentElement.dataset.geTeam || '').startsWith('{GRID}:')")
+    page.wait_for_function(f"() => (document.documentElement.dataset.geTeam || '').startsWith('{GRID}:')")
     size = int(state().split(":")[1])
     assert page.locator(".ge-team-ok").inner_text() == "1+1 已配齐"
     assert page.locator(".ge-team-member").count() == size
@@ -124,7 +124,7 @@ def test_grid_team_panel_adds_removes_and_fills_posts(page, live_server, engine,
     page.locator("#ge-team-new-name").fill("浏览器志愿者")
     page.locator("#ge-team-new-phone").fill("138 0000 5678")
     page.locator("#ge-team-add-btn").click()
-    page.wait_for_function(f"document.documentElement.dataset.geTeam === '{GRID}:{size + 1}:'")
+    page.wait_for_function(f"() => document.documentElement.dataset.geTeam === '{GRID}:{size + 1}:'")
     added = page.locator(".ge-team-member", has_text="浏览器志愿者")
     assert added.locator(".ge-team-phone").inner_text() == "13800005678"
     assert added.get_attribute("data-role") == "volunteer"
@@ -135,13 +135,13 @@ def test_grid_team_panel_adds_removes_and_fills_posts(page, live_server, engine,
     assert remove.inner_text() == "确认移出？"
     assert page.evaluate("document.documentElement.dataset.geTeam") == f"{GRID}:{size + 1}:"
     remove.click()
-    page.wait_for_function(f"document.documentElement.dataset.geTeam === '{GRID}:{size}:no_leader'")
+    page.wait_for_function(f"() => document.documentElement.dataset.geTeam === '{GRID}:{size}:no_leader'")
     assert page.locator(".ge-team-problem").inner_text() == "缺网格长"
     page.wait_for_selector(f'.ge-gap[data-code="{GRID}"]')
 
     # The new volunteer becomes the leader: complete again, and off the gaps list.
     added.locator(".ge-team-role").select_option("leader")
-    page.wait_for_function(f"document.documentElement.dataset.geTeam === '{GRID}:{size}:'")
+    page.wait_for_function(f"() => document.documentElement.dataset.geTeam === '{GRID}:{size}:'")
     page.wait_for_selector(f'.ge-gap[data-code="{GRID}"]', state="detached")
     assert page.watch.remote_requests() == []
     assert page.watch.console_errors == []
@@ -150,7 +150,7 @@ def test_grid_team_panel_adds_removes_and_fills_posts(page, live_server, engine,
     page.watch.expect_errors = True
     volunteer = page.locator('.ge-team-member[data-role="volunteer"]').first
     volunteer.locator(".ge-team-role").select_option("leader")
-    page.wait_for_function("document.documentElement.dataset.geError === '409'")
+    page.wait_for_function("() => document.documentElement.dataset.geError === '409'")
     assert "该网格已有网格长" in page.locator("#ge-message").inner_text()
     page.wait_for_function("() => [...document.querySelectorAll('.ge-team-member')]"
                            ".filter(e => e.querySelector('.ge-team-role').value === 'leader').length === 1")
@@ -191,7 +191,7 @@ def test_a_roster_goes_out_to_excel_and_back(signed_in_page, live_server, commit
     edited = tmp_path / "roster.csv"
     edited.write_text("\n".join([header, *kept]) + "\n", encoding="utf-8-sig")
     page.locator("#ge-roster-file").set_input_files(str(edited))
-    page.wait_for_function("document.querySelector('#ge-message').textContent.includes('花名册已导入')")
+    page.wait_for_function("() => document.querySelector('#ge-message').textContent.includes('花名册已导入')")
     assert "移出 1" in page.locator("#ge-message").inner_text()
     page.wait_for_selector(f'.ge-gap[data-code="{GRID}"]')
 
@@ -201,7 +201,7 @@ def test_a_roster_goes_out_to_excel_and_back(signed_in_page, live_server, commit
     bad.write_text(header + "\n" + kept[0].rsplit(",", 1)[0] + ",123\n",
                    encoding="utf-8-sig")
     page.locator("#ge-roster-file").set_input_files(str(bad))
-    page.wait_for_function("document.documentElement.dataset.geError === '400'")
+    page.wait_for_function("() => document.documentElement.dataset.geError === '400'")
     assert "第 1 行 phone" in page.locator("#ge-message").inner_text()
 
 
@@ -212,7 +212,7 @@ def test_a_member_moves_to_any_grid_of_the_community(page, live_server, engine, 
             {"c": GRID[:12] + "%", "g": GRID}).scalars().all()
     _open(page, live_server)
     page.evaluate("code => gridEdit.select(code)", GRID)
-    page.wait_for_function(f"(document.documentElement.dataset.geTeam || '').startsWith('{GRID}:')")
+    page.wait_for_function(f"() => (document.documentElement.dataset.geTeam || '').startsWith('{GRID}:')")
     volunteer = page.locator('.ge-team-member[data-role="volunteer"]').first
     options = volunteer.locator(".ge-team-move option").evaluate_all("os => os.map(o => o.value)")
     assert options == ["", *community]

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 def test_map_page_is_offline_and_draws_all_grids(page, live_server):
     page.goto(live_server + "/")
-    page.wait_for_function("document.documentElement.dataset.loadedGrids !== undefined")
+    page.wait_for_function("() => document.documentElement.dataset.loadedGrids !== undefined")
     assert page.evaluate("document.documentElement.dataset.loadedGrids") == "930"
     assert page.locator("path.gm-grids").count() == 930
     assert page.watch.remote_requests() == []
@@ -26,7 +26,7 @@ def test_hover_shows_name_and_code_and_click_shows_counts(page, live_server, eng
             text("SELECT code, name, houses FROM grids WHERE kind = 'rural' ORDER BY houses DESC LIMIT 1")
         ).one()
     page.goto(live_server + "/")
-    page.wait_for_function("document.documentElement.dataset.loadedGrids === '930'")
+    page.wait_for_function("() => document.documentElement.dataset.loadedGrids === '930'")
     grid = page.locator(f'path.gm-grids[data-code="{code}"]')
     grid.hover(force=True)
     # The pointer crosses other grids on its way, so find the tooltip of this one.
@@ -42,6 +42,6 @@ def test_hover_shows_name_and_code_and_click_shows_counts(page, live_server, eng
 
 def test_english_switch(page, live_server):
     page.goto(live_server + "/?lang=en")
-    page.wait_for_function("document.documentElement.dataset.loadedGrids === '930'")
+    page.wait_for_function("() => document.documentElement.dataset.loadedGrids === '930'")
     assert "Yanzhou" in page.locator(".gm-title").inner_text()
     assert page.locator(".leaflet-control-layers").inner_text().count("Grids") == 1

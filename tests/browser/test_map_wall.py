@@ -13,7 +13,7 @@ from geodata.coords import gcj02_to_wgs84, haversine_m, wgs84_to_gcj02
 
 pytestmark = pytest.mark.browser
 
-READY = "document.documentElement.dataset.wallReady === '1'"
+READY = "() => document.documentElement.dataset.wallReady === '1'"
 PANEL_IS = "code => document.documentElement.dataset.wallPanel === code"
 
 
@@ -136,7 +136,7 @@ def test_wall_is_offline_and_draws_grids_and_cameras(page, live_server, engine):
         cameras = conn.execute(text("SELECT count(*) FROM cameras")).scalar_one()
     inside = grid_click_point(engine)
     open_wall(page, live_server)
-    page.wait_for_function("Number(document.documentElement.dataset.wallPolls || 0) >= 1")
+    page.wait_for_function("() => Number(document.documentElement.dataset.wallPolls || 0) >= 1")
     data = page.evaluate("Object.assign({}, document.documentElement.dataset)")
     assert int(data["wallGrids"]) == grids
     assert int(data["wallCameras"]) == cameras == 8600
@@ -367,7 +367,7 @@ def test_layer_toggles_hide_and_show_their_layers(page, live_server, engine):
     for box in page.locator('input[data-filter="source"]').all():
         if box.get_attribute("value") != "skynet":
             box.uncheck()
-    page.wait_for_function("document.documentElement.dataset.wallCamerasShown === '3010'")
+    page.wait_for_function("() => document.documentElement.dataset.wallCamerasShown === '3010'")
     assert page.watch.console_errors == []
 
 
@@ -377,7 +377,7 @@ def test_layer_toggles_hide_and_show_their_layers(page, live_server, engine):
 def test_live_update_recolours_a_camera_without_reloading(page, live_server, engine):
     cam = isolated_camera(engine, with_sector=False)
     open_wall(page, live_server, "?poll=1")
-    page.wait_for_function("Number(document.documentElement.dataset.wallPolls || 0) >= 1")
+    page.wait_for_function("() => Number(document.documentElement.dataset.wallPolls || 0) >= 1")
     zoom_to(page, cam["lon"], cam["lat"], 18)
     page.evaluate("window.__sameDocument = true")
     centre = page.evaluate("gridmapWall.state.map.getCenter()")
@@ -478,7 +478,7 @@ def test_wall_mode_is_dark_has_fullscreen_and_tours_the_towns(page, live_server,
     assert "wall-dark" in page.evaluate("document.body.className")
     assert page.locator(".leaflet-control-zoom-fullscreen").count() == 1
     assert page.locator("#wall-caption").inner_text() == "兖州区全域"
-    page.wait_for_function("document.documentElement.dataset.wallTourView === '1'", timeout=12_000)
+    page.wait_for_function("() => document.documentElement.dataset.wallTourView === '1'", timeout=12_000)
     assert page.locator("#wall-caption").inner_text() == first_town
     # The toggle goes back to the desk theme and stops the tour.
     page.click("#wall-mode")
@@ -588,13 +588,13 @@ def test_the_team_gaps_layer_marks_grids_without_their_1_plus_1(page, live_serve
     toggle = page.locator('input[data-layer="team_gaps"]')
     assert toggle.count() == 1 and not toggle.is_checked()
     toggle.check()
-    page.wait_for_function("document.documentElement.dataset.wallLayerTeam_gaps === 'on'")
+    page.wait_for_function("() => document.documentElement.dataset.wallLayerTeam_gaps === 'on'")
     opacity = """code => {
       var lyr = gridmapWall.state.layers.team_gaps;
       var hit = lyr.getLayers().filter(l => l.feature.properties.code === code)[0];
       return hit ? hit.options.fillOpacity : null;
     }"""
-    page.wait_for_function(f"({opacity})('{GRID}') > 0")
+    page.wait_for_function(f"() => ({opacity})('{GRID}') > 0")
     others = page.evaluate("""() => gridmapWall.state.layers.team_gaps.getLayers()
         .filter(l => l.options.fillOpacity > 0).length""")
     assert others == 1  # every other demo grid has its 1+1

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 pytestmark = pytest.mark.browser
 
 MARK = "[bt-matters]"
-READY = "document.documentElement.dataset.mtReady === '1'"
+READY = "() => document.documentElement.dataset.mtReady === '1'"
 STATE_IS = "s => document.documentElement.dataset.mtState === s"
 TOWN = "370812001"  # 鼓楼街道 (gulou-* users)
 OTHER_TOWN = "370812100"  # 大安镇 (daan-operator)
@@ -142,7 +142,7 @@ def test_workbench_is_offline_and_files_a_matter_through_the_form(page, live_ser
     page.set_input_files("#mt-photos", files=[
         {"name": "scene.png", "mimeType": "image/png", "buffer": png_bytes()}])
     page.click("#mt-submit")
-    page.wait_for_function("(document.documentElement.dataset.mtFiled || '').startsWith('SX')")
+    page.wait_for_function("() => (document.documentElement.dataset.mtFiled || '').startsWith('SX')")
     ref = page.evaluate("document.documentElement.dataset.mtFiled")
     assert ref in page.inner_text("#mt-form-msg")
     page.click("#mt-tab-list")
@@ -157,7 +157,7 @@ def test_workbench_is_offline_and_files_a_matter_through_the_form(page, live_ser
     assert row.category_code == "BJ.01" and row.grid_code.startswith(TOWN)
     assert row.reporter_phone == "13800000000" and row.photos == 1
     page.goto(live_server + f"/matters/{new_item.get_attribute('data-id')}")
-    page.wait_for_function("document.documentElement.dataset.mtLoaded === '1'")
+    page.wait_for_function("() => document.documentElement.dataset.mtLoaded === '1'")
     assert page.inner_text("dd[data-key='mt_worker']") == f"专职网格员 {worker.name}"
     assert page.watch.remote_requests() == []
     assert page.watch.console_errors == []
@@ -376,7 +376,7 @@ def test_cameras_snapshot_evidence_and_video_dispatch(page, live_server, engine,
         # The camera is on the small map beside the matter.
         assert page.evaluate("gridmapMatters.state.camLayer.getLayers().length") >= 1
         cam.locator("button.mt-attach-snap").click()
-        page.wait_for_function("document.documentElement.dataset.mtAttachments === '1'")
+        page.wait_for_function("() => document.documentElement.dataset.mtAttachments === '1'")
         thumb = page.locator("#mt-attachments a[data-kind='snapshot'] img.mt-thumb")
         thumb.wait_for()
         page.wait_for_function(
@@ -384,7 +384,7 @@ def test_cameras_snapshot_evidence_and_video_dispatch(page, live_server, engine,
         # One click sends the video to the handling unit (preselected).
         assert page.locator("#mt-dispatch-unit option:checked").inner_text() == "鼓楼街道"
         page.click("#mt-dispatch")
-        page.wait_for_function("Number(document.documentElement.dataset.mtDispatched) > 0")
+        page.wait_for_function("() => Number(document.documentElement.dataset.mtDispatched) > 0")
         order = int(page.evaluate("document.documentElement.dataset.mtDispatched"))
         with engine.connect() as conn:
             row = conn.execute(text(

@@ -34,7 +34,7 @@ def phone(browser, request, auth_states):
 
 def test_cameras_near_me_from_geolocation(phone, live_server, engine):
     phone.goto(live_server + "/patrol")
-    phone.wait_for_function("document.documentElement.dataset.nearbyCount !== undefined")
+    phone.wait_for_function("() => document.documentElement.dataset.nearbyCount !== undefined")
     count = int(phone.evaluate("document.documentElement.dataset.nearbyCount"))
     with engine.connect() as conn:
         expected = conn.execute(
@@ -76,7 +76,7 @@ def test_cameras_near_me_from_geolocation(phone, live_server, engine):
 
 def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine):
     phone.goto(live_server + "/patrol")
-    phone.wait_for_function("document.documentElement.dataset.nearbyCount !== undefined")
+    phone.wait_for_function("() => document.documentElement.dataset.nearbyCount !== undefined")
     with engine.connect() as conn:
         gb_id, lon, lat = conn.execute(
             text("SELECT gb_id, ST_X(geom), ST_Y(geom) FROM cameras WHERE source = 'water' "
@@ -127,7 +127,7 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
 def test_the_account_menu_starts_folded_on_a_phone(phone, live_server):
     # Open, the menu covered a third of the small map; folded, it is one tap away.
     phone.goto(live_server + "/patrol")
-    phone.wait_for_function("document.documentElement.dataset.nearbyCount !== undefined")
+    phone.wait_for_function("() => document.documentElement.dataset.nearbyCount !== undefined")
     toggle = phone.locator("button.gm-user-name")
     sign_out = phone.locator(".gm-user a[href='/logout']")
     assert toggle.get_attribute("aria-expanded") == "false"

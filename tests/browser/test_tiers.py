@@ -16,7 +16,7 @@ TOWN = "370812001"
 COMMUNITY = "370812001001"
 DEPARTMENT = "兖州区公安分局"
 OTHER_TOWN = "370812100"
-WALL_READY = "document.documentElement.dataset.wallReady === '1'"
+WALL_READY = "() => document.documentElement.dataset.wallReady === '1'"
 TIERS = {
     "district-operator": ("TRUE", ""),
     "gulou-operator": (f"grid_code LIKE '{TOWN}%'", TOWN),
@@ -49,7 +49,7 @@ def test_each_tier_sees_its_own_cameras_and_grids_on_the_map_wall(signed_in_page
     page = signed_in_page(username)
     page.goto(live_server + "/wall")
     page.wait_for_function(WALL_READY, timeout=20_000)
-    page.wait_for_function("document.documentElement.dataset.wallCameras !== undefined")
+    page.wait_for_function("() => document.documentElement.dataset.wallCameras !== undefined")
     data = page.evaluate("Object.assign({}, document.documentElement.dataset)")
     assert int(data["wallCameras"]) == len(cameras)
     assert int(data["wallGrids"]) == grids
@@ -63,7 +63,7 @@ def test_the_grid_map_page_draws_only_the_jurisdiction(signed_in_page, live_serv
     _cameras, grids = expected(engine, username)
     page = signed_in_page(username)
     page.goto(live_server + "/")
-    page.wait_for_function("document.documentElement.dataset.loadedGrids !== undefined")
+    page.wait_for_function("() => document.documentElement.dataset.loadedGrids !== undefined")
     assert int(page.evaluate("document.documentElement.dataset.loadedGrids")) == grids
     assert page.locator(".gm-user-name").inner_text().endswith(username)
     assert page.watch.console_errors == []
@@ -138,7 +138,7 @@ def test_a_dispatched_camera_appears_for_the_target_town(signed_in_page, live_se
         assert gb_id in layer_ids(page)
 
         page.goto(live_server + "/videowall")
-        page.wait_for_function("document.documentElement.dataset.inbox === '1'")
+        page.wait_for_function("() => document.documentElement.dataset.inbox === '1'")
         item = page.locator(f"li.vw-order[data-order='{order_id}']")
         assert "浏览器测试调度" in item.inner_text()
         item.locator("button[data-action='ack']").click()
@@ -148,7 +148,7 @@ def test_a_dispatched_camera_appears_for_the_target_town(signed_in_page, live_se
         tile.wait_for()
         # The relay cannot reach the (absent) demo stream, so the tile falls back to snapshots.
         page.wait_for_function(
-            f"document.querySelector(\".vw-tile[data-gb-id='{gb_id}']\").dataset.mode"
+            f"() => document.querySelector(\".vw-tile[data-gb-id='{gb_id}']\").dataset.mode"
             " === 'snapshot'", timeout=20_000)
         # Closing ends the access: the camera leaves the town's layer.
         page.once("dialog", lambda d: d.accept("已处置"))
@@ -172,7 +172,7 @@ def test_video_wall_layouts_tours_and_findings(signed_in_page, live_server, engi
     page.watch.expect_errors = True
     try:
         page.goto(live_server + f"/videowall?layout=4&cameras={','.join(cams[:4])}")
-        page.wait_for_function("document.documentElement.dataset.videowall === 'ready'")
+        page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
         assert page.locator(".vw-tile[data-gb-id]").count() == 4
         page.locator(".vw-layout[data-layout='9']").click()
         assert page.locator(".vw-tile").count() == 9
@@ -187,25 +187,25 @@ def test_video_wall_layouts_tours_and_findings(signed_in_page, live_server, engi
             "dwell_s: 5, layout: 4})}).then(r => r.status)", list(cams))
         assert status == 201
         page.reload()
-        page.wait_for_function("document.documentElement.dataset.videowall === 'ready'")
-        page.wait_for_function("document.querySelectorAll('#vw-tours option').length === 1")
+        page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
+        page.wait_for_function("() => document.querySelectorAll('#vw-tours option').length === 1")
         page.locator("#vw-tour-start").click()
-        page.wait_for_function("(document.documentElement.dataset.tour || '').endsWith(':0')")
+        page.wait_for_function("() => (document.documentElement.dataset.tour || '').endsWith(':0')")
         first = page.locator(".vw-tile[data-gb-id]").evaluate_all(
             "els => els.map(e => e.dataset.gbId)")
         assert first == list(cams[:4])
         # After the dwell time the next page of the tour is on the wall.
-        page.wait_for_function("(document.documentElement.dataset.tour || '').endsWith(':1')",
+        page.wait_for_function("() => (document.documentElement.dataset.tour || '').endsWith(':1')",
                                timeout=15_000)
         second = page.locator(".vw-tile[data-gb-id]").evaluate_all(
             "els => els.map(e => e.dataset.gbId)")
         assert second == list(cams[4:8])
         # Record a finding against the first tile's grid.
         tile = page.locator(".vw-tile[data-gb-id]").first
-        page.wait_for_function("document.querySelector('.vw-tile[data-gb-id]').dataset.grid")
+        page.wait_for_function("() => document.querySelector('.vw-tile[data-gb-id]').dataset.grid")
         page.once("dialog", lambda d: d.accept("占道经营"))
         tile.locator("button[data-action='finding']").click()
-        page.wait_for_function("document.querySelector('.vw-tile[data-finding]') !== null")
+        page.wait_for_function("() => document.querySelector('.vw-tile[data-finding]') !== null")
         with engine.connect() as conn:
             note = conn.execute(text("SELECT note FROM patrol_findings ORDER BY id DESC LIMIT 1")
                                 ).scalar()
@@ -221,7 +221,7 @@ def test_a_forged_request_from_the_page_is_refused(signed_in_page, live_server):
     page = signed_in_page("gulou-operator")
     page.watch.expect_errors = True
     page.goto(live_server + "/videowall")
-    page.wait_for_function("document.documentElement.dataset.videowall === 'ready'")
+    page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
     status = page.evaluate(
         "fetch('/api/patrol/tours', {method: 'POST', headers: {'Content-Type': "
         "'application/json', 'X-CSRFToken': 'forged'}, body: '{}'}).then(r => r.status)")

@@ -71,7 +71,7 @@ def test_an_hls_tile_plays_through_hls_js(browser, hls_app_server, engine):
         watch = PageWatch(page)
         sign_in(page, hls_app_server, "district-operator")
         page.goto(hls_app_server + f"/videowall?layout=1&cameras={gb_id}")
-        page.wait_for_function("document.documentElement.dataset.videowall === 'ready'")
+        page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
         tile = page.locator(f".vw-tile[data-gb-id='{gb_id}']")
         page.wait_for_function(
             "gb => { const t = document.querySelector(`.vw-tile[data-gb-id='${gb}']`);"

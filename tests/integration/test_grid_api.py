@@ -112,3 +112,31 @@ def test_map_page_is_offline_html(client):
 def test_vendor_assets_served_and_sandboxed(client, url, status):
     with client.get(url) as resp:
         assert resp.status_code == status
+
+
+def test_every_answer_carries_the_security_headers(client, anon_client):
+    for c, path in ((client, "/"), (client, "/api/cameras?limit=1"), (anon_client, "/login"),
+                    (anon_client, "/api/cameras"), (client, "/no-such-page")):
+        resp = c.get(path)
+        assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+        assert resp.headers["X-Frame-Options"] == "SAMEORIGIN", path
+        assert resp.headers["Referrer-Policy"] == "same-origin", path
+        policy = resp.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'self'" in policy, path
+
+
+def test_the_policy_follows_the_configured_tile_and_media_servers(app, client):
+    app.config["TILE_URL"] = "http://tiles.intranet/{z}/{x}/{y}.png"
+    app.config["LIVE_URLS"] = {"37081200001320000001": "https://u:secret@media.intranet/a.m3u8"}
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "img-src 'self' data: blob: http://tiles.intranet;" in policy
+    assert "connect-src 'self' https://media.intranet;" in policy
+    assert "secret" not in policy
+
+
+def test_vendor_stylesheets_name_no_internet_font(client):
+    path = "/vendor/npm/leaflet-timedimension/dist/leaflet.timedimension.control.css"
+    with client.get(path) as resp:
+        css = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and ".leaflet-bar-timecontrol" in css
+    assert "//netdna" not in css and "@font-face" not in css

@@ -1,0 +1,100 @@
+"""Security headers on every response: a Content-Security-Policy that keeps pages on
+this server (and the intranet tile and media servers configured), no sniffing, no
+framing by other sites, no referrers leaving the site.
+
+The policy is the browser's half of "offline by design": a page that tried to load
+a script, style, font or tile from the internet, or to send data there, is stopped
+by the browser and reported as a console error, which the browser tests fail on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from flask import Flask, Response
+
+# folium writes each map's script and Leaflet its styles inline; everything they
+# load comes from this server (web.assets).
+_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'", "'unsafe-inline'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "media-src": ["'self'", "blob:"],
+    "worker-src": ["'self'", "blob:"],  # hls.js may run its demuxer in a blob worker
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'self'"],
+}
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+    # The patrol page asks for the phone's position; nothing asks for camera or microphone.
+    "Permissions-Policy": "geolocation=(self), camera=(), microphone=(), payment=()",
+}
+_TEMPLATE_LABEL = re.compile(r"^\{[^}]*\}$")
+
+
+def source_of(url: str | None) -> str | None:
+    """Return the CSP source (scheme://host[:port]) of a configured URL, never its user or password.
+
+    A leading template label such as Leaflet's ``{s}`` becomes ``*``; a template
+    anywhere else in the host allows the scheme only.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url.replace("{", "%7B").replace("}", "%7D"))
+    scheme = (parts.scheme or "").lower()
+    if scheme not in ("http", "https"):
+        return None
+    host = (parts.netloc.rpartition("@")[2]).replace("%7B", "{").replace("%7D", "}")
+    labels = host.split(".")
+    if labels and _TEMPLATE_LABEL.match(labels[0]):
+        labels[0] = "*"
+    host = ".".join(labels)
+    if "{" in host or "}" in host:
+        return f"{scheme}:"
+    return f"{scheme}://{host}"
+
+
+def content_security_policy(tile_urls: Iterable[str | None] = (),
+                            media_urls: Iterable[str | None] = ()) -> str:
+    """Return the policy, allowing the given intranet tile and media servers."""
+    policy = {name: list(sources) for name, sources in _POLICY.items()}
+    for url in tile_urls:
+        source = source_of(url)
+        if source and source not in policy["img-src"]:
+            policy["img-src"].append(source)
+    for url in media_urls:
+        source = source_of(url)
+        for name in ("media-src", "connect-src"):
+            if source and source not in policy[name]:
+                policy[name].append(source)
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in policy.items())
+
+
+def init_app(app: Flask) -> None:
+    """Add the security headers to every response."""
+    built: dict[tuple, dict[str, str]] = {}
+
+    def headers_for(config: dict) -> dict[str, str]:
+        # Built once per set of intranet servers (a test may change them after start-up).
+        tiles = config.get("TILE_URL")
+        media = (config.get("LIVE_URL_TEMPLATE"), *(config.get("LIVE_URLS") or {}).values())
+        key = (tiles, media)
+        if key not in built:
+            built[key] = {**HEADERS,
+                          "Content-Security-Policy": content_security_policy([tiles], media)}
+        return built[key]
+
+    @app.after_request
+    def _secure(response: Response) -> Response:
+        for name, value in headers_for(app.config).items():
+            response.headers.setdefault(name, value)
+        return response
