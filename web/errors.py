@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
 from flask import Flask, Response, jsonify, render_template, request
@@ -12,6 +13,7 @@ from geodata.coords import CoordinateError
 from gridmap import errors as domain
 from web import i18n
 from web.params import NUL_REASON
+from web.reasons import localize
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,22 @@ def status_for(exc: Exception) -> int | None:
     return None
 
 
-def error_response(status: int, reason: str, **details):
-    """Return a JSON error body ``{"error": ..., "reason": ...}`` with the status."""
-    body = {"error": status, "reason": reason}
+def error_response(status: int, reason: str, *, message: str | None = None, **details):
+    """Return a JSON error body ``{"error", "reason", "message"[, "details"]}`` with the status.
+
+    ``reason`` is the English text API clients read; ``message`` says it in the
+    request's language, for pages to show (rows of an import report get theirs too).
+    """
+    lang = i18n.current_language()
+    body: dict[str, Any] = {"error": status, "reason": reason,
+                            "message": message or localize(reason, lang)}
     if details:
+        rows = details.get("errors")
+        if isinstance(rows, list):
+            details = {**details, "errors": [
+                {**row, "message": localize(row["reason"], lang)}
+                if isinstance(row, dict) and isinstance(row.get("reason"), str) else row
+                for row in rows]}
         body["details"] = details
     return jsonify(body), status
 
@@ -105,7 +119,11 @@ def init_app(app: Flask) -> None:
                 return exc
             answer = error_page(exc.code)
         else:
-            body, status = error_response(exc.code or 500, exc.description or exc.name)
+            code = exc.code or 500
+            title = ERROR_TITLES.get(code)
+            body, status = error_response(
+                code, exc.description or exc.name,
+                message=title and i18n.translate(f"err_{code}", i18n.current_language()))
             answer = body
             answer.status_code = status
         # Keep what the error says besides its body (Allow on a 405, Retry-After).
@@ -121,7 +139,7 @@ def init_app(app: Flask) -> None:
             details = getattr(exc, "details", {}) or {}
             reason = getattr(exc, "reason", None) or str(exc)
             if _wants_page():
-                return error_page(status, reason)
+                return error_page(status, localize(reason, i18n.current_language()))
             return error_response(status, reason, **details)
         if _refused_value(exc):
             return _malformed_value(exc)

@@ -27,10 +27,13 @@ _METHODS = ("get", "put", "post", "patch", "delete")
 # The body of every error answer (web.errors).
 ERROR_SCHEMA = {
     "type": "object",
-    "required": ["error", "reason"],
+    "required": ["error", "reason", "message"],
     "properties": {
         "error": {"type": "integer", "description": "The HTTP status"},
-        "reason": {"type": "string", "description": "What was wrong, for a person to read"},
+        "reason": {"type": "string", "description": "What was wrong, in English (stable text)"},
+        "message": {"type": "string",
+                    "description": "The same in the request's language (?lang=, the gridmap_lang "
+                                   "cookie; Chinese by default), for pages to show"},
         "details": {"type": "object", "description": "The offending field or value, when known"},
     },
 }

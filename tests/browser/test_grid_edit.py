@@ -104,7 +104,7 @@ def test_stale_save_shows_reload_prompt_and_problem_geometry(page, live_server, 
     )
     assert status == 400
     page.wait_for_selector("path.ge-problem")
-    assert "neighbouring grid" in page.locator("#ge-message").inner_text()
+    assert "请选择接收该区域的相邻网格" in page.locator("#ge-message").inner_text()  # the reason, in Chinese
     assert page.watch.remote_requests() == []
     assert [e for e in page.watch.console_errors if not e.startswith("HTTP ")] == []
 

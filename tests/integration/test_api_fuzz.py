@@ -55,7 +55,7 @@ def check_answer(case, cookies: dict[str, str]) -> None:
     kind = kind[0] if isinstance(kind, list) else kind
     if response.status_code >= 400:
         body = response.json()
-        assert isinstance(body, dict) and body.get("error"), (where, body)
+        assert isinstance(body, dict) and body.get("error") and body.get("message"), (where, body)
     if not kind.startswith(BINARY_TYPES):
         for form in all_text_forms(SECRET):
             assert form.encode() not in response.content, where

@@ -20,10 +20,27 @@ def test_the_english_switch_applies_to_error_pages(client):
     assert "Not found" in page and "Back to the map" in page
 
 
-def test_a_domain_error_on_a_page_shows_its_reason(client):
+def test_a_domain_error_on_a_page_shows_its_reason_in_the_pages_language(client):
+    from web.reasons import localize
+
     resp = client.get("/cameras/37081200001320000000/live", headers=HTML)
     assert resp.status_code == 404 and resp.mimetype == "text/html"
-    assert "no such camera" in resp.get_data(as_text=True)
+    assert localize("no such camera", "zh") in resp.get_data(as_text=True)
+    english = client.get("/cameras/37081200001320000000/live?lang=en", headers=HTML)
+    assert "no such camera" in english.get_data(as_text=True)
+
+
+def test_api_errors_keep_the_english_reason_and_add_the_readers_message(client):
+    from web.reasons import localize
+
+    body = client.get("/api/cameras/37081200001320000000").get_json()
+    assert body["reason"] == "no such camera"
+    assert body["message"] == localize("no such camera", "zh") != body["reason"]
+    wrong = client.delete("/api/cameras").get_json()  # Werkzeug's own errors get the title
+    assert wrong["message"] == "不支持此操作"
+    english = client.get("/api/cameras/37081200001320000000?lang=en").get_json()
+    assert english["message"] == english["reason"] == "no such camera"
+    assert client.delete("/api/cameras").get_json()["message"] == "Method not allowed"
 
 
 def test_api_clients_images_and_fetch_still_get_json(client):

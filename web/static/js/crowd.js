@@ -44,7 +44,7 @@
     return fetch(url, { method: "POST", headers: headers, credentials: "same-origin", body: JSON.stringify(body || {}) })
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (data) {
-          if (!r.ok) { var err = new Error(data.reason || String(r.status)); err.status = r.status; throw err; }
+          if (!r.ok) { var err = new Error((data.message || data.reason) || String(r.status)); err.status = r.status; throw err; }
           return data;
         });
       });

@@ -78,12 +78,12 @@
     if (res.status === 409) {
       $("ge-conflict").hidden = false;
       $("ge-conflict-text").textContent = t("ge_conflict");
-      message((res.data && res.data.reason) || t("ge_conflict"), "error");
+      message((res.data && (res.data.message || res.data.reason)) || t("ge_conflict"), "error");
       document.documentElement.setAttribute("data-ge-conflict", "1");
       return Promise.resolve(res);
     }
     var details = (res.data && res.data.details) || {};
-    var text = (res.data && res.data.reason) || ("HTTP " + res.status);
+    var text = (res.data && (res.data.message || res.data.reason)) || ("HTTP " + res.status);
     if (details.offending) {
       showProblems(details.offending);
       text += " — " + t("ge_problem");
@@ -209,7 +209,7 @@
     $("ge-team-box").hidden = true;
     showSelected();
     return api("GET", "/api/grids/" + code + "/adjacent").then(function (res) {
-      if (!res.ok) { message(res.data && res.data.reason, "error"); return; }
+      if (!res.ok) { message(res.data && (res.data.message || res.data.reason), "error"); return; }
       S.adjacent = res.data;
       var same = res.data.grids.filter(function (g) { return g.same_community; });
       fillNeighbours(same);
@@ -390,7 +390,7 @@
 
   function showVersion(code, n) {
     return api("GET", "/api/grids/" + code + "/versions/" + n).then(function (res) {
-      if (!res.ok) { message(res.data && res.data.reason, "error"); return res; }
+      if (!res.ok) { message(res.data && (res.data.message || res.data.reason), "error"); return res; }
       showOverlay([{ feature: res.data, role: "version", style: function () { return { color: "#6a3d9a", weight: 3, fillOpacity: 0.1 }; } }]);
       return res;
     });
@@ -398,7 +398,7 @@
 
   function compare(code, a, b) {
     return api("GET", "/api/grids/" + code + "/compare?a=" + a + "&b=" + b).then(function (res) {
-      if (!res.ok) { message(res.data && res.data.reason, "error"); return res; }
+      if (!res.ok) { message(res.data && (res.data.message || res.data.reason), "error"); return res; }
       showOverlay([
         { feature: res.data.a, role: "a", style: function () { return { color: "#6a3d9a", weight: 2, dashArray: "5 4", fill: false }; } },
         { feature: res.data.b, role: "b", style: function () { return { color: "#1b7837", weight: 2, fill: false }; } },
@@ -483,7 +483,7 @@
       renderTeam(res.data.team || res.data.from);
       return gaps().then(function () { return res; });
     }
-    var text = (res.data && res.data.reason) || ("HTTP " + res.status);
+    var text = (res.data && (res.data.message || res.data.reason)) || ("HTTP " + res.status);
     var details = (res.data && res.data.details) || {};
     if (res.status === 409 && details.current_version) { text = t("ge_team_stale"); }
     else if (res.status === 409 && details.holder) { text = t("ge_team_taken_" + details.role); }
@@ -542,9 +542,9 @@
         }
         var errors = (res.data.details && res.data.details.errors) || [];
         var lines = errors.slice(0, 12).map(function (e) {
-          return (e.row ? t("ge_roster_row", { row: e.row }) + " " : "") + (e.field ? e.field + ": " : "") + e.reason;
+          return (e.row ? t("ge_roster_row", { row: e.row }) + " " : "") + (e.field ? e.field + ": " : "") + (e.message || e.reason);
         });
-        message([res.data.reason || ("HTTP " + res.status)].concat(lines).join("\n"), "error");
+        message([(res.data.message || res.data.reason) || ("HTTP " + res.status)].concat(lines).join("\n"), "error");
         document.documentElement.setAttribute("data-ge-error", String(res.status));
         return res;
       });

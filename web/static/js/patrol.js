@@ -112,7 +112,7 @@
     var url = "/api/cameras/nearby?sees=1&radius=500&limit=20&lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6);
     fetch(url).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (res) {
-        if (!res.ok) { setStatus(res.body.reason || t("load_failed")); render([]); return; }
+        if (!res.ok) { setStatus((res.body.message || res.body.reason) || t("load_failed")); render([]); return; }
         state.items = res.body.items;
         setStatus(t("found_n").replace("{n}", res.body.count));
         render(res.body.items);

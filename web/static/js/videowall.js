@@ -165,7 +165,7 @@
     var body = { grid_code: grid, note: note, gb_id: node.getAttribute("data-gb-id"), severity: "issue" };
     if (S.tour) { body.tour_id = S.tour.id; }
     api("POST", "/api/patrol/findings", body).then(function (res) {
-      notice(res.ok ? t("vw_saved") : (res.data && res.data.reason) || String(res.status));
+      notice(res.ok ? t("vw_saved") : (res.data && (res.data.message || res.data.reason)) || String(res.status));
       if (res.ok) { node.setAttribute("data-finding", String(res.data.id)); }
     });
   }
@@ -235,7 +235,7 @@
 
   function step(id, action, body) {
     api("POST", "/api/dispatch/" + id + "/" + action, body === undefined ? {} : body).then(function (res) {
-      if (!res.ok) { notice((res.data && res.data.reason) || String(res.status)); return; }
+      if (!res.ok) { notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
       var o = res.data;
       var mine = (o.targets || []).filter(function (x) { return x.unit === C.user.unit; })[0];
       if (S.orders[id]) {
@@ -248,7 +248,7 @@
 
   function watchOrder(id) {
     api("GET", "/api/dispatch/" + id).then(function (res) {
-      if (!res.ok) { notice((res.data && res.data.reason) || String(res.status)); return; }
+      if (!res.ok) { notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
       S.orderId = id;
       stopTour();
       show(res.data.cameras.map(function (c) { return c.gb_id; }));
@@ -284,7 +284,7 @@
 
   function startTour(id) {
     api("GET", "/api/patrol/tours/" + id).then(function (res) {
-      if (!res.ok) { notice((res.data && res.data.reason) || String(res.status)); return; }
+      if (!res.ok) { notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
       var tour = res.data;
       stopTour();
       S.tour = tour;
@@ -310,7 +310,7 @@
     var name = window.prompt(t("vw_tour_name"));
     if (!name) { return; }
     api("POST", "/api/patrol/tours", { name: name, gb_ids: S.cameras, dwell_s: 20, layout: S.layout }).then(function (res) {
-      notice(res.ok ? t("vw_saved") : (res.data && res.data.reason) || String(res.status));
+      notice(res.ok ? t("vw_saved") : (res.data && (res.data.message || res.data.reason)) || String(res.status));
       if (res.ok) { loadTours(res.data.id); }
     });
   }

@@ -1074,7 +1074,7 @@
       return r.json().then(function (body) { return { ok: r.ok, body: body }; });
     }).then(function (res) {
       if (mine !== S.searchSeq) { return; }
-      if (!res.ok) { hint.textContent = res.body.reason || t("load_failed"); return; }
+      if (!res.ok) { hint.textContent = (res.body.message || res.body.reason) || t("load_failed"); return; }
       S.searchQuery = q;
       hint.textContent = res.body.count ? "" : t("wall_search_none");
       res.body.items.forEach(function (item) {
