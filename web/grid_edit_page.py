@@ -121,11 +121,11 @@ EDIT_DOM = """
     <select id="ge-neighbour"></select></label>
   <div class="ge-row"><button id="ge-split" type="button" disabled></button></div>
   <div class="ge-row"><button id="ge-merge" type="button" disabled></button>
-    <select id="ge-merge-with"></select></div>
+    <select id="ge-merge-with" aria-labelledby="ge-merge"></select></div>
   <div class="ge-row"><button id="ge-edge" type="button" disabled></button>
-    <select id="ge-edge-with"></select></div>
+    <select id="ge-edge-with" aria-labelledby="ge-edge"></select></div>
   <div class="ge-row"><button id="ge-reassign" type="button" disabled></button>
-    <select id="ge-community"></select></div>
+    <select id="ge-community" aria-labelledby="ge-reassign"></select></div>
   <div id="ge-message" class="ge-message" role="status" aria-live="polite"></div>
   <div id="ge-conflict" class="ge-conflict" role="alert" hidden>
     <span id="ge-conflict-text"></span>
@@ -136,7 +136,7 @@ EDIT_DOM = """
     <div id="ge-team-problems" class="ge-team-problems"></div>
     <ul id="ge-team" class="ge-team"></ul>
     <form id="ge-team-add" class="ge-team-add" autocomplete="off">
-      <select id="ge-team-new-role"></select>
+      <select id="ge-team-new-role" aria-labelledby="ge-team-title"></select>
       <input id="ge-team-new-name" type="text" maxlength="40" required>
       <input id="ge-team-new-phone" type="tel" maxlength="20" required>
       <button id="ge-team-add-btn" type="submit"></button>

@@ -175,12 +175,8 @@ PATROL_DOM = """
 
 def patrol_map_html(config: dict[str, Any], tile_url: str | None = None) -> str:
     """Return the mobile patrol page: a map above a list of nearby cameras."""
+    # folium's map already writes the phone viewport (no page zoom: the map zooms).
     m = base_map(tile_url=tile_url, zoom=13)
-    m.get_root().header.add_child(
-        Element('<meta name="viewport" content="width=device-width, initial-scale=1, '
-                'maximum-scale=1">'),
-        name="viewport",
-    )
     RemoteGeoJson("/api/grids.geojson", name=config["i18n"]["grids"], kind="grids",
                   interactive=False).add_to(m)
     GridmapGlue(config).add_to(m)

@@ -93,7 +93,7 @@ FONT = "font-family:'Noto Sans CJK SC','Noto Sans SC',sans-serif"
 # --------------------------------------------------------------------------- SVG charts
 
 
-def hbar_chart(items: Sequence[tuple[str, float]], *, width: int = 520, bar: int = 18,
+def hbar_chart(items: Sequence[tuple[str, float]], *, label: str, width: int = 520, bar: int = 18,
                fmt: str = "{:,.0f}", maximum: float | None = None,
                color: str = PALETTE[0]) -> Markup:
     """Return a horizontal bar chart as inline SVG (labels escaped)."""
@@ -103,8 +103,9 @@ def hbar_chart(items: Sequence[tuple[str, float]], *, width: int = 520, bar: int
     span = width - label_w - value_w
     top = maximum if maximum is not None else max(v for _, v in items) or 1
     height = len(items) * (bar + 6) + 4
-    parts = [f'<svg class="mb-chart" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" style="{FONT}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [f'<svg class="mb-chart" role="img" aria-label="{escape(label)}" '
+             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="{FONT}" '
+             'xmlns="http://www.w3.org/2000/svg">']
     for i, (label, value) in enumerate(items):
         y = 2 + i * (bar + 6)
         w = max(0.0, span * (value / top)) if top else 0.0
@@ -118,7 +119,7 @@ def hbar_chart(items: Sequence[tuple[str, float]], *, width: int = 520, bar: int
     return Markup("".join(parts))
 
 
-def column_chart(items: Sequence[tuple[str, float]], *, width: int = 700,
+def column_chart(items: Sequence[tuple[str, float]], *, label: str, width: int = 700,
                  height: int = 180) -> Markup:
     """Return a column chart (e.g. matters per day) as inline SVG."""
     if not items:
@@ -126,8 +127,9 @@ def column_chart(items: Sequence[tuple[str, float]], *, width: int = 700,
     top = max(v for _, v in items) or 1
     left, bottom = 36, 22
     step = (width - left) / len(items)
-    parts = [f'<svg class="mb-chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-             f'height="{height}" style="{FONT}" xmlns="http://www.w3.org/2000/svg">',
+    parts = [f'<svg class="mb-chart" role="img" aria-label="{escape(label)}" '
+             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="{FONT}" '
+             'xmlns="http://www.w3.org/2000/svg">',
              f'<text x="{left - 4}" y="12" font-size="11" text-anchor="end">{top:,.0f}</text>',
              f'<text x="{left - 4}" y="{height - bottom}" font-size="11" text-anchor="end">0</text>',
              f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" '
@@ -146,7 +148,8 @@ def column_chart(items: Sequence[tuple[str, float]], *, width: int = 700,
     return Markup("".join(parts))
 
 
-def rates_chart(units: Sequence[dict], labels: Sequence[str], *, width: int = 700) -> Markup:
+def rates_chart(units: Sequence[dict], labels: Sequence[str], *, label: str,
+                width: int = 700) -> Markup:
     """Return grouped bars of completion/on-time/satisfaction rates per unit, as SVG."""
     if not units:
         return Markup("")
@@ -155,8 +158,9 @@ def rates_chart(units: Sequence[dict], labels: Sequence[str], *, width: int = 70
     span = width - label_w - 50
     row_h = bar * 3 + gap
     height = len(units) * row_h + 26
-    parts = [f'<svg class="mb-chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-             f'height="{height}" style="{FONT}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [f'<svg class="mb-chart" role="img" aria-label="{escape(label)}" '
+             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="{FONT}" '
+             'xmlns="http://www.w3.org/2000/svg">']
     for j, label in enumerate(labels):
         parts.append(f'<rect x="{label_w + j * 150}" y="2" width="10" height="10" '
                      f'fill="{PALETTE[j]}"/><text x="{label_w + j * 150 + 14}" y="11" '
@@ -198,18 +202,22 @@ def bulletin_page() -> Response:
     name_key = "name_en" if lang == "en" else "name_zh"
     s = data["summary"]
     charts = {
-        "daily": column_chart([(d["day"][5:], d["count"]) for d in s["by_day"]]),
+        "daily": column_chart([(d["day"][5:], d["count"]) for d in s["by_day"]],
+                              label=i18n.translate("mb_daily")),
         "sources": hbar_chart([(i18n.translate(f"msrc_{x['source']}"), x["count"])
-                               for x in s["by_source"]]),
+                               for x in s["by_source"]], label=i18n.translate("mb_sources")),
         "rates": rates_chart(data["units"][:15], [i18n.translate("mb_completion_rate"),
                                                   i18n.translate("mb_on_time_rate"),
-                                                  i18n.translate("mb_satisfaction_rate")]),
+                                                  i18n.translate("mb_satisfaction_rate")],
+                             label=i18n.translate("mb_rates_chart")),
         "categories": hbar_chart([(c[name_key], c["count"])
-                                  for c in data["hotspots"]["categories"]], color=PALETTE[3]),
+                                  for c in data["hotspots"]["categories"]], color=PALETTE[3],
+                                 label=i18n.translate("mb_hot_categories")),
         "areas": hbar_chart([(c[name_key], c["count"]) for c in data["hotspots"]["areas"]],
-                            color=PALETTE[4]),
+                            color=PALETTE[4], label=i18n.translate("mb_areas")),
         "towns": hbar_chart([(t["name"] or t["code"], t["count"])
-                             for t in data["hotspots"]["towns"]], color=PALETTE[1]),
+                             for t in data["hotspots"]["towns"]], color=PALETTE[1],
+                            label=i18n.translate("mb_towns")),
     }
     html = render_template(
         "matter_bulletin.html", data=data, charts=charts, month=f"{month:%Y-%m}",

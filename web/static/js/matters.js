@@ -12,9 +12,10 @@
   // How far along the five steps each state is: [index of the step, whether it is done].
   var STEP_OF = { reported: [0, true], transferred: [1, true], handling: [2, false],
                   handled: [2, true], verified: [3, true], closed: [4, true] };
-  var STATE_COLORS = { reported: "#7570b3", transferred: "#2b8cbe", handling: "#1a9850",
-                       handled: "#66a61e", verified: "#8c6d31", closed: "#999999" };
-  var FLAG_COLORS = { overdue: "#d73027", due_soon: "#f39c12" };
+  // Dark enough for white chip text (WCAG AA, 4.5:1).
+  var STATE_COLORS = { reported: "#6c67ab", transferred: "#1f6f9a", handling: "#137a3f",
+                       handled: "#4a7a12", verified: "#8c6d31", closed: "#6b6b6b" };
+  var FLAG_COLORS = { overdue: "#c0392b", due_soon: "#a85a00" };
   var DEADLINES = ["accept_due", "finish_due", "feedback_due"];
   // The states in which each 1-2-3 clock runs (as gridmap.matters.deadline_flags has it).
   var CLOCK_RUNS = { accept_due: ["transferred"], finish_due: ["transferred", "handling"],

@@ -1,0 +1,71 @@
+"""Every page passes axe-core's WCAG 2 A/AA checks without a critical or serious finding.
+
+axe-core comes from web/node_modules (a dev dependency, never served by the app)
+and is put into the page by the test. Moderate findings are not failures: folium's
+maps forbid page zoom on phones on purpose (the map zooms), and Leaflet's panes sit
+outside landmarks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+RUN_AXE = """() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']},
+                                      resultTypes: ['violations']})
+  .then(r => r.violations.filter(v => v.impact === 'critical' || v.impact === 'serious')
+                         .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))"""
+PAGES = [
+    ("/", "() => document.documentElement.dataset.loadedGrids === '930'", None),
+    ("/wall", "() => document.documentElement.dataset.wallReady === '1'", None),
+    ("/grids/edit", "() => document.documentElement.dataset.geReady === '1'", None),
+    ("/matters", "() => document.documentElement.dataset.mtReady === '1'", None),
+    ("/matters/bulletin", None, None),
+    ("/crowd", "() => document.documentElement.dataset.crowdReady === '1'", None),
+    ("/videowall", "() => document.documentElement.dataset.videowall === 'ready'", None),
+    ("/patrol", None, PHONE),
+]
+
+
+def serious_findings(page) -> list[str]:
+    """Return axe's critical and serious WCAG 2 A/AA findings on the page as it is now."""
+    assert AXE.exists(), "npm ci --prefix web installs axe-core"
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    return page.evaluate(RUN_AXE)
+
+
+@pytest.mark.parametrize("path, ready, viewport", PAGES, ids=[p for p, _, _ in PAGES])
+def test_pages_have_no_serious_accessibility_problem(signed_in_page, live_server, path, ready,
+                                                      viewport):
+    page = signed_in_page("district-operator", **({"viewport": viewport} if viewport else {}))
+    page.goto(live_server + path)
+    if ready:
+        page.wait_for_function(ready, timeout=20_000)
+    else:
+        page.wait_for_load_state("networkidle")
+    assert serious_findings(page) == []
+
+
+def test_the_grid_panel_and_team_form_are_labelled(signed_in_page, live_server):
+    page = signed_in_page("district-gridadmin")
+    page.goto(live_server + "/grids/edit")
+    page.wait_for_function("() => document.documentElement.dataset.geReady === '1'")
+    page.evaluate("code => gridEdit.select(code)", "370812001001001")
+    page.wait_for_function("() => (document.documentElement.dataset.geTeam || '').startsWith('370812001001001:')")
+    assert page.locator("#ge-team-box").is_visible()
+    assert serious_findings(page) == []
+
+
+def test_the_sign_in_page_has_no_serious_accessibility_problem(browser, live_server):
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.goto(live_server + "/login")
+    try:
+        assert serious_findings(page) == []
+    finally:
+        context.close()
