@@ -81,20 +81,23 @@ def content_security_policy(tile_urls: Iterable[str | None] = (),
 
 def init_app(app: Flask) -> None:
     """Add the security headers to every response."""
-    built: dict[tuple, dict[str, str]] = {}
+    built: dict[tuple, list[tuple[str, str, str]]] = {}
 
-    def headers_for(config: dict) -> dict[str, str]:
+    def headers_for(config: dict) -> list[tuple[str, str, str]]:
         # Built once per set of intranet servers (a test may change them after start-up).
         tiles = config.get("TILE_URL")
         media = (config.get("LIVE_URL_TEMPLATE"), *(config.get("LIVE_URLS") or {}).values())
         key = (tiles, media)
         if key not in built:
-            built[key] = {**HEADERS,
-                          "Content-Security-Policy": content_security_policy([tiles], media)}
+            headers = {**HEADERS,
+                       "Content-Security-Policy": content_security_policy([tiles], media)}
+            built[key] = [(name.lower(), name, value) for name, value in headers.items()]
         return built[key]
 
     @app.after_request
     def _secure(response: Response) -> Response:
-        for name, value in headers_for(app.config).items():
-            response.headers.setdefault(name, value)
+        # One pass over the answer's headers: a view may have set its own.
+        present = {name.lower() for name in response.headers.keys()}
+        response.headers.extend([(name, value) for lower, name, value in headers_for(app.config)
+                                 if lower not in present])
         return response

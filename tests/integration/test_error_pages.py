@@ -77,6 +77,10 @@ def test_nul_characters_are_refused_with_a_reason(client):
         resp = client.get(path)
         assert resp.status_code == 400, path
         assert "NUL" in resp.get_json()["reason"], path
+    assert client.get("/api/cameras?q=%2500&limit=1").status_code == 200  # "%00" as text is fine
+    form = client.post("/login", data={"username": "a\x00b", "password": "x"},
+                       headers={"Accept": "application/json"})
+    assert form.status_code == 400 and "NUL" in form.get_json()["reason"]
 
 
 def test_a_value_the_database_refuses_is_a_400_and_writes_nothing(app, client, session, caplog):
