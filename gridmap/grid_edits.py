@@ -904,7 +904,7 @@ def upload(session: Session, data: bytes, filename: str, *, ctx: EditContext) ->
         ) from None
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    frame = result.frame
+    frame, warnings = result.frame, [w._asdict() for w in result.warnings]
     new: dict[str, BaseGeometry] = {}
     expected: dict[str, int] = {}
     errors = []
@@ -930,7 +930,9 @@ def upload(session: Session, data: bytes, filename: str, *, ctx: EditContext) ->
     union = shapely.union_all(np.array(list(new.values()), dtype=object))
     locked = _load(session, sorted(new), ctx, expected, extra=union, rings=1)
     result = editing.replace_block(_geoms(locked), new, area)
-    return _store(session, result, locked, ctx, "upload", {"codes": sorted(new), "file": filename})
+    stored = _store(session, result, locked, ctx, "upload", {"codes": sorted(new), "file": filename})
+    # What the reader did to the file (coordinates transformed, Z dropped), for the uploader.
+    return {**stored, "warnings": warnings}
 
 
 def _require_versions(codes: Sequence[str], versions: Mapping[str, int]) -> None:

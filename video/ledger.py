@@ -42,8 +42,11 @@ EXPORT_COLUMNS = (
 MAX_LEDGER_ROWS = 50_000
 
 
-def read_camera_file(data: bytes, filename: str, datum: str) -> list[dict[str, Any]]:
-    """Parse an uploaded ledger into registry rows, or raise InvalidInput with row errors."""
+def read_camera_file(data: bytes, filename: str,
+                     datum: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Parse an uploaded ledger into registry rows and the reader's warnings
+    (coordinates transformed, Z dropped, encoding guessed), or raise InvalidInput
+    with row errors."""
     fmt = FORMAT_BY_SUFFIX.get(PurePath(filename).suffix.lower())
     if fmt is None:
         raise InvalidInput(
@@ -74,7 +77,7 @@ def read_camera_file(data: bytes, filename: str, datum: str) -> list[dict[str, A
         row = {k: _clean(v) for k, v in record.items()}
         row["lon"], row["lat"] = geom.x, geom.y
         rows.append(row)
-    return rows
+    return rows, [w._asdict() for w in result.warnings]
 
 
 def _clean(value: Any) -> Any:

@@ -13,7 +13,7 @@ from geodata.coords import CoordinateError
 from gridmap import errors as domain
 from web import i18n
 from web.params import NUL_REASON
-from web.reasons import localize
+from web.reasons import localize, localize_rows
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,7 @@ def error_response(status: int, reason: str, *, message: str | None = None, **de
     if details:
         rows = details.get("errors")
         if isinstance(rows, list):
-            details = {**details, "errors": [
-                {**row, "message": localize(row["reason"], lang)}
-                if isinstance(row, dict) and isinstance(row.get("reason"), str) else row
-                for row in rows]}
+            details = {**details, "errors": localize_rows(rows, lang)}
         body["details"] = details
     return jsonify(body), status
 

@@ -14,6 +14,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from web import i18n
 
@@ -79,3 +80,12 @@ def localize(reason: str, lang: str) -> str:
         if found:
             return zh.format(*map(_label, found.groups()))
     return reason
+
+
+def localize_rows(rows: list[Any], lang: str | None = None) -> list[Any]:
+    """Return report rows (``{row, field, reason}``) each with its ``message`` in ``lang``
+    (the request's language by default)."""
+    lang = lang or i18n.current_language()
+    return [{**row, "message": localize(row["reason"], lang)}
+            if isinstance(row, dict) and isinstance(row.get("reason"), str) else row
+            for row in rows]

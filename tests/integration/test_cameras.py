@@ -301,13 +301,13 @@ def test_csv_import_upserts_and_export_never_leaks(client, session):
         content_type="multipart/form-data",
     )
     assert resp.status_code == 200, resp.get_json()
-    assert resp.get_json() == {"inserted": 2, "updated": 0}
+    assert resp.get_json() == {"inserted": 2, "updated": 0, "warnings": []}
     again = client.post(
         "/api/cameras/import",
         data={"file": (io.BytesIO(csv.encode()), "ledger.csv")},
         content_type="multipart/form-data",
     )
-    assert again.get_json() == {"inserted": 0, "updated": 2}
+    assert again.get_json() == {"inserted": 0, "updated": 2, "warnings": []}
     for fmt in ("csv", "geojson", "gpkg"):
         body = client.get(f"/api/cameras/export.{fmt}").get_data()
         assert body
@@ -411,3 +411,19 @@ def test_coverage_follows_camera_status(client, session):
     assert any(f["id"] == code for f in blind["features"])
     towns = client.get("/api/coverage/towns").get_json()
     assert len(towns) == 10 and any(t["area_share"] > 0 for t in towns)
+
+
+def test_an_import_says_what_the_reader_did_to_the_file(client, session):
+    _, lon, lat = grid_interior_point(session)
+    ledger = {"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat, 42.0]},
+        "properties": {k: v for k, v in new_camera(lon, lat, serial=31).items()
+                       if k not in ("lon", "lat")}}]}
+    resp = client.post("/api/cameras/import",
+                       data={"file": (io.BytesIO(json.dumps(ledger).encode()), "ledger.geojson")},
+                       content_type="multipart/form-data")
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["inserted"] == 1, body
+    dropped = [w for w in body["warnings"] if "Z/M values were dropped" in w["reason"]]
+    assert dropped and dropped[0]["field"] == "geometry"
+    assert dropped[0]["message"] != dropped[0]["reason"]  # said in Chinese to the page

@@ -430,6 +430,7 @@ def test_upload_replaces_a_block_all_or_nothing(client, session, fmt, name):
     r = client.post("/api/grids/upload", data={"file": (io.BytesIO(data), name), "reason": "QGIS redraw"})
     assert r.status_code == 200, r.get_json()
     assert set(r.get_json()["changed"]) == {GRID, other}
+    assert r.get_json()["warnings"] == []  # a clean 2-D WGS-84 file
     assert totals(session) == before
     assert coverage_is_valid(session)
 

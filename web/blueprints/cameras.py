@@ -8,6 +8,7 @@ from gridmap.errors import InvalidInput
 from video import registry
 from web.database import get_session
 from web.params import bbox_arg, float_arg, int_arg, json_object, uploaded_file
+from web.reasons import localize_rows
 from web.scope import camera_filters, current_prefix
 
 bp = Blueprint("cameras", __name__, url_prefix="/api")
@@ -212,18 +213,20 @@ def import_cameras():
           multipart/form-data:
             schema: {type: object, properties: {file: {type: string, format: binary}}}
       responses:
-        200: {description: '{inserted, updated}'}
+        200: {description: '{inserted, updated, warnings: [{row, field, reason, message}]}: the
+              warnings say what the reader did (coordinates transformed, Z dropped,
+              attribute encoding guessed)'}
         400: {description: Bad file; details.errors lists every bad row and its reason}
         413: {description: File too large}
     """
     from video.ledger import read_camera_file
 
     data, filename = uploaded_file(MAX_IMPORT_BYTES)
-    rows = read_camera_file(data, filename, request.args.get("datum") or "wgs84")
+    rows, warnings = read_camera_file(data, filename, request.args.get("datum") or "wgs84")
     session = get_session()
     counts = registry.upsert_many(session, rows)
     session.commit()
-    return jsonify(counts)
+    return jsonify({**counts, "warnings": localize_rows(warnings)})
 
 
 @bp.get("/cameras/export.<fmt>")

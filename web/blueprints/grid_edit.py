@@ -19,6 +19,7 @@ from web.database import get_session
 from web.grid_edit_page import grid_edit_html
 from web.i18n import catalog
 from web.params import edited_version, json_object, uploaded_file
+from web.reasons import localize_rows
 from web.scope import current_prefix
 
 bp = Blueprint("grid_edit", __name__)
@@ -272,7 +273,7 @@ def upload() -> Response:
                 file: {type: string, format: binary}
                 reason: {type: string}
       responses:
-        200: {description: The edit}
+        200: {description: 'The edit, plus warnings: what the reader did to the file (coordinates transformed, Z dropped)'}
         400: {description: 'Bad file or broken coverage; details.errors or details.offending'}
         409: {description: A feature's version is stale}
         413: {description: File too large}
@@ -281,7 +282,7 @@ def upload() -> Response:
     session = get_session()
     result = grid_edits.upload(session, data, filename, ctx=_context(None))
     session.commit()
-    return _edited(result)
+    return _edited({**result, "warnings": localize_rows(result["warnings"])})
 
 
 @bp.get("/api/grids/<code>/versions")
