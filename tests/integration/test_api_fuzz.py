@@ -1,10 +1,10 @@
 """Every documented API operation, fed generated input by schemathesis, on the real database.
 
 Generated from the app's own OpenAPI document: well-formed and malformed paths,
-queries and bodies, as the district operator (who may call nearly everything) and a town's grid admin.
-No answer may be a server error or anything but JSON, and no answer may carry a
-stream credential in any form, nor may any log line. Everything runs inside the test's transaction,
-which is rolled back.
+queries and bodies, as the district operator (who may call nearly everything) and
+as a town's grid admin. No answer may be a server error or anything but JSON, and
+neither an answer nor a log line may carry a stream credential in any form.
+Everything runs inside the test's transaction, which is rolled back.
 """
 
 from __future__ import annotations
