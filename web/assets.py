@@ -138,4 +138,6 @@ def render_offline(m: folium.Map) -> str:
     html = figure.render()
     if REMOTE_URL.search(html):
         raise OfflineAssetError("rendered map still references a remote asset")
-    return html
+    from web.headers import with_nonce
+
+    return with_nonce(html)

@@ -10,16 +10,19 @@ by the browser and reported as a console error, which the browser tests fail on.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response
+from flask import Flask, Response, g, has_request_context
 
-# folium writes each map's script and Leaflet its styles inline; everything they
-# load comes from this server (web.assets).
+# Scripts: files from this server, and the inline scripts this server wrote into
+# the page (folium's map script, the page's config), which carry the answer's
+# nonce. An injected <script>, inline handler or javascript: link does not run.
+# Styles stay inline-capable: Leaflet positions everything with style attributes.
 _POLICY = {
     "default-src": ["'self'"],
-    "script-src": ["'self'", "'unsafe-inline'"],
+    "script-src": ["'self'"],
     "style-src": ["'self'", "'unsafe-inline'"],
     "img-src": ["'self'", "data:", "blob:"],
     "font-src": ["'self'", "data:"],
@@ -79,6 +82,24 @@ def content_security_policy(tile_urls: Iterable[str | None] = (),
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in policy.items())
 
 
+def csp_nonce() -> str:
+    """Return this answer's script nonce (made on first use; the policy then names it)."""
+    nonce = g.get("csp_nonce")
+    if nonce is None:
+        nonce = g.csp_nonce = secrets.token_urlsafe(18)
+    return nonce
+
+
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc\s*=)(?=[\s>])")
+
+
+def with_nonce(html: str) -> str:
+    """Return ``html`` with this answer's nonce on every inline ``<script>`` (folium's pages)."""
+    if not has_request_context():
+        return html
+    return _INLINE_SCRIPT.sub(f'<script nonce="{csp_nonce()}"', html)
+
+
 def init_app(app: Flask) -> None:
     """Add the security headers to every response."""
     built: dict[tuple, list[tuple[str, str, str]]] = {}
@@ -94,10 +115,15 @@ def init_app(app: Flask) -> None:
             built[key] = [(name.lower(), name, value) for name, value in headers.items()]
         return built[key]
 
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
     @app.after_request
     def _secure(response: Response) -> Response:
         # One pass over the answer's headers: a view may have set its own.
         present = {name.lower() for name in response.headers.keys()}
-        response.headers.extend([(name, value) for lower, name, value in headers_for(app.config)
-                                 if lower not in present])
+        nonce = g.get("csp_nonce")
+        response.headers.extend([
+            (name, value.replace("script-src 'self'", f"script-src 'self' 'nonce-{nonce}'", 1)
+             if nonce and lower == "content-security-policy" else value)
+            for lower, name, value in headers_for(app.config) if lower not in present])
         return response

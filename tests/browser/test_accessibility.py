@@ -69,3 +69,27 @@ def test_the_sign_in_page_has_no_serious_accessibility_problem(browser, live_ser
         assert serious_findings(page) == []
     finally:
         context.close()
+
+
+def test_an_injected_inline_script_or_handler_does_not_run(signed_in_page, live_server):
+    """Defence in depth behind escaping: should markup ever slip into a page, the
+    browser refuses to run it, because the policy allows only the page's own scripts."""
+    page = signed_in_page("district-operator")
+    page.goto(live_server + "/matters")
+    page.wait_for_function("() => document.documentElement.dataset.mtReady === '1'")
+    page.evaluate("""() => {
+        document.body.insertAdjacentHTML('beforeend',
+            '<img src="/favicon.ico?x" onload="window.__injected = 1">');
+        const s = document.createElement('script');
+        s.textContent = 'window.__injected = 2';
+        document.body.appendChild(s);
+        const a = document.createElement('a');
+        a.href = 'javascript:window.__injected = 3'; a.id = 'injected-link';
+        a.textContent = 'link'; a.style.cssText = 'position:fixed;top:200px;left:200px;z-index:99999';
+        document.body.appendChild(a);
+    }""")
+    page.click("#injected-link")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.__injected === undefined")
+    violations = [e for e in page.watch.console_errors if "Content Security Policy" in e]
+    assert len(violations) >= 2  # the handler and the script were refused, and said so

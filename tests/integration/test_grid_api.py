@@ -140,3 +140,21 @@ def test_vendor_stylesheets_name_no_internet_font(client):
         css = resp.get_data(as_text=True)
     assert resp.status_code == 200 and ".leaflet-bar-timecontrol" in css
     assert "//netdna" not in css and "@font-face" not in css
+
+
+@pytest.mark.parametrize("path", ["/", "/wall", "/patrol", "/videowall", "/matters"])
+def test_only_the_pages_own_inline_scripts_may_run(client, path):
+    resp = client.get(path)
+    policy = dict(part.split(" ", 1) for part in resp.headers["Content-Security-Policy"].split("; "))
+    nonce = re.fullmatch(r"'self' 'nonce-([\w-]+)'", policy["script-src"]).group(1)
+    html = resp.get_data(as_text=True)
+    inline = re.findall(r"<script(?![^>]*\bsrc\s*=)[^>]*>", html)
+    assert inline and all(f'nonce="{nonce}"' in tag for tag in inline), inline
+    assert "unsafe-inline" not in policy["script-src"] and "javascript:" not in html
+    again = client.get(path).headers["Content-Security-Policy"]
+    assert nonce not in again  # a new nonce for every answer
+
+
+def test_json_answers_allow_no_inline_script(client):
+    policy = client.get("/api/cameras?limit=1").headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "nonce" not in policy
