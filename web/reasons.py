@@ -26,6 +26,16 @@ LABELS = {
     "operator": "值班员", "grid_admin": "网格管理员", "patrol_lead": "巡查组长", "viewer": "只读用户",
     "dispatch": "调度", "escalation": "上报", "grid": "网格", "community": "社区", "town": "镇街",
     "grid leader": "网格长", "full-time grid worker": "专职网格员",
+    # What an uploaded file turned out to be (geodata.io).
+    "a GeoJSON file": "GeoJSON 文件", "a zipped Shapefile": "压缩的 Shapefile",
+    "a GeoPackage": "GeoPackage", "a CSV text file": "CSV 文本文件", "a zip archive": "zip 压缩包",
+    "an SQLite database": "SQLite 数据库", "plain text": "纯文本", "a PNG image": "PNG 图片",
+    "a JPEG image": "JPEG 图片", "a GIF image": "GIF 图片", "a PDF document": "PDF 文档",
+    "a gzip archive": "gzip 压缩包", "a RAR archive": "RAR 压缩包", "a 7-Zip archive": "7-Zip 压缩包",
+    "an old-style Office document (.xls/.doc)": "旧版 Office 文档（.xls/.doc）",
+    "a RIFF media file": "RIFF 媒体文件",
+    "a bare .shp file (upload the .shp, .shx, .dbf and .prj as one .zip)":
+        "单独的 .shp 文件（请将 .shp、.shx、.dbf 和 .prj 打包成一个 .zip 上传）",
 
     "name": "名称", "title": "标题", "phone": "电话", "note": "说明", "reason": "原因",
     "address": "地址", "description": "描述", "feedback": "反馈", "incident": "事件",

@@ -111,3 +111,14 @@ def test_reasons_read_in_chinese_and_stay_english_on_request(reason, zh):
 def test_a_reason_without_an_entry_stays_as_it_is():
     assert localize("something nobody wrote down", "zh") == "something nobody wrote down"
     assert localize("", "zh") == ""
+
+
+def test_what_an_upload_turned_out_to_be_reads_in_chinese():
+    from geodata import io
+    from web.reasons import LABELS
+
+    kinds = {*io._FORMAT_LABELS.values(), *io._KIND_LABELS.values(),
+             *(what for _, what in io._FOREIGN_MAGIC)} - {"JSON"}
+    assert kinds - set(LABELS) == set()
+    chinese = localize("not a spatial file: the content is a PDF document", "zh")
+    assert "PDF 文档" in chinese and "document" not in chinese
