@@ -148,6 +148,7 @@ def test_wrong_password_is_401_and_unknown_user_looks_the_same(app):
     unknown = login_json(client, "nobody-here", "not-the-password-1")
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.get_json() == unknown.get_json()
+    assert wrong.get_json()["message"] == "用户名或密码错误"  # the sign-in page's own words
     assert client.get("/api/me").status_code == 401
 
 

@@ -33,6 +33,7 @@ from web.auth import (
     wants_json,
 )
 from web.database import get_session
+from web.errors import error_response
 
 bp = Blueprint("auth", __name__)
 
@@ -80,7 +81,7 @@ def _login_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
 
 def _fail(kind: str, status: int, reason: str, headers: dict[str, str] | None = None) -> Any:
     if wants_json():
-        resp = jsonify({"error": status, "reason": reason})
+        resp, _ = error_response(status, reason, message=i18n.translate(kind))
         resp.status_code = status
     else:
         html, _ = _login_page(i18n.translate(kind), status)
