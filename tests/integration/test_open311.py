@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from gridmap import matters, open311
@@ -147,3 +149,34 @@ def test_cli_creates_a_client_and_prints_the_key_once(runner, session, monkeypat
     stored = session.execute(text("SELECT key_hash FROM api_clients WHERE id = :i"),
                              {"i": client.id}).scalar()
     assert bytes(stored) == open311.hash_key(key) and key.encode() not in bytes(stored)
+
+
+FIELDS = ["service_code", "lat", "long", "address_string", "description", "email",
+          "first_name", "last_name", "phone", "media_url", "token", "device_id",
+          "account_id", "jurisdiction_id", "attribute[x]"]
+NASTY = st.sampled_from(["", "\x00", "nan", "-inf", "1e400", "999999999999999999999", "116.826",
+                         "35.553", "SJ.01", "SJ", "<script>x</script>", "a" * 5000, "😀",
+                         "http://127.0.0.1/x.jpg", "javascript:alert(1)", "13800000000"])
+
+
+@settings(max_examples=120, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(fields=st.dictionaries(st.sampled_from(FIELDS), st.one_of(st.text(max_size=40), NASTY),
+                              max_size=6),
+       as_json=st.booleans())
+def test_any_filing_is_stored_whole_or_refused_with_a_reason(anon_client, key, session, fields,
+                                                            as_json):
+    data = {"service_code": "SJ.01", "description": "路边暴露垃圾", **INSIDE, **fields,
+            "api_key": key}
+    count = text("SELECT count(*) FROM matters")
+    before = session.execute(count).scalar()
+    resp = (anon_client.post("/open311/v2/requests.json", json=data) if as_json
+            else anon_client.post("/open311/v2/requests.json", data=data))
+    assert resp.status_code in (201, 400, 404, 409, 413), (resp.status_code, fields)
+    after = session.execute(count).scalar()
+    if resp.status_code == 201:
+        assert after == before + 1
+        assert resp.get_json()[0]["service_request_id"]
+    else:
+        assert after == before, fields
+        assert resp.get_json()[0]["description"], fields  # Open311's error shape, with a reason
