@@ -252,14 +252,14 @@ class WallShell(PageShell):
 
 
 WALL_DOM = """
-<div id="wall-bar" class="wall-bar">
+<header id="wall-bar" class="wall-bar">
   <span id="wall-bar-title" class="wall-bar-title"></span>
   <span id="wall-caption" class="wall-caption"></span>
   <span id="wall-live" class="wall-live"></span>
   <span id="wall-clock" class="wall-clock"></span>
   <button id="wall-tour" class="wall-btn" type="button"></button>
   <button id="wall-mode" class="wall-btn" type="button"></button>
-</div>
+</header>
 <aside id="wall-panel" class="wall-panel" hidden aria-live="polite">
   <button id="wall-panel-close" class="wall-panel-close" type="button">×</button>
   <div id="wall-panel-body" class="wall-panel-body"></div>

@@ -1,9 +1,9 @@
-"""Every page passes axe-core's WCAG 2 A/AA checks without a critical or serious finding.
+"""Every page passes axe-core's WCAG 2 A/AA checks.
 
 axe-core comes from web/node_modules (a dev dependency, never served by the app)
-and is evaluated in the page by the test. Moderate findings are not failures: folium's
-maps forbid page zoom on phones on purpose (the map zooms), and Leaflet's panes sit
-outside landmarks.
+and is evaluated in the page by the test. One finding is accepted, by name: folium's
+maps forbid page zoom on phones (``meta-viewport``), on purpose, because the map
+itself zooms and a zoomed page would move its controls out of reach.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" 
 PHONE = {"width": 390, "height": 844}
 RUN_AXE = """() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']},
                                       resultTypes: ['violations']})
-  .then(r => r.violations.filter(v => v.impact === 'critical' || v.impact === 'serious')
+  .then(r => r.violations.filter(v => v.id !== 'meta-viewport')
                          .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))"""
 PAGES = [
     ("/", "() => document.documentElement.dataset.loadedGrids === '930'", None),
@@ -32,8 +32,8 @@ PAGES = [
 ]
 
 
-def serious_findings(page) -> list[str]:
-    """Return axe's critical and serious WCAG 2 A/AA findings on the page as it is now."""
+def findings(page) -> list[str]:
+    """Return axe's WCAG 2 A/AA findings on the page as it is now (but the accepted one)."""
     assert AXE.exists(), "npm ci --prefix web installs axe-core"
     # Evaluated by the test's debugger connection: the page's policy rightly refuses
     # an inline <script> it did not write.
@@ -42,7 +42,7 @@ def serious_findings(page) -> list[str]:
 
 
 @pytest.mark.parametrize("path, ready, viewport", PAGES, ids=[p for p, _, _ in PAGES])
-def test_pages_have_no_serious_accessibility_problem(signed_in_page, live_server, path, ready,
+def test_pages_have_no_accessibility_problem(signed_in_page, live_server, path, ready,
                                                       viewport):
     page = signed_in_page("district-operator", **({"viewport": viewport} if viewport else {}))
     page.goto(live_server + path)
@@ -50,7 +50,7 @@ def test_pages_have_no_serious_accessibility_problem(signed_in_page, live_server
         page.wait_for_function(ready, timeout=20_000)
     else:
         page.wait_for_load_state("networkidle")
-    assert serious_findings(page) == []
+    assert findings(page) == []
 
 
 def test_the_grid_panel_and_team_form_are_labelled(signed_in_page, live_server):
@@ -60,15 +60,15 @@ def test_the_grid_panel_and_team_form_are_labelled(signed_in_page, live_server):
     page.evaluate("code => gridEdit.select(code)", "370812001001001")
     page.wait_for_function("() => (document.documentElement.dataset.geTeam || '').startsWith('370812001001001:')")
     assert page.locator("#ge-team-box").is_visible()
-    assert serious_findings(page) == []
+    assert findings(page) == []
 
 
-def test_the_sign_in_page_has_no_serious_accessibility_problem(browser, live_server):
+def test_the_sign_in_page_has_no_accessibility_problem(browser, live_server):
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
     page = context.new_page()
     page.goto(live_server + "/login")
     try:
-        assert serious_findings(page) == []
+        assert findings(page) == []
     finally:
         context.close()
 

@@ -146,7 +146,7 @@
 
   function titleControl(map) {
     var Ctl = L.Control.extend({
-      onAdd: function () { return el("div", { class: "gm-title", text: t("app_title") }); }
+      onAdd: function () { return el("h1", { class: "gm-title", text: t("app_title") }); }
     });
     new Ctl({ position: "topleft" }).addTo(map);
   }
@@ -186,6 +186,9 @@
     state.map = map;
     document.documentElement.lang = cfg().lang === "en" ? "en" : "zh-CN";
     document.title = t("app_title");
+    // The map is the page's main content (its controls, title and panels live in it).
+    map.getContainer().setAttribute("role", "main");
+    map.getContainer().setAttribute("aria-label", t("app_title"));
     titleControl(map);
     languageControl(map);
     userControl(map);
