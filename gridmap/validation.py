@@ -12,8 +12,11 @@ ALLOWED_CONTROLS = frozenset("\n\t\r")
 
 
 def text_field(payload: Mapping[str, Any], key: str, limit: int, *, required: bool = False,
-               too_long: type[GridmapError] = InvalidInput) -> str:
-    """Return ``payload[key]`` stripped ('' if absent), or raise with the reason it is refused."""
+               too_long: type[GridmapError] = InvalidInput, one_line: bool = False) -> str:
+    """Return ``payload[key]`` stripped ('' if absent), or raise with the reason it is refused.
+
+    ``one_line`` refuses line breaks and tabs too (names, not notes).
+    """
     raw = payload.get(key)
     if raw is None or raw == "":
         if required:
@@ -26,6 +29,8 @@ def text_field(payload: Mapping[str, Any], key: str, limit: int, *, required: bo
         raise InvalidInput(f"{key} is required", field=key)
     if len(value) > limit:
         raise too_long(f"{key} has at most {limit} characters", field=key)
+    if one_line and any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        raise InvalidInput(f"{key} must be one line without control characters", field=key)
     if any((ord(ch) < 32 and ch not in ALLOWED_CONTROLS) or ch == "\x7f" for ch in value):
         raise InvalidInput(f"{key} contains control characters", field=key)
     return value

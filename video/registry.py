@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from gridmap import db
 from gridmap.config import var_dir
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.validation import text_field
 from video import credentials as secret_store
 from video.gbid import InvalidGbId, parse_gb_id
 from video.models import SOURCES, STATUSES
@@ -334,25 +335,12 @@ def parse_tags(raw: Any) -> list[str]:
     return sorted(set(tags))
 
 
-def _one_line(row: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str:
-    """Return a one-line text field of a camera record, or raise with the reason it is refused.
-
-    A ledger may hold a number where text is meant (a name like 1024); anything
-    else that is not text, a line break or another control character is refused.
-    """
+def _ledger_text(row: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str:
+    """Return a one-line text field of a camera record (a number in a ledger is text too)."""
     raw = row.get(key)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         raw = f"{raw:g}" if isinstance(raw, float) else str(raw)
-    if raw is not None and not isinstance(raw, str):
-        raise InvalidInput(f"{key} must be text", field=key)
-    value = (raw or "").strip()
-    if required and not value:
-        raise InvalidInput(f"{key} is required (at most {limit} characters)", field=key)
-    if len(value) > limit:
-        raise InvalidInput(f"{key} has at most {limit} characters", field=key)
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
-        raise InvalidInput(f"{key} must be one line without control characters", field=key)
-    return value
+    return text_field({key: raw}, key, limit, required=required, one_line=True)
 
 
 def validate(row: Mapping[str, Any]) -> CameraInput:
@@ -362,7 +350,7 @@ def validate(row: Mapping[str, Any]) -> CameraInput:
         parse_gb_id(gb_id)
     except InvalidGbId as exc:
         raise InvalidInput(f"gb_id: {exc}", field="gb_id") from None
-    name = _one_line(row, "name", 120, required=True)
+    name = _ledger_text(row, "name", 120, required=True)
     lon = _number(row, "lon", required=True)
     lat = _number(row, "lat", required=True)
     heading = _number(row, "heading")
@@ -396,7 +384,7 @@ def validate(row: Mapping[str, Any]) -> CameraInput:
         lon=lon,
         lat=lat,
         source=source,
-        department=_one_line(row, "department", 60),
+        department=_ledger_text(row, "department", 60),
         main_url=main_url,
         sub_url=sub_url,
         snapshot_url=snapshot_url,
