@@ -138,8 +138,9 @@ def init_app(app: Flask) -> None:
             if _wants_page():
                 return error_page(status, localize(reason, i18n.current_language()))
             return error_response(status, reason, **details)
-        if _refused_value(exc):
-            return _malformed_value(exc)
+        refused = _refused_value(exc)
+        if refused is not None:
+            return refused
         # Unknown failures: log server-side (no request data), answer without a traceback.
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
         reason = "internal error; the operators have been notified"
@@ -151,25 +152,23 @@ def init_app(app: Flask) -> None:
 REFUSED_VALUE_STATES = frozenset({"22P02", "22003", "22001", "22021", "22P05", "22007", "22008"})
 
 
-def _refused_value(exc: Exception) -> bool:
-    """Return whether the database (or the driver, for NUL) refused a value of the request."""
-    cause = getattr(exc, "orig", None) or exc
-    if not isinstance(cause, psycopg.DataError):
-        return False
-    # psycopg refuses NUL in text itself, before anything is sent (no SQLSTATE).
-    return cause.sqlstate in REFUSED_VALUE_STATES or (cause.sqlstate is None and "NUL" in str(cause))
-
-
-def _malformed_value(exc: Exception):
-    """Answer 400 for a value the database refused (NUL in text, a number out of range).
+def _refused_value(exc: Exception):
+    """Answer 400 if the database (or the driver, for NUL) refused a value of the request; else None.
 
     The input checks should have caught it first, so it is logged for the
     operators, by class and SQLSTATE only (the message may quote the value). The
     request's transaction is rolled back by its owner, so nothing is half-written.
     """
     cause = getattr(exc, "orig", None) or exc
+    if not isinstance(cause, psycopg.DataError):
+        return None
+    # psycopg refuses NUL in text itself, before anything is sent (no SQLSTATE).
+    nul = cause.sqlstate is None and "NUL" in str(cause)
+    if not (nul or cause.sqlstate in REFUSED_VALUE_STATES):
+        return None
     log.warning("the database refused a value on %s %s: %s %s", request.method, request.path,
-                type(cause).__name__, getattr(cause, "sqlstate", None) or "")
-    nul = "NUL" in str(cause)
+                type(cause).__name__, cause.sqlstate or "")
     reason = NUL_REASON if nul else "a value in the request is malformed or out of range"
-    return error_page(400, reason) if _wants_page() else error_response(400, reason)
+    if _wants_page():
+        return error_page(400, localize(reason, i18n.current_language()))
+    return error_response(400, reason)

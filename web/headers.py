@@ -67,9 +67,12 @@ def source_of(url: str | None) -> str | None:
 
 
 def content_security_policy(tile_urls: Iterable[str | None] = (),
-                            media_urls: Iterable[str | None] = ()) -> str:
-    """Return the policy, allowing the given intranet tile and media servers."""
+                            media_urls: Iterable[str | None] = (), nonce: str | None = None) -> str:
+    """Return the policy, allowing the given intranet tile and media servers and the
+    inline scripts that carry ``nonce``."""
     policy = {name: list(sources) for name, sources in _POLICY.items()}
+    if nonce:
+        policy["script-src"].append(f"'nonce-{nonce}'")
     for url in tile_urls:
         source = source_of(url)
         if source and source not in policy["img-src"]:
@@ -102,18 +105,7 @@ def with_nonce(html: str) -> str:
 
 def init_app(app: Flask) -> None:
     """Add the security headers to every response."""
-    built: dict[tuple, list[tuple[str, str, str]]] = {}
-
-    def headers_for(config: dict) -> list[tuple[str, str, str]]:
-        # Built once per set of intranet servers (a test may change them after start-up).
-        tiles = config.get("TILE_URL")
-        media = (config.get("LIVE_URL_TEMPLATE"), *(config.get("LIVE_URLS") or {}).values())
-        key = (tiles, media)
-        if key not in built:
-            headers = {**HEADERS,
-                       "Content-Security-Policy": content_security_policy([tiles], media)}
-            built[key] = [(name.lower(), name, value) for name, value in headers.items()]
-        return built[key]
+    plain: dict[tuple, str] = {}  # the policy without a nonce, per set of intranet servers
 
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
@@ -121,9 +113,20 @@ def init_app(app: Flask) -> None:
     def _secure(response: Response) -> Response:
         # One pass over the answer's headers: a view may have set its own.
         present = {name.lower() for name in response.headers.keys()}
-        nonce = g.get("csp_nonce")
-        response.headers.extend([
-            (name, value.replace("script-src 'self'", f"script-src 'self' 'nonce-{nonce}'", 1)
-             if nonce and lower == "content-security-policy" else value)
-            for lower, name, value in headers_for(app.config) if lower not in present])
+        extra = [(name, value) for name, value in HEADERS.items() if name.lower() not in present]
+        if "content-security-policy" not in present:
+            # Read per answer: a test may change the servers after start-up.
+            tiles = [app.config.get("TILE_URL")]
+            media = (app.config.get("LIVE_URL_TEMPLATE"),
+                     *(app.config.get("LIVE_URLS") or {}).values())
+            nonce = g.get("csp_nonce")  # only pages that wrote inline scripts have one
+            if nonce:
+                policy = content_security_policy(tiles, media, nonce)
+            else:
+                key = (tiles[0], media)
+                if key not in plain:
+                    plain[key] = content_security_policy(tiles, media)
+                policy = plain[key]
+            extra.append(("Content-Security-Policy", policy))
+        response.headers.extend(extra)
         return response
