@@ -80,9 +80,9 @@ def build_spec(app: Flask) -> dict:
 def _complete_operations(document: dict, rule: Rule) -> None:
     """Fill in what a rule's operations leave out: path variables, security, error answers.
 
-    The rule is the truth about its path variables (a docstring may forget one,
-    and OpenAPI clients then cannot call the operation); declared ones only gain
-    a pattern. Every error answer has the one error body.
+    The rule is the truth about its path variables, so docstrings declare only the
+    ones with more to say (an enum of formats). Every error answer has the one
+    error body.
     """
     from web.auth import DEFAULT_TOKEN_BLUEPRINTS, PUBLIC_ENDPOINTS
 
@@ -97,13 +97,11 @@ def _complete_operations(document: dict, rule: Rule) -> None:
         parameters = operation.setdefault("parameters", [])
         declared = {p["name"]: p for p in parameters if p.get("in") == "path"}
         for name, converter in variables.items():
-            schema = dict(_CONVERTER_SCHEMAS.get(converter)
-                          or _VARIABLE_SCHEMAS.get(name, {"type": "string"}))
             if name not in declared:
+                schema = dict(_CONVERTER_SCHEMAS.get(converter)
+                              or _VARIABLE_SCHEMAS.get(name, {"type": "string"}))
                 parameters.append({"in": "path", "name": name, "required": True,
                                    "schema": schema})
-            elif declared[name].get("schema", {}) == {"type": "string"} and name in _VARIABLE_SCHEMAS:
-                declared[name]["schema"] = schema
         answers = dict(_COMMON_ANSWERS)
         if rule.endpoint in PUBLIC_ENDPOINTS:
             operation["security"] = []

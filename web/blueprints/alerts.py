@@ -87,8 +87,6 @@ def get_alert(alert_id: int):
     ---
     get:
       summary: An alert with its place, levels, nearest cameras and notes
-      parameters:
-        - {in: path, name: alert_id, required: true, schema: {type: integer}}
       responses:
         200: {description: The alert}
         404: {description: Unknown or outside the caller's jurisdiction}
@@ -102,8 +100,6 @@ def acknowledge(alert_id: int):
     ---
     post:
       summary: Acknowledge an open alert (optionally with a note)
-      parameters:
-        - {in: path, name: alert_id, required: true, schema: {type: integer}}
       requestBody:
         content:
           application/json:
@@ -127,8 +123,6 @@ def close(alert_id: int):
     ---
     post:
       summary: Close an open or acknowledged alert with a note on how it was handled
-      parameters:
-        - {in: path, name: alert_id, required: true, schema: {type: integer}}
       requestBody:
         required: true
         content:
@@ -156,8 +150,6 @@ def snapshot(alert_id: int):
     ---
     get:
       summary: The picture kept when the alert was raised (the camera's, or a nearby one's)
-      parameters:
-        - {in: path, name: alert_id, required: true, schema: {type: integer}}
       responses:
         200: {description: JPEG}
         404: {description: No such alert in scope, or no snapshot}

@@ -54,8 +54,6 @@ def get_camera(gb_id: str):
     ---
     get:
       summary: A camera by GB/T 28181 ID (never includes credentials)
-      parameters:
-        - {in: path, name: gb_id, required: true, schema: {type: string}}
       responses:
         200: {description: The camera}
         404: {description: Unknown or outside the caller's jurisdiction}
@@ -92,8 +90,6 @@ def update_camera(gb_id: str):
     ---
     patch:
       summary: Change a camera's fields; a move re-derives its grid and view sector
-      parameters:
-        - {in: path, name: gb_id, required: true, schema: {type: string}}
       responses:
         200: {description: Updated camera}
         400: {description: Invalid field}
@@ -143,8 +139,6 @@ def cameras_in_area(code: str):
     ---
     get:
       summary: All cameras under an area code (grid 15, community 12 or town 9 digits)
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       responses:
         200: {description: '{count, items}'}
         400: {description: Malformed code}

@@ -93,8 +93,6 @@ def get_order(order_id: int):
     ---
     get:
       summary: An order you sent or received, with targets, cameras and every timestamped step
-      parameters:
-        - {in: path, name: order_id, required: true, schema: {type: integer}}
       responses:
         200: {description: The order}
         404: {description: No such order, or not one of yours}
@@ -123,8 +121,6 @@ def acknowledge(order_id: int):
     ---
     post:
       summary: Acknowledge an order addressed to your unit
-      parameters:
-        - {in: path, name: order_id, required: true, schema: {type: integer}}
       responses:
         200: {description: The order}
         403: {description: Your unit is not an addressee, or your role may not}
@@ -141,8 +137,6 @@ def close(order_id: int):
     ---
     post:
       summary: Close your unit's part with feedback; access to its cameras ends
-      parameters:
-        - {in: path, name: order_id, required: true, schema: {type: integer}}
       requestBody:
         content:
           application/json:
@@ -162,8 +156,6 @@ def cancel(order_id: int):
     ---
     post:
       summary: Cancel an open order of your unit; every addressee loses access at once
-      parameters:
-        - {in: path, name: order_id, required: true, schema: {type: integer}}
       responses:
         200: {description: The order}
         403: {description: Not your unit's order}
@@ -274,8 +266,6 @@ def get_tour(tour_id: int):
     ---
     get:
       summary: A tour with the cameras you can still see, in playing order
-      parameters:
-        - {in: path, name: tour_id, required: true, schema: {type: integer}}
       responses:
         200: {description: The tour}
         404: {description: No such tour, or not your unit's}
@@ -289,8 +279,6 @@ def delete_tour(tour_id: int):
     ---
     delete:
       summary: Delete one of your unit's tours
-      parameters:
-        - {in: path, name: tour_id, required: true, schema: {type: integer}}
       responses:
         204: {description: Deleted}
         404: {description: No such tour, or not your unit's}

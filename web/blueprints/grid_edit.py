@@ -73,7 +73,6 @@ def put_geometry(code: str) -> Response:
         longest border); without one, freeing area is refused with the freed area in
         details.offending and the candidates. Grids stay within their community.
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
         - {in: header, name: If-Match, schema: {type: string}, description: 'the version edited, e.g. "3"'}
       requestBody:
         required: true
@@ -117,7 +116,6 @@ def split(code: str) -> Response:
     post:
       summary: Cut a grid in pieces along a drawn line; the largest piece keeps the code
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
         - {in: header, name: If-Match, schema: {type: string}}
       requestBody:
         required: true
@@ -226,7 +224,6 @@ def reassign(code: str) -> Response:
     post:
       summary: Move a grid to an adjacent community of the same town; it gets a new code there
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
         - {in: header, name: If-Match, schema: {type: string}}
       requestBody:
         required: true
@@ -291,8 +288,6 @@ def versions(code: str) -> Response:
     ---
     get:
       summary: Every version of a grid, oldest first, with who, when, why and the kind of edit
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       responses:
         200: {description: '{code, versions: [...]}'}
         404: {description: No such grid}
@@ -307,9 +302,6 @@ def version(code: str, n: int) -> Response:
     ---
     get:
       summary: A grid's geometry and attributes at version n (GeoJSON Feature)
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
-        - {in: path, name: n, required: true, schema: {type: integer}}
       responses:
         200: {description: GeoJSON Feature (geometry null for a retired code)}
         404: {description: No such grid or version}
@@ -325,7 +317,6 @@ def compare(code: str) -> Response:
     get:
       summary: Both versions and the symmetric difference, gained and lost area
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
         - {in: query, name: a, required: true, schema: {type: integer}}
         - {in: query, name: b, required: true, schema: {type: integer}}
       responses:
@@ -348,7 +339,6 @@ def revert(code: str) -> Response:
         to a version before a split undoes it: grids split off since then that the
         old boundary covers are retired into this one (listed in `retired`).
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
         - {in: header, name: If-Match, schema: {type: string}}
       requestBody:
         required: true
@@ -384,8 +374,6 @@ def adjacent(code: str) -> Response:
     ---
     get:
       summary: The grids sharing an edge with a grid and the communities it could move to
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       responses:
         200: {description: '{code, version, grids: [{code, name, version, same_community, shared_m}], communities: [{code, name}]}'}
         404: {description: No such grid}

@@ -106,8 +106,6 @@ def grid_detail(code: str):
     ---
     get:
       summary: A grid by its 15-digit code
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       responses:
         200: {description: Grid details}
         400: {description: Malformed code}
@@ -122,8 +120,6 @@ def area_hierarchy(code: str):
     ---
     get:
       summary: District → town → community → grid for a code
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       responses:
         200: {description: The chain}
         400: {description: Malformed code}

@@ -39,7 +39,6 @@ def snapshot(gb_id: str):
     get:
       summary: The camera's latest sampled JPEG (or its thumbnail with thumb=1)
       parameters:
-        - {in: path, name: gb_id, required: true, schema: {type: string}}
         - {in: query, name: thumb, schema: {type: integer, enum: [0, 1]}}
       responses:
         200: {description: 'JPEG; header X-Snapshot-Age gives its age in seconds'}
@@ -63,8 +62,6 @@ def sample(gb_id: str):
     ---
     post:
       summary: Open the stream now (same timeouts as the sampler), store and return the result
-      parameters:
-        - {in: path, name: gb_id, required: true, schema: {type: string}}
       responses:
         200: {description: Health class, latencies and whether a snapshot was stored}
         404: {description: Unknown camera or outside scope}
@@ -82,8 +79,6 @@ def camera_health(gb_id: str):
     ---
     get:
       summary: Status, status history and the latest samples of a camera
-      parameters:
-        - {in: path, name: gb_id, required: true, schema: {type: string}}
       responses:
         200: {description: '{status, status_since, history, samples}'}
         404: {description: Unknown camera or outside scope}

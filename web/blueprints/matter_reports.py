@@ -296,7 +296,6 @@ def patrols(code: str):
     get:
       summary: Patrols of a grid per worker and day, with the matters each worker reported
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
         - {in: query, name: day, schema: {type: string, format: date}}
         - {in: query, name: from, schema: {type: string, format: date}}
         - {in: query, name: to, schema: {type: string, format: date}}

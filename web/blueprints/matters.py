@@ -256,8 +256,6 @@ def grid_matters(code: str):
     ---
     get:
       summary: A grid's open matters, newest first, for the grid panel
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       responses:
         200: {description: '{total, items: [{id, ref, title, time, status}]}'}
         400: {description: Not a grid code}
@@ -274,8 +272,6 @@ def get_matter(matter_id: int):
     ---
     get:
       summary: A matter with its timeline, deadlines, attachments and your allowed actions
-      parameters:
-        - {in: path, name: matter_id, required: true, schema: {type: integer}}
       responses:
         200: {description: The matter}
         404: {description: No such matter in your jurisdiction}
@@ -290,9 +286,6 @@ def act(matter_id: int, action: str):
     post:
       summary: 'transfer, accept, return, escalate, handle, verify, reject, close, rate,
         reopen, supervise or comment'
-      parameters:
-        - {in: path, name: matter_id, required: true, schema: {type: integer}}
-        - {in: path, name: action, required: true, schema: {type: string}}
       requestBody:
         content:
           application/json:
@@ -327,8 +320,6 @@ def attach(matter_id: int):
     post:
       summary: Multipart "file" with "kind" (photo, snapshot, document), or JSON {camera_id} for
         that camera's latest snapshot
-      parameters:
-        - {in: path, name: matter_id, required: true, schema: {type: integer}}
       responses:
         201: {description: The attachment's metadata}
         400: {description: Not a JPEG/PNG/WebP image or PDF document}
@@ -360,9 +351,6 @@ def attachment(matter_id: int, attachment_id: int):
     ---
     get:
       summary: The attachment's bytes (images inline, documents as a download)
-      parameters:
-        - {in: path, name: matter_id, required: true, schema: {type: integer}}
-        - {in: path, name: attachment_id, required: true, schema: {type: integer}}
       responses:
         200: {description: The file}
         404: {description: No such matter or attachment in your jurisdiction}
@@ -386,7 +374,6 @@ def cameras(matter_id: int):
     get:
       summary: Cameras in your scope whose view covers the matter's spot, online and nearest first
       parameters:
-        - {in: path, name: matter_id, required: true, schema: {type: integer}}
         - {in: query, name: limit, schema: {type: integer, maximum: 50}}
       responses:
         200: {description: '{count, items}'}

@@ -51,7 +51,6 @@ def post_readings(device_id: str):
         The whole batch is validated before anything is stored; times already
         stored are ignored (re-sends are safe) and late readings are accepted.
       parameters:
-        - {in: path, name: device_id, required: true, schema: {type: string}}
         - {in: header, name: Authorization, required: true, schema: {type: string},
            description: 'Bearer <device token>'}
       requestBody:

@@ -58,8 +58,6 @@ def get_team(code: str) -> Response:
       description: >
         problems lists what keeps the team from "1+1": no_leader, no_full_time,
         extra_leader, extra_full_time. Members carry the version an edit must name.
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       responses:
         200: {description: 'code, name, community, members[], counts, problems[]'}
         404: {description: No such grid in the caller's jurisdiction}
@@ -73,8 +71,6 @@ def add_member(code: str) -> Response:
     ---
     post:
       summary: Add a member (leader, full_time, part_time or volunteer) to a grid's team
-      parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
       requestBody:
         required: true
         content:
@@ -106,8 +102,6 @@ def update_member(code: str, member_id: int) -> Response:
     patch:
       summary: Change a member's role, name or phone
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
-        - {in: path, name: member_id, required: true, schema: {type: integer}}
         - {in: header, name: If-Match, schema: {type: string}, description: 'the member version edited'}
       requestBody:
         required: true
@@ -141,8 +135,6 @@ def remove_member(code: str, member_id: int) -> Response:
     delete:
       summary: Mark a member as having left the team (their patrols and reports are kept)
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
-        - {in: path, name: member_id, required: true, schema: {type: integer}}
         - {in: header, name: If-Match, schema: {type: string}}
         - {in: query, name: version, schema: {type: integer}}
       responses:
@@ -165,8 +157,6 @@ def move_member(code: str, member_id: int) -> Response:
     post:
       summary: Move a member, with their role, to another grid's team in the jurisdiction
       parameters:
-        - {in: path, name: code, required: true, schema: {type: string}}
-        - {in: path, name: member_id, required: true, schema: {type: integer}}
         - {in: header, name: If-Match, schema: {type: string}}
       requestBody:
         required: true

@@ -158,8 +158,6 @@ def live_info(gb_id: str):
     ---
     get:
       summary: The camera's live source for a wall tile (relay, media server or snapshots)
-      parameters:
-        - {in: path, name: gb_id, required: true, schema: {type: string}}
       responses:
         200: {description: '{gb_id, name, grid_code, mode, url, snapshot_url, relay}'}
         404: {description: Unknown camera or outside your scope}
