@@ -495,9 +495,13 @@ def _preflight(url: str, timeout: float, *, has_credentials: bool) -> _Preflight
     return _Preflight(None, "", code)
 
 
-def _open_failure(req: ProbeRequest, pre: _Preflight, open_s: float) -> tuple[ErrorClass, str]:
-    """Classify a failed OpenCV open, using what the preflight saw."""
-    if open_s >= req.open_timeout_s * 0.9:
+def _open_failure(req: ProbeRequest, pre: _Preflight, open_s: float,
+                  budget_s: float) -> tuple[ErrorClass, str]:
+    """Classify a failed OpenCV open that took ``open_s`` of its ``budget_s``, using
+    what the preflight saw."""
+    # The budget OpenCV was given, not the whole open timeout: the preflight spent
+    # the rest (under load, enough that a timed-out open looked like a refusal).
+    if open_s >= budget_s * 0.9:
         return ErrorClass.TIMEOUT, "open timed out"
     if pre.status in (401, 403):
         return ErrorClass.AUTH, f"server answered {pre.status}: credentials rejected"
@@ -544,7 +548,7 @@ def probe_inline(req: ProbeRequest, on_open: Callable[[bool], None] | None = Non
         opened = cap.isOpened()
         open_ms = round((time.monotonic() - t0) * 1000, 1)
         if not opened:
-            error, detail = _open_failure(req, pre, time.monotonic() - open_t)
+            error, detail = _open_failure(req, pre, time.monotonic() - open_t, open_budget)
             return _offline(req, error, detail, started, t0, open_ms=open_ms)
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
