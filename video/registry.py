@@ -692,10 +692,35 @@ def knn_extra(limit: int) -> int:
 
 
 _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
-_NEARBY_COLUMNS = f"""{PUBLIC_COLUMNS},
+# The nearby answer's keys in sorted order, as the JSON provider writes them: a
+# dict built in that order leaves orjson's key sort nothing to move (sorting
+# twenty shuffled items cost as much as encoding them). The query selects them in
+# this order, less the two Python adds, with the KNN's sphere distance last.
+NEARBY_KEYS = ("bearing", "community_code", "department", "distance_m", "fov", "gb_id",
+               "grid_code", "has_credentials", "heading", "last_sample_at", "lat", "lon",
+               "main_url", "name", "range_m", "sees_point", "snapshot_url", "source",
+               "status", "sub_url", "tags", "town_code")
+_NEARBY_COLUMNS = f"""
+  left(c.grid_code, 12) AS community_code, c.department, c.fov, c.gb_id, c.grid_code,
+  c.has_credentials, c.heading, c.last_sample_at, ST_Y(c.geom) AS lat, ST_X(c.geom) AS lon,
+  c.main_url, c.name, c.range_m,
   (c.heading IS NOT NULL AND c.fov IS NOT NULL
    AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
+  c.snapshot_url, c.source, c.status, c.sub_url, c.tags, left(c.grid_code, 9) AS town_code,
   {_SPHERE_M} AS sphere_m"""
+# The query's columns, by name (tests hold the query to them), and the positions
+# the ranking reads.
+NEARBY_ROW = (*(k for k in NEARBY_KEYS if k not in ("bearing", "distance_m")), "sphere_m")
+_LAT, _LON, _SEES, _SPHERE = (NEARBY_ROW.index(k) for k in ("lat", "lon", "sees_point", "sphere_m"))
+
+
+def _nearby_item(row: tuple[Any, ...], distance_m: float, bearing: float) -> dict[str, Any]:
+    """Return one nearby answer item: the row's public fields plus distance and bearing."""
+    # bearing and distance_m sort first and fourth among the keys.
+    return dict(zip(NEARBY_KEYS, (bearing, row[0], row[1], distance_m, *row[2:_SPHERE]),
+                    strict=True))
+
+
 # One index-ordered scan reads the candidates' columns as it goes: the geography
 # KNN rechecks each row's distance from the heap anyway, so the row is already at
 # hand. (Reading the ids first and the rows again through the primary key cost a
@@ -763,36 +788,26 @@ def nearby(
     floor = sphere_floor(lat)
     candidates = limit + knn_extra(limit)
     while True:
-        names, rows = db.driver_rows(
+        _, rows = db.driver_rows(
             session, _nearby_sql(where, sees_first, candidates),
             {**params, "lon": lon, "lat": lat, "reach": radius_m / floor},
         )
         if not rows:
             return []
-        at = {name: i for i, name in enumerate(names)}
         n = len(rows)
-        bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r[at["lon"]] for r in rows],
-                                           [r[at["lat"]] for r in rows])
-        sees = at["sees_point"]
+        bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r[_LON] for r in rows],
+                                           [r[_LAT] for r in rows])
         ranked = sorted(
-            (not rows[i][sees] if sees_first else False, distances[i], i)
+            (not rows[i][_SEES] if sees_first else False, distances[i], i)
             for i in range(n) if distances[i] <= radius_m
         )
-        spheres = [r[at["sphere_m"]] for r in rows]
+        spheres = [r[_SPHERE] for r in rows]
         if candidates >= MAX_CANDIDATES or _knn_complete(
                 spheres, ranked, candidates, limit, radius_m, sees_first, floor):
             break
         candidates = min(candidates * 4, MAX_CANDIDATES)
-    # Build the answer's dicts for the winners only; the KNN's sphere distance is
-    # its ranking key, not part of the answer.
-    found = []
-    for _, distance, i in ranked[:limit]:
-        item = _public(zip(names, rows[i], strict=True))
-        del item["sphere_m"]
-        item["distance_m"] = round(distance, 1)
-        item["bearing"] = round(bearings[i] % 360.0, 1) % 360.0
-        found.append(item)
-    return found
+    return [_nearby_item(rows[i], round(distance, 1), round(bearings[i] % 360.0, 1) % 360.0)
+            for _, distance, i in ranked[:limit]]
 
 
 def _knn_complete(spheres: Sequence[float], ranked: list[tuple[bool, float, int]],

@@ -12,6 +12,8 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from geodata.coords import wgs84_to_gcj02
+from gridmap import db
+from video import registry
 from video.registry import KNN_SPHERE_RADIUS_M
 
 GEOD = Geod(ellps="WGS84")
@@ -222,6 +224,36 @@ def test_sees_first_ranks_view_sectors_before_distance(client, session):
     assert ids.index("37081200001310000011") < ids.index("37081200001310000012")
     assert ranked["items"][0]["gb_id"] == "37081200001310000012"
     assert ranked["items"][0]["sees_point"] is True
+
+
+def test_nearby_items_are_the_cameras_public_fields(client, session):
+    # The nearby query's rows become items by position (its columns sorted as the
+    # answer's keys): a column out of place would put a value under another name.
+    _, lon, lat = grid_interior_point(session, 5)
+    aimed = GEOD.fwd(lon, lat, 180, 40)
+    client.post("/api/cameras", json=new_camera(aimed[0], aimed[1], 21, heading=0, fov=40,
+                                               range_m=100, tags=["key_place"]))
+    for sees in (0, 1):
+        items = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&limit=30"
+                           f"&sees={sees}").get_json()["items"]
+        assert len(items) > 5
+        for item in items:
+            assert list(item) == list(registry.NEARBY_KEYS)
+            camera = client.get(f"/api/cameras/{item['gb_id']}").get_json()
+            assert {key: item[key] for key in camera} == camera
+            assert item["distance_m"] == pytest.approx(
+                GEOD.inv(lon, lat, item["lon"], item["lat"])[2], abs=0.06)
+        mine = next(i for i in items if i["gb_id"] == "37081200001310000021")
+        assert mine["sees_point"] is True and mine["tags"] == ["key_place"]
+        assert mine["bearing"] == pytest.approx(180.0, abs=0.1)
+
+
+def test_nearby_query_columns_are_the_ones_items_are_built_from(session):
+    where, params = registry.Filters(scope=registry.Scope(prefix="")).sql(ordered=True)
+    for sees_first in (False, True):
+        names, _ = db.driver_rows(session, registry._nearby_sql(where, sees_first, 22),
+                                  {**params, "lon": 116.83, "lat": 35.55, "reach": 500.0})
+        assert tuple(names) == registry.NEARBY_ROW
 
 
 def test_nearby_filters(client, session):
