@@ -249,8 +249,8 @@ def create_order(
     priority = payload.get("priority", "normal")
     if priority not in PRIORITIES:
         raise InvalidInput(f"priority is one of {', '.join(PRIORITIES)}", field="priority")
-    note = text_field(payload, "note", MAX_NOTE, too_long=PayloadTooLarge)
-    incident = text_field(payload, "incident", 64, too_long=PayloadTooLarge) or None
+    note = text_field(payload, "note", MAX_NOTE)
+    incident = text_field(payload, "incident", 64) or None
     if incident is not None and not INCIDENT_RE.match(incident):
         raise InvalidInput("incident is a reference of letters, digits and _.:#-",
                            field="incident")
@@ -352,8 +352,7 @@ def close(session: Session, actor: Actor, order_id: int, feedback: Any = "", *,
           now: datetime | None = None) -> None:
     """Close the actor's unit's part with feedback; the order closes with its last part."""
     now = now or datetime.now(UTC)
-    text_feedback = text_field({"feedback": feedback}, "feedback", MAX_NOTE,
-                               too_long=PayloadTooLarge)
+    text_feedback = text_field({"feedback": feedback}, "feedback", MAX_NOTE)
     order, part = _load_order(session, actor, order_id, lock=True)
     if part is None:
         raise Forbidden("only an addressed unit closes its part; the sender cancels")
@@ -383,8 +382,7 @@ def cancel(session: Session, actor: Actor, order_id: int, reason: Any = "", *,
            now: datetime | None = None) -> None:
     """Cancel an open order (its sender unit's operators only); access ends at once."""
     now = now or datetime.now(UTC)
-    text_reason = text_field({"reason": reason}, "reason", MAX_NOTE,
-                             too_long=PayloadTooLarge)
+    text_reason = text_field({"reason": reason}, "reason", MAX_NOTE)
     order, _part = _load_order(session, actor, order_id, lock=True)
     if order.from_unit_id != actor.unit_id:
         raise Forbidden("only the sending unit cancels an order")
@@ -530,7 +528,7 @@ def create_tour(session: Session, actor: Actor, payload: Mapping[str, Any]) -> i
         raise Forbidden(f"a {actor.role} may not define patrol tours")
     if not isinstance(payload, Mapping):
         raise InvalidInput("the body must be a JSON object")
-    name = text_field(payload, "name", 60, required=True, too_long=PayloadTooLarge)
+    name = text_field(payload, "name", 60, required=True)
     dwell = payload.get("dwell_s", 20)
     if isinstance(dwell, bool) or not isinstance(dwell, int) or not 5 <= dwell <= 600:
         raise InvalidInput("dwell_s must be an integer within 5–600", field="dwell_s")
@@ -620,7 +618,7 @@ def record_finding(session: Session, actor: Actor, payload: Mapping[str, Any]) -
     if not (isinstance(grid_code, str) and grid_code.isascii() and grid_code.isdigit()
             and len(grid_code) == 15):
         raise InvalidInput("grid_code is a 15-digit grid code", field="grid_code")
-    note = text_field(payload, "note", MAX_NOTE, required=True, too_long=PayloadTooLarge)
+    note = text_field(payload, "note", MAX_NOTE, required=True)
     severity = payload.get("severity", "info")
     if severity not in FINDING_SEVERITIES:
         raise InvalidInput(f"severity is one of {', '.join(FINDING_SEVERITIES)}",

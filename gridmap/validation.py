@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gridmap.errors import GridmapError, InvalidInput, NotFound
+from gridmap.errors import InvalidInput, NotFound
 
 # Line breaks and tabs are text; every other C0 control and DEL is refused.
 ALLOWED_CONTROLS = frozenset("\n\t\r")
 
 
 def text_field(payload: Mapping[str, Any], key: str, limit: int, *, required: bool = False,
-               too_long: type[GridmapError] = InvalidInput, one_line: bool = False) -> str:
+               one_line: bool = False) -> str:
     """Return ``payload[key]`` stripped ('' if absent), or raise with the reason it is refused.
 
     ``one_line`` refuses line breaks and tabs too (names, not notes).
@@ -28,7 +28,7 @@ def text_field(payload: Mapping[str, Any], key: str, limit: int, *, required: bo
     if required and not value:
         raise InvalidInput(f"{key} is required", field=key)
     if len(value) > limit:
-        raise too_long(f"{key} has at most {limit} characters", field=key)
+        raise InvalidInput(f"{key} has at most {limit} characters", field=key)
     if one_line and any(ord(ch) < 32 or ch == "\x7f" for ch in value):
         raise InvalidInput(f"{key} must be one line without control characters", field=key)
     if any((ord(ch) < 32 and ch not in ALLOWED_CONTROLS) or ch == "\x7f" for ch in value):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gridmap.errors import InvalidInput, PayloadTooLarge
+from gridmap.errors import InvalidInput
 from gridmap.validation import text_field
 
 
@@ -22,7 +22,6 @@ def test_text_is_stripped_and_may_hold_line_breaks() -> None:
         ({"note": "a\x00b"}, {}, InvalidInput),
         ({"note": "a\x7fb"}, {}, InvalidInput),
         ({"note": "x" * 11}, {}, InvalidInput),
-        ({"note": "x" * 11}, {"too_long": PayloadTooLarge}, PayloadTooLarge),
     ],
 )
 def test_bad_text_is_refused_with_the_field(payload, kwargs, error) -> None:

@@ -61,7 +61,7 @@ def create_order():
         400: {description: Malformed payload or missing CSRF token}
         403: {description: A target your unit may not address, or your role may not send}
         404: {description: A camera or unit you cannot see}
-        413: {description: Too many cameras, targets or characters}
+        413: {description: Too many cameras or targets}
     """
     session = get_session()
     actor = current_actor()
