@@ -52,6 +52,19 @@ LABELS = {
     "main_url": "主码流地址", "sub_url": "子码流地址", "snapshot_url": "截图地址",
 }
 
+# GEOS's own words for why a geometry is invalid (shapely.is_valid_reason), which
+# grid uploads and edits quote, as the lower-case text editing writes or as GEOS
+# writes it, with the spot in brackets ("Self-intersection[116.8 35.5]").
+GEOS_VALIDITY = {
+    "self-intersection": "自相交", "ring self-intersection": "环自相交",
+    "hole lies outside shell": "内环位于外环之外", "holes are nested": "内环相互嵌套",
+    "interior is disconnected": "内部不连通", "nested shells": "外环相互嵌套",
+    "duplicate rings": "环重复", "too few points in geometry component": "几何部件的点太少",
+    "invalid coordinate": "坐标无效", "ring is not closed": "环未闭合",
+    "repeated point": "点重复", "topology validation error": "拓扑校验错误",
+}
+_GEOS_SPOT = re.compile(r"^(?P<text>[^\[]+?)\s*(?:\[(?P<spot>[^\]]*)\])?$")
+
 
 @cache
 def _catalog() -> tuple[dict[str, str], list[tuple[re.Pattern[str], str]]]:
@@ -71,6 +84,10 @@ def _label(value: str) -> str:
     """Return the Chinese label of a field name or coded value, else the value itself."""
     if value in LABELS:
         return LABELS[value]
+    geos = _GEOS_SPOT.match(value)
+    if geos and geos["text"].lower() in GEOS_VALIDITY:
+        words = GEOS_VALIDITY[geos["text"].lower()]
+        return f"{words}（{geos['spot']}）" if geos["spot"] else words
     for kind in ("mt_state_", "mt_act_"):  # matter states and actions, as the matters page says
         entry = i18n.MESSAGES.get(kind + value)
         if entry:

@@ -122,3 +122,26 @@ def test_what_an_upload_turned_out_to_be_reads_in_chinese():
     assert kinds - set(LABELS) == set()
     chinese = localize("not a spatial file: the content is a PDF document", "zh")
     assert "PDF 文档" in chinese and "document" not in chinese
+
+
+@pytest.mark.parametrize("wkt", [
+    "POLYGON((0 0,1 1,1 0,0 1,0 0))",  # a bow tie
+    "POLYGON((0 0,2 0,2 2,0 2,0 0),(3 3,4 3,4 4,3 3))",
+    "POLYGON((0 0,10 0,10 10,0 10,0 0),(1 1,9 1,9 9,1 9,1 1),(2 2,8 2,8 8,2 8,2 2))",
+    "POLYGON((0 0,10 0,10 10,0 10,0 0),(0 5,5 0,10 5,5 10,0 5))",
+    "MULTIPOLYGON(((0 0,10 0,10 10,0 10,0 0)),((1 1,9 1,9 9,1 9,1 1)))",
+    "POLYGON((0 0,10 0,5 5,10 10,0 10,5 5,0 0))",
+    "POLYGON((0 0,1 0,0 0,0 0))",
+])
+def test_geos_validity_reasons_read_in_chinese(wkt):
+    # Grid admins redrawing boundaries see why GEOS refused a shape, where it did.
+    import shapely
+
+    from gridmap.editing import _explain_invalid
+
+    geos = shapely.is_valid_reason(shapely.from_wkt(wkt))
+    spot = geos[geos.index("[") + 1:-1]
+    upload = localize(f"invalid geometry: {geos}", "zh")
+    assert upload.endswith(f"（{spot}）") and not re.search("[A-Za-z]", upload), upload
+    edit = localize(_explain_invalid(shapely.from_wkt(wkt)).reason, "zh")
+    assert not re.search("[A-Za-z]", edit), edit
