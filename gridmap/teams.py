@@ -390,8 +390,10 @@ def move_member(session: Session, code: str, member_id: int, version: int, to_co
             "from": team(session, code), "to": team(session, to_code)}
 
 
+# member_id is the member's record: kept through an edit in Excel, it lets a changed
+# phone number or a corrected name keep the member's record (and patrols).
 ROSTER_COLUMNS = ("town_code", "town_name", "community_code", "community_name", "grid_code",
-                  "grid_name", "role", "name", "phone")
+                  "grid_name", "role", "name", "phone", "member_id")
 
 
 def roster_csv(session: Session, *, prefix: str = "", labels: Mapping[str, str] | None = None
@@ -404,7 +406,7 @@ def roster_csv(session: Session, *, prefix: str = "", labels: Mapping[str, str] 
     rows = session.execute(
         text(
             f"""
-            SELECT t.code, t.name, c.code, c.name, g.code, g.name, w.role, w.name, w.phone
+            SELECT t.code, t.name, c.code, c.name, g.code, g.name, w.role, w.name, w.phone, w.id
             FROM grid_workers w
             JOIN grids g ON g.id = w.grid_id
             JOIN communities c ON c.id = g.community_id
@@ -435,6 +437,8 @@ ROSTER_ALIASES = {
     "name": ("name", "姓名"),
     "phone": ("phone", "电话", "手机", "联系电话"),
 }
+# Optional columns: a hand-made sheet has no record numbers.
+OPTIONAL_ROSTER_ALIASES = {"member_id": ("member_id", "成员编号")}
 
 
 def _roster_columns(header: Sequence[str]) -> dict[str, str]:
@@ -451,16 +455,32 @@ def _roster_columns(header: Sequence[str]) -> dict[str, str]:
             f"the roster lacks the column(s) {', '.join(missing)}; download the roster for "
             "the expected form", errors=[{"row": None, "field": f, "reason": "missing column"}
                                          for f in missing])
+    for field, names in OPTIONAL_ROSTER_ALIASES.items():
+        column = next((lower[n.lower()] for n in names if n.lower() in lower), None)
+        if column is not None:
+            found[field] = column
     return found
+
+
+def _member_id(raw: Any) -> int | None:
+    """Return a roster row's member_id (None when blank), or raise InvalidInput."""
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise InvalidInput("member_id is the number the roster export gave; leave it empty "
+                           "for a new member", field="member_id")
+    return int(value)
 
 
 def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix: str = "",
                   role_names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Make each grid named in the roster have exactly the members it lists.
 
-    Members are matched by name and phone among the current teams of those grids,
-    so a member who moved to another grid keeps their record (and patrols); members
-    no longer listed are marked as having left; grids not named are untouched. The
+    A row keeps the record its member_id names (see _claims); the others are matched
+    by name and phone among the current teams of those grids, so a member who moved
+    to another grid keeps their record (and patrols); members no longer listed are
+    marked as having left; grids not named are untouched. The
     roster is checked whole first: InvalidInput lists every bad row, nothing changes.
     ``role_names`` maps role labels (网格长, Grid leader) to role codes.
     """
@@ -470,7 +490,7 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
     # Role codes and labels, either case ("Grid leader", "grid leader", 网格长, leader).
     names = {k.lower(): v for k, v in {**{r: r for r in ROLES}, **(role_names or {})}.items()}
     errors: list[dict[str, Any]] = []
-    wanted: list[tuple[int, str, dict[str, str]]] = []  # row number, grid, fields
+    wanted: list[tuple[int, str, dict[str, Any]]] = []  # row number, grid, fields
     seen: dict[tuple[str, str, str], int] = {}
     for number, raw in enumerate(rows, start=1):
         if not any(raw.values()):
@@ -485,6 +505,7 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
                   "phone": raw[columns["phone"]]}
         try:
             fields = parse_member(fields)
+            member_id = _member_id(raw[columns["member_id"]]) if "member_id" in columns else None
         except InvalidInput as exc:
             errors.append({"row": number, "field": exc.details.get("field"), "reason": exc.reason})
             continue
@@ -495,6 +516,8 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
                            f"the same person (name and phone) is on row {seen[key]} for this grid"})
             continue
         seen[key] = number
+        if member_id is not None:
+            fields["member_id"] = member_id
         wanted.append((number, code, fields))
     if not wanted and not errors:
         raise InvalidInput("the roster lists no members")
@@ -503,7 +526,13 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
     for number, code, _ in wanted:
         if code not in ids:
             errors.append({"row": number, "field": "grid_code", "reason": f"no such grid {code}"})
-    by_grid: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    current = session.execute(
+        text("SELECT id, grid_id, role, name, phone FROM grid_workers "
+             "WHERE grid_id = ANY(:g) AND left_at IS NULL ORDER BY id"),
+        {"g": list(ids.values())},
+    ).all()
+    claims = _claims(current, wanted, ids, errors)
+    by_grid: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for number, code, fields in wanted:
         by_grid.setdefault(code, []).append((number, fields))
     for code, members in by_grid.items():
@@ -519,24 +548,68 @@ def import_roster(session: Session, rows: Sequence[Mapping[str, str]], *, prefix
         errors.sort(key=lambda e: (e["row"] or 0, e["field"] or ""))
         raise InvalidInput(f"{len(errors)} problem(s) in the roster; nothing was changed",
                            errors=errors[:200], total=len(errors))
-    return _apply_roster(session, by_grid, ids)
+    return _apply_roster(session, by_grid, ids, current, claims)
 
 
-def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[str, str]]]],
-                  ids: Mapping[str, int]) -> dict[str, Any]:
-    current = session.execute(
-        text("SELECT id, grid_id, role, name, phone FROM grid_workers "
-             "WHERE grid_id = ANY(:g) AND left_at IS NULL ORDER BY id"),
-        {"g": list(ids.values())},
-    ).all()
+def _claims(current: Sequence[Any], wanted: Sequence[tuple[int, str, Mapping[str, Any]]],
+            ids: Mapping[str, int], errors: list[dict[str, Any]]) -> dict[int, Any]:
+    """Return, by row number, the record each row's member_id keeps; report ambiguous rows.
+
+    A row may keep the record its member_id names if that is a current member of
+    the roster's grids with the row's name or its phone: a changed phone, or a
+    corrected name. A row copied in Excel for a newcomer (new name and phone, the
+    old id) is a new member; an id from an older export that names no current
+    member is ignored, and the row is matched by name and phone. When several rows
+    name one record, the one in the record's grid keeps it (else the first); the
+    same person listed for another grid too is a further membership, anyone else
+    is an error.
+    """
+    by_id = {row.id: row for row in current}
+    claimants: dict[int, list[tuple[int, str, Mapping[str, Any]]]] = {}
+    for number, code, fields in wanted:
+        record = by_id.get(fields.get("member_id"))
+        if record is not None and (record.name == fields["name"] or record.phone == fields["phone"]):
+            claimants.setdefault(record.id, []).append((number, code, fields))
+    claims: dict[int, Any] = {}
+    for record_id, rows in claimants.items():
+        record = by_id[record_id]
+        number, _code, winner = next((row for row in rows if ids.get(row[1]) == record.grid_id),
+                                     rows[0])
+        claims[number] = record
+        for other, _code, fields in rows:
+            if other != number and (fields["name"], fields["phone"]) != (
+                    winner["name"], winner["phone"]):
+                errors.append({"row": other, "field": "member_id", "reason":
+                               f"member {record_id} is on row {number} too"})
+    return claims
+
+
+def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[str, Any]]]],
+                  ids: Mapping[str, int], current: Sequence[Any],
+                  claims: Mapping[int, Any]) -> dict[str, Any]:
+    claimed = {record.id for record in claims.values()}
     pool: dict[tuple[str, str], list[Any]] = {}
     for row in current:
-        pool.setdefault((row.name, row.phone), []).append(row)
+        if row.id not in claimed:
+            pool.setdefault((row.name, row.phone), []).append(row)
     added: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     kept: set[int] = set()
-    listed = [(ids[code], fields) for code, members in by_grid.items() for _n, fields in members]
-    # First everyone who stays in their grid keeps that record; then the rest take a
+    listed = []
+    # Rows that name their record keep it, wherever it moves and whatever changed.
+    for code, members in by_grid.items():
+        for number, fields in members:
+            record = claims.get(number)
+            if record is None:
+                listed.append((ids[code], fields))
+                continue
+            kept.add(record.id)
+            update = {"g": ids[code], "role": fields["role"], "name": fields["name"],
+                      "phone": fields["phone"], "id": record.id}
+            if (record.grid_id, record.role, record.name, record.phone) != (
+                    update["g"], update["role"], update["name"], update["phone"]):
+                changed.append(update)
+    # Then everyone who stays in their grid keeps that record; then the rest take a
     # record they move from (one person may serve several grids), or are new.
     unmatched = []
     for grid_id, fields in listed:
@@ -548,22 +621,26 @@ def _apply_roster(session: Session, by_grid: Mapping[str, list[tuple[int, dict[s
         rows.remove(here)
         kept.add(here.id)
         if here.role != fields["role"]:
-            changed.append({"g": grid_id, "role": fields["role"], "id": here.id})
+            changed.append({"g": grid_id, "role": fields["role"], "name": here.name,
+                            "phone": here.phone, "id": here.id})
     for grid_id, fields in unmatched:
         rows = pool.get((fields["name"], fields["phone"]), [])
         if not rows:
-            added.append({"g": grid_id, **fields})
+            added.append({"g": grid_id, "role": fields["role"], "name": fields["name"],
+                          "phone": fields["phone"]})
             continue
         moved = rows.pop(0)
         kept.add(moved.id)
-        changed.append({"g": grid_id, "role": fields["role"], "id": moved.id})
+        changed.append({"g": grid_id, "role": fields["role"], "name": moved.name,
+                        "phone": moved.phone, "id": moved.id})
     # One batch each: a district roster is thousands of rows.
     if added:
         session.execute(text("INSERT INTO grid_workers (grid_id, role, name, phone) "
                              "VALUES (:g, :role, :name, :phone)"), added)
     if changed:
-        session.execute(text("UPDATE grid_workers SET grid_id = :g, role = :role, "
-                             "version = version + 1, updated_at = now() WHERE id = :id"), changed)
+        session.execute(text("UPDATE grid_workers SET grid_id = :g, role = :role, name = :name, "
+                             "phone = :phone, version = version + 1, updated_at = now() "
+                             "WHERE id = :id"), changed)
     counts = {"added": len(added), "updated": len(changed),
               "unchanged": len(kept) - len(changed), "left": 0}
     gone = [row.id for row in current if row.id not in kept]

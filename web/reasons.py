@@ -50,6 +50,7 @@ LABELS = {
     "started_at": "开始时间", "ended_at": "结束时间", "reported_at": "报告时间",
     "respond_by": "响应时限", "dwell_s": "停留时长", "coord_sys": "坐标系", "department": "部门",
     "main_url": "主码流地址", "sub_url": "子码流地址", "snapshot_url": "截图地址",
+    "member_id": "成员编号",
 }
 
 # GEOS's own words for why a geometry is invalid (shapely.is_valid_reason), which
@@ -110,9 +111,18 @@ def localize(reason: str, lang: str) -> str:
 
 
 def localize_rows(rows: list[Any], lang: str | None = None) -> list[Any]:
-    """Return report rows (``{row, field, reason}``) each with its ``message`` in ``lang``
-    (the request's language by default)."""
+    """Return report rows (``{row, field, reason}``) each with its ``message`` and
+    ``field_label`` in ``lang`` (the request's language by default)."""
     lang = lang or i18n.current_language()
-    return [{**row, "message": localize(row["reason"], lang)}
+    return [_localize_row(row, lang)
             if isinstance(row, dict) and isinstance(row.get("reason"), str) else row
             for row in rows]
+
+
+def _localize_row(row: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Return a report row with its ``message`` and, if it names a field, ``field_label``."""
+    out = {**row, "message": localize(row["reason"], lang)}
+    field = row.get("field")
+    if isinstance(field, str):
+        out["field_label"] = LABELS.get(field, field) if lang == "zh" else field
+    return out

@@ -198,11 +198,12 @@ def test_a_roster_goes_out_to_excel_and_back(signed_in_page, live_server, commit
     # A bad sheet names its rows and changes nothing.
     page.watch.expect_errors = True
     bad = tmp_path / "bad.csv"
-    bad.write_text(header + "\n" + kept[0].rsplit(",", 1)[0] + ",123\n",
-                   encoding="utf-8-sig")
+    fields = kept[0].split(",")
+    fields[header.split(",").index("phone")] = "123"
+    bad.write_text(header + "\n" + ",".join(fields) + "\n", encoding="utf-8-sig")
     page.locator("#ge-roster-file").set_input_files(str(bad))
     page.wait_for_function("() => document.documentElement.dataset.geError === '400'")
-    assert "第 1 行 phone" in page.locator("#ge-message").inner_text()
+    assert "第 1 行 电话" in page.locator("#ge-message").inner_text()
 
 
 def test_a_member_moves_to_any_grid_of_the_community(page, live_server, engine, committed_team):

@@ -503,3 +503,61 @@ def test_a_person_serving_two_grids_keeps_the_record_of_the_grid_they_stay_in(cl
     assert session.execute(text(
         "SELECT g.code, w.role FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE w.id = :i"),
         {"i": leader_id}).one() == (GRID, "leader")
+
+
+def test_the_roster_carries_member_ids_that_keep_records_through_edits(client, session):
+    rows = [r for r in roster_of(client) if r["grid_code"] == GRID]
+    records = dict(session.execute(text(
+        "SELECT w.id, w.name FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+        "WHERE g.code = :c AND w.left_at IS NULL"), {"c": GRID}).all())
+    assert {int(r["member_id"]): r["name"] for r in rows} == records
+    first, second, third = rows[0], rows[1], rows[2]
+    edited = [{**first, "phone": "13900001234"},                   # a new phone number
+              {**second, "name": second["name"] + "（更正）"},       # a corrected name
+              *rows[2:],
+              {**third, "role": "志愿者", "name": "新来的", "phone": "13700001111"}]  # copied row
+    resp = upload(client, edited)
+    assert resp.status_code == 200, resp.get_json()
+    result = resp.get_json()
+    assert (result["added"], result["updated"], result["left"]) == (1, 2, 0), result
+    kept = session.execute(text(
+        "SELECT name, phone, version, left_at FROM grid_workers WHERE id = ANY(:i) ORDER BY id"),
+        {"i": [int(first["member_id"]), int(second["member_id"]), int(third["member_id"])]}).all()
+    assert [(k.phone, k.name, k.left_at) for k in kept] == [
+        ("13900001234", first["name"], None), (second["phone"], second["name"] + "（更正）", None),
+        (third["phone"], third["name"], None)]
+    assert [k.version for k in kept][:2] == [2, 2]
+    assert session.execute(text(
+        "SELECT count(*) FROM grid_workers WHERE name = '新来的' AND left_at IS NULL")).scalar() == 1
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ("abc", "member_id"),
+    ("-5", "member_id"),
+    ("twice", "member_id"),  # two rows each still half the same member
+])
+def test_bad_member_ids_are_reported_and_change_nothing(client, session, change, field):
+    rows = [r for r in roster_of(client) if r["grid_code"] == GRID]
+    if change == "twice":
+        bad = [*rows, {**rows[0], "name": "别人", "role": "志愿者"}]  # same phone, same id
+        bad[0] = {**rows[0], "phone": "13900004321"}                   # same name, same id
+    else:
+        bad = [{**rows[0], "member_id": change}, *rows[1:]]
+    before = session.execute(text(
+        "SELECT id, grid_id, role, name, phone, version, left_at FROM grid_workers ORDER BY id")).all()
+    resp = upload(client, bad)
+    assert resp.status_code == 400
+    errors = resp.get_json()["details"]["errors"]
+    assert [e["field"] for e in errors] == [field] and errors[0]["field_label"] == "成员编号"
+    assert errors[0]["message"] != errors[0]["reason"]  # in the reader's language
+    assert session.execute(text(
+        "SELECT id, grid_id, role, name, phone, version, left_at FROM grid_workers ORDER BY id")
+    ).all() == before
+
+
+def test_a_member_id_from_an_old_roster_falls_back_to_name_and_phone(client, session):
+    rows = [r for r in roster_of(client) if r["grid_code"] == GRID]
+    stale = [{**rows[0], "member_id": "999999999"}, *rows[1:]]
+    resp = upload(client, stale)
+    assert resp.status_code == 200, resp.get_json()
+    assert (resp.get_json()["added"], resp.get_json()["updated"], resp.get_json()["left"]) == (0, 0, 0)

@@ -243,11 +243,13 @@ def import_roster() -> Response:
     post:
       summary: Give each grid in a roster CSV exactly the members it lists; all rows or none
       description: >
-        The roster's form is the export's (grid_code, role, name, phone; the town and
-        community columns are ignored; Chinese headers 网格编码, 角色, 姓名, 电话 work too).
-        Roles may be codes or labels (网格长, Grid leader). Members are matched by name
-        and phone, so moved members keep their record; members no longer listed are
-        marked as having left; grids not in the file are untouched.
+        The roster's form is the export's (grid_code, role, name, phone, member_id; the
+        town and community columns are ignored; Chinese headers 网格编码, 角色, 姓名, 电话,
+        成员编号 work too). Roles may be codes or labels (网格长, Grid leader). A row
+        keeps the record its member_id names when it still has that member's name or
+        phone (so a new phone number or a corrected name keeps the record); other rows
+        are matched by name and phone, so moved members keep their record; members no
+        longer listed are marked as having left; grids not in the file are untouched.
       requestBody:
         content:
           multipart/form-data:

@@ -542,7 +542,7 @@
         }
         var errors = (res.data.details && res.data.details.errors) || [];
         var lines = errors.slice(0, 12).map(function (e) {
-          return (e.row ? t("ge_roster_row", { row: e.row }) + " " : "") + (e.field ? e.field + ": " : "") + (e.message || e.reason);
+          return (e.row ? t("ge_roster_row", { row: e.row }) + " " : "") + (e.field ? (e.field_label || e.field) + ": " : "") + (e.message || e.reason);
         });
         message([(res.data.message || res.data.reason) || ("HTTP " + res.status)].concat(lines).join("\n"), "error");
         document.documentElement.setAttribute("data-ge-error", String(res.status));
