@@ -57,6 +57,15 @@ def reasons_in_source() -> dict[str, str]:
             if "node_modules" in path.parts or "migrations" in path.parts:
                 continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                # Report rows built as dicts: {"row": n, "field": f, "reason": …}.
+                if isinstance(node, ast.Dict):
+                    items = {k.value: v for k, v in zip(node.keys, node.values, strict=True)
+                             if isinstance(k, ast.Constant)}
+                    if "row" in items and "reason" in items:
+                        text = _template(items["reason"])
+                        if text:
+                            found.setdefault(text, f"{path.relative_to(ROOT)}:{node.lineno}")
+                    continue
                 if not (isinstance(node, ast.Call) and node.args):
                     continue
                 func = node.func
