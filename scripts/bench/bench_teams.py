@@ -40,8 +40,11 @@ def main() -> None:
             "JOIN grids g ON g.id = w.grid_id WHERE w.left_at IS NULL")).all())
         export, data = timed(lambda: teams.roster_csv(session, labels=LABELS))
         parse, rows = timed(lambda: read_table(data, max_rows=teams.MAX_ROSTER_ROWS))
-        # Every other member replaced by someone new (another phone number).
-        replaced = [dict(r, phone="147" + r["phone"][3:]) if i % 2 else r
+        # Every other member replaced by someone new (another name and phone number),
+        # or the same members with a new phone number (kept by their member_id).
+        replaced = [dict(r, name=r["name"] + "新", phone="147" + r["phone"][3:]) if i % 2 else r
+                    for i, r in enumerate(rows)]
+        rephoned = [dict(r, phone="147" + r["phone"][3:]) if i % 2 else r
                     for i, r in enumerate(rows)]
 
         def rolled_back(roster):
@@ -54,6 +57,7 @@ def main() -> None:
 
         same, counts_same = timed(rolled_back(rows))
         half, counts_half = timed(rolled_back(replaced))
+        phones, counts_phones = timed(rolled_back(rephoned))
     print(f"team roster of the district: {len(rows):,} members, {len(data) / 1024:.0f} KB CSV, "
           f"{RUNS} runs each")
     print(row("plain SELECT of the members", base))
@@ -61,8 +65,10 @@ def main() -> None:
     print(row("parse the CSV", parse))
     print(row("import, nothing changed", same, base))
     print(row("import, half the members replaced", half, base))
+    print(row("import, half with a new phone", phones, base))
     print(f"  changes: unchanged {counts_same['unchanged']:,}; replaced: added "
-          f"{counts_half['added']:,}, left {counts_half['left']:,}")
+          f"{counts_half['added']:,}, left {counts_half['left']:,}; new phones: updated "
+          f"{counts_phones['updated']:,}, added {counts_phones['added']:,}")
 
 
 if __name__ == "__main__":
