@@ -22,10 +22,11 @@ MAX_TERMS = 4
 MAX_LIMIT = 50
 PER_TYPE = 8
 RESULT_TYPES = ("grid", "community", "town", "camera", "place")
-# Punctuation that occurs in place and camera names; anything else is refused so
-# LIKE wildcards, quotes, markup and control characters never reach the query.
-ALLOWED_PUNCTUATION = frozenset(" -·.()（）#/、")
-ALLOWED_TEXT = "letters, digits, spaces and - · . ( ) # / 、"
+# Punctuation that occurs in place and camera names (road cameras are named by their
+# stake number, K9+837); anything else is refused so LIKE wildcards, quotes, markup
+# and control characters never reach the query.
+ALLOWED_PUNCTUATION = frozenset(" -·.()（）#/、+")
+ALLOWED_TEXT = "letters, digits, spaces and - · . ( ) # / 、 +"
 
 SEARCH_SQL = """
 WITH hits AS (

@@ -303,8 +303,8 @@ i18n.register(
         },
         "wall_search_none": {"zh": "未找到匹配结果", "en": "No matches"},
         "wall_search_invalid": {
-            "zh": "只能输入文字、数字、空格和 - · . ( ) # / 、",
-            "en": "Use letters, digits, spaces and - · . ( ) # / 、 only",
+            "zh": "只能输入文字、数字、空格和 - · . ( ) # / 、 +",
+            "en": "Use letters, digits, spaces and - · . ( ) # / 、 + only",
         },
         "wall_search_too_long": {"zh": "最多 40 个字符", "en": "At most 40 characters"},
         "wall_type_grid": {"zh": "网格", "en": "Grid"},

@@ -63,6 +63,17 @@ def test_the_grid_panel_and_team_form_are_labelled(signed_in_page, live_server):
     assert findings(page) == []
 
 
+def test_the_video_walls_camera_suggestions_are_accessible(signed_in_page, live_server):
+    page = signed_in_page("district-operator")
+    page.goto(live_server + "/videowall")
+    page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
+    page.locator("#vw-ids").fill("鼓楼街道")
+    page.wait_for_selector("#vw-suggest [role=option]")
+    page.locator("#vw-ids").press("ArrowDown")
+    assert page.locator("#vw-ids").get_attribute("aria-activedescendant") == "vw-suggest-0"
+    assert findings(page) == []
+
+
 def test_the_sign_in_page_has_no_accessibility_problem(browser, live_server):
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
     page = context.new_page()

@@ -179,7 +179,7 @@ def test_video_wall_layouts_tours_and_findings(signed_in_page, live_server, engi
         assert page.locator(".vw-tile[data-gb-id]").count() == 4
         # The five free tiles say how to fill them.
         hints = page.locator(".vw-empty .vw-empty-hint")
-        assert hints.count() == 5 and "摄像头编号" in hints.first.inner_text()
+        assert hints.count() == 5 and "摄像头名称或编号" in hints.first.inner_text()
         # The page's fetch() carries the CSRF token from the meta tag (gridmap.js).
         status = page.evaluate(
             "ids => fetch('/api/patrol/tours', {method: 'POST', headers: {'Content-Type': "
@@ -215,6 +215,46 @@ def test_video_wall_layouts_tours_and_findings(signed_in_page, live_server, engi
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM patrol_findings WHERE note = '占道经营'"))
             conn.execute(text("DELETE FROM patrol_tours WHERE name = '浏览器巡查'"))
+
+
+def test_the_video_wall_finds_cameras_by_name_in_scope(signed_in_page, live_server, engine):
+    with engine.connect() as conn:
+        ours = conn.execute(text(
+            "SELECT gb_id, name FROM cameras WHERE grid_code LIKE :t || '%' ORDER BY gb_id"),
+            {"t": TOWN}).all()
+        theirs = conn.execute(text(
+            "SELECT name FROM cameras WHERE grid_code LIKE :t || '%' ORDER BY gb_id LIMIT 1"),
+            {"t": OTHER_TOWN}).scalar_one()
+    in_scope = {gb_id for gb_id, _ in ours}
+    target, name = ours[len(ours) // 2]
+    words = name.split("-")[1]  # 鼓楼街道-<place>-01: the place, as an operator types it
+    page = signed_in_page("gulou-patrol")
+    page.goto(live_server + "/videowall")
+    page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
+    box = page.locator("#vw-ids")
+    box.fill(words)
+    option = page.locator(f'#vw-suggest [role=option][data-gb-id="{target}"]')
+    option.wait_for()
+    offered = page.locator("#vw-suggest [role=option]").evaluate_all(
+        "els => els.map(e => e.dataset.gbId)")
+    assert set(offered) <= in_scope and box.get_attribute("aria-expanded") == "true"
+    option.click()
+    page.wait_for_selector(f'.vw-tile[data-gb-id="{target}"]')
+    assert box.input_value() == "" and page.locator("#vw-suggest").is_hidden()
+    # Another town's camera is not offered to this town's patrol lead.
+    box.fill(theirs)
+    page.wait_for_selector("#vw-suggest .vw-suggest-none")
+    assert page.locator("#vw-suggest [role=option]").count() == 0
+    # From the keyboard: the first match, then Enter, adds a second tile.
+    box.fill(words)
+    page.wait_for_selector("#vw-suggest [role=option]")
+    first = page.locator("#vw-suggest [role=option]").first.get_attribute("data-gb-id")
+    box.press("ArrowDown")
+    assert page.locator("#vw-suggest [role=option]").first.get_attribute("aria-selected") == "true"
+    box.press("Enter")
+    page.wait_for_selector(f'.vw-tile[data-gb-id="{first}"]')
+    tiles = page.locator(".vw-tile[data-gb-id]").evaluate_all("els => els.map(e => e.dataset.gbId)")
+    assert tiles[-1] == first and target in tiles
 
 
 def test_a_forged_request_from_the_page_is_refused(signed_in_page, live_server):

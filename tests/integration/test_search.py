@@ -77,6 +77,16 @@ def test_camera_by_gb_id_prefix_and_by_name(client, session):
     assert first_of(body, "camera")["name"] == name
 
 
+def test_a_road_camera_is_found_by_its_stake_number(client, session):
+    # Road cameras are named by stake number (兖大公路K9+837): "+" must be searchable.
+    gb_id, name = session.execute(text(
+        "SELECT gb_id, name FROM cameras WHERE name LIKE '%+%' ORDER BY gb_id LIMIT 1")).one()
+    stake = next(word for word in name.split("-") if "+" in word)
+    status, body = search(client, stake)
+    assert status == 200 and gb_id in {i["id"] for i in body["items"] if i["type"] == "camera"}
+    assert first_of(search(client, name)[1], "camera")["id"] == gb_id
+
+
 def test_key_place_by_name(client, session):
     place_id, name = session.execute(
         text("SELECT id, name FROM key_places WHERE grid_id IS NOT NULL ORDER BY id LIMIT 1")

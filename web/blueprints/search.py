@@ -20,7 +20,7 @@ def search():
       summary: Find grids (code or name), communities, towns, cameras (GB ID or name) and key places
       parameters:
         - {in: query, name: q, required: true, schema: {type: string, maxLength: 40},
-           description: 'letters, digits, spaces and - · . ( ) # / 、; several words must all match'}
+           description: 'letters, digits, spaces and - · . ( ) # / 、 +; several words must all match'}
         - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 50, default: 20}}
       responses:
         200: {description: '{query, count, items: [{type, id, name, detail, kind, rank, lon, lat, bbox}]}'}

@@ -38,7 +38,9 @@ i18n.register(
     {
         "video_wall": {"zh": "视频墙", "en": "Video wall"},
         "vw_layout": {"zh": "分屏", "en": "Layout"},
-        "vw_cameras": {"zh": "摄像头编号", "en": "Camera IDs"},
+        "vw_cameras": {"zh": "摄像头名称或编号", "en": "Camera name or ID"},
+        "vw_suggestions": {"zh": "匹配的摄像头", "en": "Matching cameras"},
+        "vw_no_match": {"zh": "没有匹配的摄像头", "en": "No matching camera"},
         "vw_show": {"zh": "上墙", "en": "Show"},
         "vw_inbox": {"zh": "收到的调度", "en": "Orders for my unit"},
         "vw_outbox": {"zh": "发出的调度", "en": "Orders sent"},
@@ -72,8 +74,8 @@ i18n.register(
         "vw_state_acknowledged": {"zh": "已签收", "en": "acknowledged"},
         "vw_back_to_map": {"zh": "返回地图", "en": "Back to the map"},
         "vw_from": {"zh": "来自", "en": "From"},
-        "vw_empty_hint": {"zh": "空闲画面：在上方输入摄像头编号上墙，或在调度指令上点“查看视频”",
-                          "en": "Free tile: enter camera IDs above, or press “Watch” on an order"},
+        "vw_empty_hint": {"zh": "空闲画面：在上方输入摄像头名称或编号上墙，或在调度指令上点“查看视频”",
+                          "en": "Free tile: enter a camera name or IDs above, or press “Watch” on an order"},
     }
 )
 

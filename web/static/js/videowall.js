@@ -315,6 +315,91 @@
     });
   }
 
+  // ------------------------------------------------------------------ camera search
+
+  // Operators know cameras by name, not by their 20-digit IDs: a name typed in the
+  // box lists the matching cameras of the caller's scope (the search API); picking
+  // one adds it to the wall. IDs typed or pasted still go up as they are.
+  var ID_LIST = /^[0-9\s,;]+$/;
+  var suggest = { items: [], active: -1, timer: null, asked: "" };
+
+  function closeSuggest() {
+    var list = $("vw-suggest");
+    suggest.items = [];
+    suggest.active = -1;
+    list.hidden = true;
+    list.textContent = "";
+    $("vw-ids").setAttribute("aria-expanded", "false");
+    $("vw-ids").removeAttribute("aria-activedescendant");
+  }
+
+  function addCamera(gbId) {
+    var cameras = S.cameras.filter(function (id) { return id !== gbId; }).concat([gbId]);
+    $("vw-ids").value = "";
+    closeSuggest();
+    stopTour();
+    show(cameras);
+  }
+
+  function highlight(index) {
+    var options = $("vw-suggest").querySelectorAll("[role=option]");
+    suggest.active = options.length ? (index + options.length) % options.length : -1;
+    Array.prototype.forEach.call(options, function (o, i) {
+      o.setAttribute("aria-selected", i === suggest.active ? "true" : "false");
+    });
+    if (suggest.active >= 0) {
+      $("vw-ids").setAttribute("aria-activedescendant", options[suggest.active].id);
+      options[suggest.active].scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function showSuggestions(items) {
+    var list = $("vw-suggest");
+    list.textContent = "";
+    suggest.items = items;
+    suggest.active = -1;
+    if (!items.length) {
+      list.appendChild(el("li", { class: "vw-suggest-none", text: t("vw_no_match") }));
+    }
+    items.forEach(function (item, i) {
+      var detail = [t("src_" + item.detail), t("st_" + item.kind), item.id].join(" · ");
+      list.appendChild(el("li", { id: "vw-suggest-" + i, role: "option", "aria-selected": "false",
+                                  "data-gb-id": item.id,
+                                  onmousedown: function (e) { e.preventDefault(); addCamera(item.id); } },
+                          [el("span", { text: item.name }), el("span", { class: "vw-suggest-id", text: detail })]));
+    });
+    list.hidden = false;
+    $("vw-ids").setAttribute("aria-expanded", "true");
+  }
+
+  function lookUp() {
+    var q = $("vw-ids").value.trim();
+    if (q.length < 2 || ID_LIST.test(q)) { suggest.asked = ""; closeSuggest(); return; }
+    if (q === suggest.asked) { return; }
+    suggest.asked = q;
+    api("GET", "/api/search?limit=20&q=" + encodeURIComponent(q)).then(function (res) {
+      if (q !== $("vw-ids").value.trim()) { return; }  // the box changed meanwhile
+      if (!res.ok) { closeSuggest(); notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
+      showSuggestions(res.data.items.filter(function (item) { return item.type === "camera"; }).slice(0, 10));
+    });
+  }
+
+  function initSearch() {
+    var box = $("vw-ids");
+    if (!box || !$("vw-suggest")) { return; }
+    box.addEventListener("input", function () {
+      clearTimeout(suggest.timer);
+      suggest.timer = setTimeout(lookUp, 200);
+    });
+    box.addEventListener("keydown", function (e) {
+      if ($("vw-suggest").hidden) { return; }
+      if (e.key === "ArrowDown") { e.preventDefault(); highlight(suggest.active + 1); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); highlight(suggest.active - 1); }
+      else if (e.key === "Escape") { closeSuggest(); }
+    });
+    box.addEventListener("blur", function () { setTimeout(closeSuggest, 150); });
+  }
+
   // ------------------------------------------------------------------ start
 
   function init() {
@@ -325,10 +410,19 @@
     if (pick) {
       pick.addEventListener("submit", function (e) {
         e.preventDefault();
-        var ids = $("vw-ids").value.split(/[\s,;]+/).filter(function (s) { return /^[0-9]{20}$/.test(s); });
+        var typed = $("vw-ids").value.trim();
+        if (typed && !ID_LIST.test(typed)) {
+          // A name: the highlighted match, else the first one.
+          var item = suggest.items[suggest.active] || suggest.items[0];
+          if (item) { addCamera(item.id); }
+          return;
+        }
+        var ids = typed.split(/[\s,;]+/).filter(function (s) { return /^[0-9]{20}$/.test(s); });
+        closeSuggest();
         stopTour();
         show(ids);
       });
+      initSearch();
     }
     var start = $("vw-tour-start");
     if (start) {

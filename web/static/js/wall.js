@@ -25,7 +25,7 @@
   var KIND_FILL = { urban: "#2b8cbe", rural: "#74c476", special: "#fd8d3c" };
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   var TZ = "Asia/Shanghai";  // the command centre's clock, whatever the browser's zone
-  var SEARCH_OK = /^[\p{L}\p{N} \-·.()（）#/、]+$/u;
+  var SEARCH_OK = /^[\p{L}\p{N} \-·.()（）#/、+]+$/u;
 
   // ------------------------------------------------------------------ formatting
 
