@@ -358,6 +358,7 @@ i18n.register(
         "wall_nearby": {"zh": "附近摄像头", "en": "Nearby cameras"},
         "wall_nearby_here": {"zh": "此处附近摄像头", "en": "Cameras near this spot"},
         "wall_no_nearby": {"zh": "300 米内没有其他摄像头", "en": "No other camera within 300 m"},
+        "wall_to_videowall": {"zh": "全部上视频墙", "en": "All on the video wall"},
         "wall_live_unavailable": {"zh": "实时视频暂未接入", "en": "Live view not available yet"},
         "wall_age_s": {"zh": "{n}秒", "en": "{n} s"},
         "wall_age_m": {"zh": "{n}分钟", "en": "{n} min"},

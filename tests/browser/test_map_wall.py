@@ -332,6 +332,45 @@ def test_clicking_a_camera_shows_its_snapshot_source_and_owner(page, live_server
     assert page.watch.console_errors == []
 
 
+def test_cameras_that_see_a_spot_come_first_and_go_to_the_video_wall(page, live_server, engine):
+    from pyproj import Geod
+
+    with engine.connect() as conn:
+        cam = conn.execute(text(
+            "SELECT gb_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, heading FROM cameras "
+            "WHERE heading IS NOT NULL AND fov >= 30 AND range_m >= 60 ORDER BY gb_id LIMIT 1")
+        ).mappings().one()
+    # A spot 15 m in front of the camera: inside its view sector.
+    lon, lat, _ = Geod(ellps="WGS84").fwd(cam["lon"], cam["lat"], cam["heading"], 15.0)
+    open_wall(page, live_server)
+    zoom_to(page, lon, lat, 18)
+    centre = page.evaluate("() => { const m = gridmapWall.state.map; "
+                           "const r = m.getContainer().getBoundingClientRect(); const s = m.getSize(); "
+                           "return {x: r.left + s.x / 2, y: r.top + s.y / 2}; }")
+    page.mouse.click(centre["x"], centre["y"], button="right")
+    page.wait_for_function(PANEL_IS, arg="nearby")
+    section = page.locator("#wall-panel .wall-section-nearby")
+    section.wait_for()
+    links = section.locator(".wall-camlink")
+    seeing = [links.nth(i).get_attribute("data-gb-id") for i in range(links.count())
+              if links.nth(i).locator(".wall-sees").count()]
+    assert cam["gb_id"] in seeing
+    # Every camera that sees the spot is listed before every one that does not.
+    order = [links.nth(i).locator(".wall-sees").count() for i in range(links.count())]
+    assert order == sorted(order, reverse=True) and "可视此处" in section.inner_text()
+    listed = [links.nth(i).get_attribute("data-gb-id") for i in range(links.count())]
+    to_wall = section.locator('[data-action="videowall"]')
+    assert to_wall.get_attribute("href") == "/videowall?cameras=" + ",".join(listed[:16])
+    with page.context.expect_page() as opened:
+        to_wall.click()
+    wall = opened.value
+    wall.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
+    tiles = wall.locator(".vw-tile[data-gb-id]").evaluate_all("els => els.map(e => e.dataset.gbId)")
+    assert tiles[0] == listed[0] and cam["gb_id"] in listed
+    wall.close()
+    assert page.watch.console_errors == []
+
+
 def test_camera_without_samples_says_no_snapshot_without_a_404(page, live_server, engine):
     cam = isolated_camera(engine, with_sector=False)
     open_wall(page, live_server)

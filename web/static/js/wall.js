@@ -1444,6 +1444,8 @@
   function loadNearby(box, lon, lat, selfId, token) {
     box.textContent = t("searching");
     var url = "/api/cameras/nearby?radius=300&limit=12&lon=" + Number(lon).toFixed(6) + "&lat=" + Number(lat).toFixed(6);
+    // Around a spot, the cameras whose view sector covers it come first: those can see it.
+    if (!selfId) { url += "&sees=1"; }
     getJson(url).then(function (res) {
       if (token && stale(token)) { return; }
       var items = ((res && res.items) || []).filter(function (c) { return c.gb_id !== selfId; });
@@ -1459,11 +1461,20 @@
         dot.style.background = STATUS_COLORS[liveStatus(c.gb_id, c.status)];
         var btn = el("button", { type: "button", class: "wall-camlink", "data-gb-id": c.gb_id }, [
           dot, el("span", { text: c.name }),
-          el("span", { class: "wall-muted", text: " " + Math.round(c.distance_m) + " m" })]);
+          el("span", { class: "wall-muted", text: " " + Math.round(c.distance_m) + " m" }),
+          !selfId && c.sees_point ? el("span", { class: "wall-sees", text: " · " + t("sees_here") }) : null]);
         btn.addEventListener("click", function () { openCamera(c.gb_id, { fly: true }); });
         list.appendChild(el("li", {}, [btn]));
       });
       sec.appendChild(list);
+      if (items.length) {
+        // The camera itself and its neighbours, or the spot's cameras, on the video wall
+        // (another screen, so another tab), nearest or seeing first.
+        var ids = (selfId ? [selfId] : []).concat(items.map(function (c) { return c.gb_id; })).slice(0, 16);
+        sec.appendChild(el("a", { class: "wall-btn wall-action", target: "_blank", rel: "noopener",
+                                  "data-action": "videowall", href: "/videowall?cameras=" + ids.join(","),
+                                  text: t("wall_to_videowall") + " (" + ids.length + ")" }));
+      }
       box.appendChild(sec);
       S.cam.highlight = set;
       redrawCameras();
