@@ -255,6 +255,12 @@ def test_the_video_wall_finds_cameras_by_name_in_scope(signed_in_page, live_serv
     page.wait_for_selector(f'.vw-tile[data-gb-id="{first}"]')
     tiles = page.locator(".vw-tile[data-gb-id]").evaluate_all("els => els.map(e => e.dataset.gbId)")
     assert tiles[-1] == first and target in tiles
+    # The start of an ID finds the cameras it begins.
+    box.fill(target[:19])
+    page.wait_for_selector("#vw-suggest [role=option]")
+    offered = page.locator("#vw-suggest [role=option]").evaluate_all(
+        "els => els.map(e => e.dataset.gbId)")
+    assert offered and all(gb_id.startswith(target[:19]) for gb_id in offered)
 
 
 def test_a_forged_request_from_the_page_is_refused(signed_in_page, live_server):

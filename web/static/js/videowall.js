@@ -318,9 +318,12 @@
   // ------------------------------------------------------------------ camera search
 
   // Operators know cameras by name, not by their 20-digit IDs: a name typed in the
-  // box lists the matching cameras of the caller's scope (the search API); picking
-  // one adds it to the wall. IDs typed or pasted still go up as they are.
+  // box lists the matching cameras of the caller's scope (the search API), as does
+  // the start of an ID; picking one adds it to the wall. Whole IDs typed or pasted
+  // still go up as they are.
   var ID_LIST = /^[0-9\s,;]+$/;
+  var ID_PART = /^[0-9]{6,19}$/;  // the start of one GB ID: look it up like a name
+  function isIdList(q) { return ID_LIST.test(q) && !ID_PART.test(q); }
   var suggest = { items: [], active: -1, timer: null, asked: "" };
 
   function closeSuggest() {
@@ -374,7 +377,7 @@
 
   function lookUp() {
     var q = $("vw-ids").value.trim();
-    if (q.length < 2 || ID_LIST.test(q)) { suggest.asked = ""; closeSuggest(); return; }
+    if (q.length < 2 || isIdList(q)) { suggest.asked = ""; closeSuggest(); return; }
     if (q === suggest.asked) { return; }
     suggest.asked = q;
     api("GET", "/api/search?limit=20&q=" + encodeURIComponent(q)).then(function (res) {
@@ -411,8 +414,8 @@
       pick.addEventListener("submit", function (e) {
         e.preventDefault();
         var typed = $("vw-ids").value.trim();
-        if (typed && !ID_LIST.test(typed)) {
-          // A name: the highlighted match, else the first one.
+        if (typed && !isIdList(typed)) {
+          // A name or the start of an ID: the highlighted match, else the first one.
           var item = suggest.items[suggest.active] || suggest.items[0];
           if (item) { addCamera(item.id); }
           return;
