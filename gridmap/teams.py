@@ -443,22 +443,14 @@ OPTIONAL_ROSTER_ALIASES = {"member_id": ("member_id", "成员编号")}
 
 def _roster_columns(header: Sequence[str]) -> dict[str, str]:
     lower = {h.strip().lower(): h for h in header}
-    found, missing = {}, []
-    for field, names in ROSTER_ALIASES.items():
-        column = next((lower[n.lower()] for n in names if n.lower() in lower), None)
-        if column is None:
-            missing.append(field)
-        else:
-            found[field] = column
+    found = {field: column for field, names in {**ROSTER_ALIASES, **OPTIONAL_ROSTER_ALIASES}.items()
+             if (column := next((lower[n.lower()] for n in names if n.lower() in lower), None))}
+    missing = [field for field in ROSTER_ALIASES if field not in found]
     if missing:
         raise InvalidInput(
             f"the roster lacks the column(s) {', '.join(missing)}; download the roster for "
             "the expected form", errors=[{"row": None, "field": f, "reason": "missing column"}
                                          for f in missing])
-    for field, names in OPTIONAL_ROSTER_ALIASES.items():
-        column = next((lower[n.lower()] for n in names if n.lower() in lower), None)
-        if column is not None:
-            found[field] = column
     return found
 
 

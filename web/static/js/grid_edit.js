@@ -50,6 +50,8 @@
   }
 
   function ifMatch(version) { return { "If-Match": '"' + version + '"' }; }
+  // Why a call failed, in the reader's language (the server's message).
+  function serverSays(data) { return data && (data.message || data.reason); }
 
   function reason() {
     var value = ($("ge-reason").value || "").trim();
@@ -78,12 +80,12 @@
     if (res.status === 409) {
       $("ge-conflict").hidden = false;
       $("ge-conflict-text").textContent = t("ge_conflict");
-      message((res.data && (res.data.message || res.data.reason)) || t("ge_conflict"), "error");
+      message(serverSays(res.data) || t("ge_conflict"), "error");
       document.documentElement.setAttribute("data-ge-conflict", "1");
       return Promise.resolve(res);
     }
     var details = (res.data && res.data.details) || {};
-    var text = (res.data && (res.data.message || res.data.reason)) || ("HTTP " + res.status);
+    var text = serverSays(res.data) || ("HTTP " + res.status);
     if (details.offending) {
       showProblems(details.offending);
       text += " — " + t("ge_problem");
@@ -209,7 +211,7 @@
     $("ge-team-box").hidden = true;
     showSelected();
     return api("GET", "/api/grids/" + code + "/adjacent").then(function (res) {
-      if (!res.ok) { message(res.data && (res.data.message || res.data.reason), "error"); return; }
+      if (!res.ok) { message(serverSays(res.data), "error"); return; }
       S.adjacent = res.data;
       var same = res.data.grids.filter(function (g) { return g.same_community; });
       fillNeighbours(same);
@@ -390,7 +392,7 @@
 
   function showVersion(code, n) {
     return api("GET", "/api/grids/" + code + "/versions/" + n).then(function (res) {
-      if (!res.ok) { message(res.data && (res.data.message || res.data.reason), "error"); return res; }
+      if (!res.ok) { message(serverSays(res.data), "error"); return res; }
       showOverlay([{ feature: res.data, role: "version", style: function () { return { color: "#6a3d9a", weight: 3, fillOpacity: 0.1 }; } }]);
       return res;
     });
@@ -398,7 +400,7 @@
 
   function compare(code, a, b) {
     return api("GET", "/api/grids/" + code + "/compare?a=" + a + "&b=" + b).then(function (res) {
-      if (!res.ok) { message(res.data && (res.data.message || res.data.reason), "error"); return res; }
+      if (!res.ok) { message(serverSays(res.data), "error"); return res; }
       showOverlay([
         { feature: res.data.a, role: "a", style: function () { return { color: "#6a3d9a", weight: 2, dashArray: "5 4", fill: false }; } },
         { feature: res.data.b, role: "b", style: function () { return { color: "#1b7837", weight: 2, fill: false }; } },
@@ -483,7 +485,7 @@
       renderTeam(res.data.team || res.data.from);
       return gaps().then(function () { return res; });
     }
-    var text = (res.data && (res.data.message || res.data.reason)) || ("HTTP " + res.status);
+    var text = serverSays(res.data) || ("HTTP " + res.status);
     var details = (res.data && res.data.details) || {};
     if (res.status === 409 && details.current_version) { text = t("ge_team_stale"); }
     else if (res.status === 409 && details.holder) { text = t("ge_team_taken_" + details.role); }
@@ -544,7 +546,7 @@
         var lines = errors.slice(0, 12).map(function (e) {
           return (e.row ? t("ge_roster_row", { row: e.row }) + " " : "") + (e.field ? (e.field_label || e.field) + ": " : "") + (e.message || e.reason);
         });
-        message([(res.data.message || res.data.reason) || ("HTTP " + res.status)].concat(lines).join("\n"), "error");
+        message([serverSays(res.data) || ("HTTP " + res.status)].concat(lines).join("\n"), "error");
         document.documentElement.setAttribute("data-ge-error", String(res.status));
         return res;
       });

@@ -53,7 +53,7 @@
       return r.json().catch(function () { return {}; }).then(function (data) {
         if (r.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname); }
         if (!r.ok) {
-          var err = new Error(text((data.message || data.reason)) || String(r.status));
+          var err = new Error(text(data.message || data.reason) || String(r.status));
           err.status = r.status; err.data = data;
           throw err;
         }

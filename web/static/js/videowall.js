@@ -45,6 +45,9 @@
     });
   }
 
+  // Why a call failed, in the reader's language (the server's message), else its status.
+  function failure(res) { return (res.data && (res.data.message || res.data.reason)) || String(res.status); }
+
   // ------------------------------------------------------------------ tiles
 
   function stopTiles() {
@@ -165,7 +168,7 @@
     var body = { grid_code: grid, note: note, gb_id: node.getAttribute("data-gb-id"), severity: "issue" };
     if (S.tour) { body.tour_id = S.tour.id; }
     api("POST", "/api/patrol/findings", body).then(function (res) {
-      notice(res.ok ? t("vw_saved") : (res.data && (res.data.message || res.data.reason)) || String(res.status));
+      notice(res.ok ? t("vw_saved") : failure(res));
       if (res.ok) { node.setAttribute("data-finding", String(res.data.id)); }
     });
   }
@@ -235,7 +238,7 @@
 
   function step(id, action, body) {
     api("POST", "/api/dispatch/" + id + "/" + action, body === undefined ? {} : body).then(function (res) {
-      if (!res.ok) { notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
+      if (!res.ok) { notice(failure(res)); return; }
       var o = res.data;
       var mine = (o.targets || []).filter(function (x) { return x.unit === C.user.unit; })[0];
       if (S.orders[id]) {
@@ -248,7 +251,7 @@
 
   function watchOrder(id) {
     api("GET", "/api/dispatch/" + id).then(function (res) {
-      if (!res.ok) { notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
+      if (!res.ok) { notice(failure(res)); return; }
       S.orderId = id;
       stopTour();
       show(res.data.cameras.map(function (c) { return c.gb_id; }));
@@ -284,7 +287,7 @@
 
   function startTour(id) {
     api("GET", "/api/patrol/tours/" + id).then(function (res) {
-      if (!res.ok) { notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
+      if (!res.ok) { notice(failure(res)); return; }
       var tour = res.data;
       stopTour();
       S.tour = tour;
@@ -310,7 +313,7 @@
     var name = window.prompt(t("vw_tour_name"));
     if (!name) { return; }
     api("POST", "/api/patrol/tours", { name: name, gb_ids: S.cameras, dwell_s: 20, layout: S.layout }).then(function (res) {
-      notice(res.ok ? t("vw_saved") : (res.data && (res.data.message || res.data.reason)) || String(res.status));
+      notice(res.ok ? t("vw_saved") : failure(res));
       if (res.ok) { loadTours(res.data.id); }
     });
   }
@@ -382,7 +385,7 @@
     suggest.asked = q;
     api("GET", "/api/search?limit=20&q=" + encodeURIComponent(q)).then(function (res) {
       if (q !== $("vw-ids").value.trim()) { return; }  // the box changed meanwhile
-      if (!res.ok) { closeSuggest(); notice((res.data && (res.data.message || res.data.reason)) || String(res.status)); return; }
+      if (!res.ok) { closeSuggest(); notice(failure(res)); return; }
       showSuggestions(res.data.items.filter(function (item) { return item.type === "camera"; }).slice(0, 10));
     });
   }
