@@ -24,6 +24,7 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def init_app(app: Flask) -> None:
     """Bind the engine for this app and register the session teardown."""
     url = app.config.get("DATABASE_URL") or db.database_url()
+    app.extensions["gridmap.database_url"] = url
     app.extensions["gridmap.engine"] = db.engine_for(url)
     app.extensions["gridmap.sessions"] = db.session_factory(app.extensions["gridmap.engine"])
     app.extensions["gridmap.read_sessions"] = db.session_factory(db.engine_for(url, read_only=True))

@@ -128,8 +128,8 @@ def bench_nearby(url: str, label: str) -> None:
             def raw_knn(i: int) -> list:  # on `conn`, the round's connection (see below)
                 return conn.execute(RAW_KNN, {"lon": pts[i % N][0], "lat": pts[i % N][1]}).all()
 
-            # Every data endpoint passes the sign-in guard (one query for the session's
-            # user and unit); /api/version is public, /api/bench-ping the trivial
+            # Every data endpoint passes the sign-in guard (the session's user and
+            # unit, read once and then cached until they change); /api/version is public, /api/bench-ping the trivial
             # signed-in one, /api/me the user's own record. They run round-robin, each
             # over its own keep-alive connection, with the bare query in the rotation.
             timers = {

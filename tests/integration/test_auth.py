@@ -188,8 +188,9 @@ def test_password_change_ends_other_sessions(app, session):
 
 
 def test_deactivating_a_user_ends_their_sessions(app, session):
-    # Every request checks the session's user in the database, so this takes
-    # effect on the very next request.
+    # Every request checks the session's user (here in the database: the cache is
+    # off for apps on a test transaction; test_actor_cache covers it), so this
+    # takes effect on the very next request.
     client = app.test_client()
     assert login_json(client, "gulou-viewer").status_code == 200
     assert client.get("/api/me").get_json()["user"]["username"] == "gulou-viewer"

@@ -1,0 +1,184 @@
+"""The sign-in check's cache, on the real server: changes committed anywhere end its entries.
+
+These tests commit (a probe user of their own, removed afterwards): notifications
+are sent only on commit, so the rolled-back test transaction cannot show them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from gridmap import accounts, notify
+from tests.conftest import sign_in_client
+from web import create_app
+
+PROBE_PASSWORD = "Cache-probe-passw0rd"
+
+
+def wait_for(predicate, timeout_s: float = 5.0) -> bool:
+    """Poll until predicate() is true; return whether it became true in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def probe_user(engine, demo_accounts):
+    """A committed viewer of the district center, deleted afterwards."""
+    name = f"cache-probe-{uuid.uuid4().hex[:8]}"
+    with Session(engine) as s:
+        unit = s.scalars(select(accounts.Unit).where(accounts.Unit.tier == 1)).first()
+        accounts.create_user(s, name, PROBE_PASSWORD, "viewer", unit)
+        s.commit()
+    yield name
+    with Session(engine) as s:
+        s.execute(delete(accounts.User).where(accounts.User.username == name))
+        s.commit()
+
+
+@pytest.fixture
+def cached_app(database_url, demo_accounts):
+    """An app on the real server (no test transaction), so its sign-in cache is on."""
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    cache = app.extensions["gridmap.actor_cache"]
+    assert wait_for(lambda: cache.generation() is not None), "the watcher never listened"
+    return app
+
+
+@pytest.fixture
+def probe_client(cached_app, probe_user):
+    return sign_in_client(cached_app, cached_app.test_client(), probe_user)
+
+
+def count_loads(monkeypatch) -> list[int]:
+    """Count the sign-in check's database reads (the real function still runs)."""
+    calls: list[int] = []
+    real = accounts.load_session_actor
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(accounts, "load_session_actor", counted)
+    return calls
+
+
+def test_a_signed_in_caller_is_read_once_while_nothing_changes(probe_client, probe_user,
+                                                               monkeypatch):
+    loads = count_loads(monkeypatch)
+    for _ in range(5):
+        me = probe_client.get("/api/me")
+        assert me.status_code == 200
+        assert me.get_json()["user"]["username"] == probe_user
+    assert len(loads) == 1
+
+
+def test_cache_off_reads_every_request(database_url, probe_user, monkeypatch):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                      "SESSION_CACHE_SECONDS": 0})
+    assert "gridmap.actor_cache" not in app.extensions
+    client = sign_in_client(app, app.test_client(), probe_user)
+    loads = count_loads(monkeypatch)
+    for _ in range(3):
+        assert client.get("/api/me").status_code == 200
+    assert len(loads) == 3
+
+
+def test_deactivation_committed_by_another_process_ends_the_session(probe_client, probe_user,
+                                                                    database_url):
+    assert probe_client.get("/api/me").status_code == 200
+    # A separate connection, as the CLI or a second app process would commit it.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE users SET active = false WHERE username = %s", (probe_user,))
+    assert wait_for(lambda: probe_client.get("/api/me").status_code == 401)
+
+
+def test_a_password_change_committed_here_takes_effect_on_the_next_request(
+        cached_app, probe_client, probe_user):
+    assert probe_client.get("/api/me").status_code == 200
+    with cached_app.extensions["gridmap.sessions"]() as s:
+        user = s.scalars(select(accounts.User).where(accounts.User.username == probe_user)).one()
+        accounts.set_password(s, user, "An0ther-new-passw0rd")
+        s.commit()
+    # No waiting: this process counted its own commit before the notification came.
+    assert probe_client.get("/api/me").status_code == 401
+
+
+def test_a_rolled_back_change_keeps_the_entry(cached_app, probe_client, probe_user,
+                                              monkeypatch):
+    assert probe_client.get("/api/me").status_code == 200
+    loads = count_loads(monkeypatch)
+    with cached_app.extensions["gridmap.sessions"]() as s:
+        user = s.scalars(select(accounts.User).where(accounts.User.username == probe_user)).one()
+        user.active = False
+        s.flush()
+        s.rollback()
+    assert probe_client.get("/api/me").status_code == 200
+    assert loads == []
+
+
+CHANGES = {
+    "users": "UPDATE users SET role = role WHERE false",
+    "units": "UPDATE units SET name = name WHERE false",
+    "dispatch_orders": "UPDATE dispatch_orders SET state = state WHERE false",
+    "dispatch_targets": "DELETE FROM dispatch_targets WHERE false",
+}
+
+
+@pytest.fixture
+def listener(database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"LISTEN {notify.ACTOR_CHANNEL}")
+        yield conn
+
+
+@pytest.mark.parametrize("table", sorted(CHANGES))
+def test_writes_to_what_the_check_reads_are_announced(listener, database_url, table):
+    # Statement triggers fire even when no row matches: nothing is changed here.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(CHANGES[table])
+    notes = list(listener.notifies(timeout=2.0, stop_after=1))
+    assert [n.payload for n in notes] == [table]
+
+
+def test_sign_in_bookkeeping_is_not_announced(listener, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE users SET last_login_at = last_login_at, "
+                     "failed_attempts = failed_attempts WHERE false")
+    assert list(listener.notifies(timeout=0.5)) == []
+
+
+def test_a_rolled_back_write_is_not_announced(listener, database_url):
+    with psycopg.connect(database_url) as conn:
+        conn.execute(CHANGES["users"])
+        conn.rollback()
+    assert list(listener.notifies(timeout=0.5)) == []
+
+
+def test_the_watcher_counts_changes_committed_anywhere(database_url):
+    watch = notify.watcher(database_url)
+    assert wait_for(lambda: watch.generation() is not None)
+    before = watch.generation()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(CHANGES["units"])
+    assert wait_for(lambda: watch.generation() != before)
+
+
+def test_an_unreachable_database_is_never_trusted():
+    watch = notify.ChangeWatcher("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1",
+                                 notify.ACTOR_CHANNEL)
+    try:
+        for _ in range(10):
+            assert watch.generation() is None
+            time.sleep(0.05)
+    finally:
+        watch.close()
