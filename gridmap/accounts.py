@@ -12,6 +12,7 @@ Nothing here imports Flask; callers own the transaction (functions add and flush
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -33,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
     func,
     select,
     text,
@@ -138,6 +140,25 @@ class User(Base):
         CheckConstraint(f"role IN {_in(ROLES)}", name="role"),
         CheckConstraint("username ~ '^[a-z0-9][a-z0-9._-]{2,39}$'", name="username"),
         CheckConstraint("failed_attempts >= 0", name="failed_attempts"),
+    )
+
+
+class SignInSession(Base):
+    """One signed-in browser or phone: signing out deletes it, so its cookie stops working.
+
+    The cookie carries the row's id and a random secret; only the secret's SHA-256
+    is stored, so a copy of this table opens no session.
+    """
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
     )
 
 
@@ -548,8 +569,63 @@ def set_password(session: Session, user: User, password: str) -> None:
     user.password_changed_at = datetime.now(UTC)
     user.failed_attempts = 0
     user.locked_until = None
-    user.session_token = new_session_token()
+    end_sign_in_sessions(session, user)
+
+
+# Kept in the table at most this long after sign-in (the cookie's own lifetime
+# slides, so an old row may still be in use; this bounds the table, not the session).
+SIGN_IN_ROWS_KEPT = timedelta(days=30)
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def open_sign_in_session(session: Session, user: User, *, ip: str | None = None,
+                         user_agent: str | None = None) -> str:
+    """Record a new sign-in of the user; return the id its cookie carries.
+
+    The id is ``<user id>:<user token>:<session id>:<secret>``: the user token ends
+    every session of the user at once (password change, lockout), the row ends this
+    one (sign-out).
+    """
+    session.execute(delete(SignInSession).where(
+        SignInSession.user_id == user.id,
+        SignInSession.created_at < func.now() - SIGN_IN_ROWS_KEPT))
+    secret = secrets.token_urlsafe(32)
+    row = SignInSession(user_id=user.id, secret_hash=_secret_hash(secret), ip=ip,
+                        user_agent=(user_agent or "")[:200] or None)
+    session.add(row)
     session.flush()
+    return f"{user.id}:{user.session_token}:{row.id}:{secret}"
+
+
+def end_sign_in_session(session: Session, user_id: int, session_id: int) -> bool:
+    """End one signed-in session (sign-out); return whether it was still open."""
+    ended = session.execute(delete(SignInSession).where(
+        SignInSession.id == session_id, SignInSession.user_id == user_id))
+    return ended.rowcount > 0
+
+
+def end_sign_in_sessions(session: Session, user: User) -> int:
+    """End every session of the user (a lost phone, a new password); return how many were open."""
+    user.session_token = new_session_token()
+    ended = session.execute(delete(SignInSession).where(SignInSession.user_id == user.id))
+    session.flush()
+    return ended.rowcount
+
+
+def parse_cookie_id(cookie_id: str) -> tuple[int, str, int, str] | None:
+    """Split a session cookie's id into (user id, user token, session id, secret), or None."""
+    parts = cookie_id.split(":")
+    if len(parts) != 4:
+        return None  # also a cookie from before per-session sign-out: sign in again
+    user_id, token, session_id, secret = parts
+    if not (user_id.isdigit() and session_id.isdigit() and token and secret):
+        return None
+    if len(user_id) > 10 or len(session_id) > 18:
+        return None  # beyond the columns' range: names no row
+    return int(user_id), token, int(session_id), secret
 
 
 # Runs on every signed-in request, so it is kept cheap to plan: has_dispatched asks
@@ -558,6 +634,8 @@ def set_password(session: Session, user: User, password: str) -> None:
 # branch is written into the unit's queries; that branch checks everything itself.
 SESSION_ACTOR = text(f"""
 SELECT u.id, u.username, u.role, u.active, u.is_demo, u.session_token,
+       (SELECT s.secret_hash FROM sign_in_sessions s
+        WHERE s.id = :session_id AND s.user_id = u.id) AS secret_hash,
        un.id AS unit_id, un.name AS unit_name, un.kind, un.tier, un.code, un.department,
        EXISTS (SELECT 1 FROM dispatch_targets dt JOIN dispatch_orders o ON o.id = dt.order_id
                WHERE {open_target_sql("un.id")}) AS has_dispatched
@@ -567,21 +645,30 @@ WHERE u.id = :id
 _SESSION_ACTOR_SQL = db.driver_sql(SESSION_ACTOR)
 
 
-def load_session_actor(session: Session, user_id: int, token: str, *,
-                       demo_allowed: bool) -> tuple[str, Actor] | None:
-    """Return (session token, Actor) for a session cookie id that is still valid.
+def load_session_actor(session: Session, cookie_id: str, *,
+                       demo_allowed: bool) -> Actor | None:
+    """Return the Actor of a session cookie id (see open_sign_in_session) that is still valid.
 
-    One query per request: the user, its unit and whether anything is dispatched to
-    the unit (so scoped queries without orders carry no dispatch branch). It runs
-    through the driver: SQLAlchemy's layers cost a fifth of a signed-in request.
+    One query: the user, the sign-in session, the unit and whether anything is
+    dispatched to the unit (so scoped queries without orders carry no dispatch
+    branch). It runs through the driver: SQLAlchemy's layers cost a fifth of a
+    signed-in request.
     """
-    names, rows = db.driver_rows(session, _SESSION_ACTOR_SQL, {"id": user_id})
+    parsed = parse_cookie_id(cookie_id)
+    if parsed is None:
+        return None
+    user_id, token, session_id, secret = parsed
+    names, rows = db.driver_rows(session, _SESSION_ACTOR_SQL,
+                                 {"id": user_id, "session_id": session_id})
     if not rows:
         return None
     row = dict(zip(names, rows[0], strict=True))
     if not row["active"]:
         return None
     if not secrets.compare_digest(row["session_token"], token):
+        return None
+    if row["secret_hash"] is None or not secrets.compare_digest(row["secret_hash"],
+                                                                _secret_hash(secret)):
         return None
     if row["is_demo"] and not demo_allowed:
         return None
@@ -591,16 +678,17 @@ def load_session_actor(session: Session, user_id: int, token: str, *,
         tier=row["tier"], unit_code=row["code"], department=row["department"],
         has_dispatched=bool(row["has_dispatched"]),
     )
-    return row["session_token"], actor
+    return actor
 
 
 class ActorCache:
-    """Valid sessions' (token, Actor) while no table behind them has changed.
+    """Valid sessions' Actors while no table behind them has changed.
 
     Asking the database on every request cost a signed-in request about 0.9 ms, as
     much as the patrol leads' whole nearby query. An entry is good only under the
     change generation it was read in (``gridmap.notify``: any committed write to
-    users, units or dispatch orders starts a new one) and for at most ``ttl_s``.
+    users, sign-in sessions, units or dispatch orders starts a new one) and for at
+    most ``ttl_s``.
     A stale ``has_dispatched`` of True is harmless (the dispatch branch checks
     expiry itself); a new order bumps the generation.
     """
@@ -610,14 +698,14 @@ class ActorCache:
         self._generation = generation
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._entries: dict[tuple[Any, ...], tuple[int, float, tuple[str, Actor]]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[int, float, Actor]] = {}
 
     def generation(self) -> int | None:
         """Return the generation to read under (None: do not cache now)."""
         return self._generation()
 
-    def get(self, key: tuple[Any, ...]) -> tuple[str, Actor] | None:
-        """Return the cached (token, Actor) for the key if it is still good."""
+    def get(self, key: tuple[Any, ...]) -> Actor | None:
+        """Return the cached Actor for the key if it is still good."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -627,7 +715,7 @@ class ActorCache:
             return None
         return loaded
 
-    def put(self, key: tuple[Any, ...], loaded: tuple[str, Actor], generation: int) -> None:
+    def put(self, key: tuple[Any, ...], loaded: Actor, generation: int) -> None:
         """Remember what was read under ``generation``, unless that is already over."""
         if generation != self._generation():
             return  # a change landed while it was read: it may be stale already
@@ -672,7 +760,7 @@ def authenticate(
         if user.failed_attempts >= threshold:
             user.locked_until = now + lock_for
             user.failed_attempts = 0
-            user.session_token = new_session_token()
+            end_sign_in_sessions(session, user)
         session.flush()
         if user.locked_until is not None and user.locked_until > now:
             raise AccountLocked(

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # The channel the triggers of migration 0013 notify on.
 ACTOR_CHANNEL = "gridmap_actors"
 # Tables whose writes change what the sign-in check reads (see SESSION_ACTOR).
-ACTOR_TABLES = ("users", "units", "dispatch_orders", "dispatch_targets")
+ACTOR_TABLES = ("users", "sign_in_sessions", "units", "dispatch_orders", "dispatch_targets")
 RECONNECT_AFTER_S = (0.5, 1.0, 2.0, 5.0)
 
 

@@ -104,17 +104,20 @@ def app(connection, database_url, demo_accounts):
 def sign_in_client(app, client, username: str):
     """Put a signed-in session for ``username`` into a test client's cookie.
 
-    Writes what Flask-Login would after a sign-in, without the scrypt check and the
-    sign-in rate limit, so every test can start signed in cheaply.
+    Records a sign-in session and writes what Flask-Login would after a sign-in,
+    without the scrypt check and the sign-in rate limit, so every test can start
+    signed in cheaply.
     """
     from sqlalchemy import select
 
-    from gridmap.accounts import User
+    from gridmap.accounts import User, open_sign_in_session
     from web.database import get_session
 
     with app.app_context():
-        user = get_session().scalars(select(User).where(User.username == username)).one()
-        ident = f"{user.id}:{user.session_token}"
+        db = get_session()
+        user = db.scalars(select(User).where(User.username == username)).one()
+        ident = open_sign_in_session(db, user)
+        db.commit()  # a savepoint of the test's transaction when the app is bound to one
     with client.session_transaction() as sess:
         sess["_user_id"] = ident
         sess["_fresh"] = True

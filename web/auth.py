@@ -78,16 +78,22 @@ AREA_CODE_LENGTHS = (6, 9, 12, 15)
 
 
 class SessionUser(UserMixin):
-    """The signed-in user for Flask-Login; its id carries the rotating session token."""
+    """The signed-in user for Flask-Login; its id names the sign-in session (accounts.open_sign_in_session)."""
 
-    def __init__(self, session_token: str, actor: accounts.Actor) -> None:
+    def __init__(self, cookie_id: str, actor: accounts.Actor) -> None:
         self.user_id = actor.user_id
-        self.session_token = session_token
+        self.cookie_id = cookie_id
         self.actor = actor
 
     def get_id(self) -> str:
-        """Return ``"<user id>:<session token>"`` for the session cookie."""
-        return f"{self.user_id}:{self.session_token}"
+        """Return the id the session cookie carries."""
+        return self.cookie_id
+
+    @property
+    def sign_in_session_id(self) -> int | None:
+        """Return the id of this sign-in's row."""
+        parsed = accounts.parse_cookie_id(self.cookie_id)
+        return parsed[2] if parsed else None
 
 
 def demo_mode(app: Flask | None = None) -> bool:
@@ -362,25 +368,21 @@ def init_app(app: Flask) -> None:
     def load_user(user_id: str) -> SessionUser | None:
         from web.database import get_session
 
-        ident, _, token = user_id.partition(":")
-        if not (ident.isdigit() and token):
-            return None
         demo_allowed = demo_mode(app)
         cache = app.extensions.get("gridmap.actor_cache")
-        key = (int(ident), token, demo_allowed)
+        key = (user_id, demo_allowed)
         generation = None
         if cache is not None:
             cached = cache.get(key)
             if cached is not None:
-                return SessionUser(*cached)
+                return SessionUser(user_id, cached)
             generation = cache.generation()
-        loaded = accounts.load_session_actor(get_session(), int(ident), token,
-                                             demo_allowed=demo_allowed)
-        if loaded is None:
+        actor = accounts.load_session_actor(get_session(), user_id, demo_allowed=demo_allowed)
+        if actor is None:
             return None
         if generation is not None:
-            cache.put(key, loaded, generation)
-        return SessionUser(*loaded)
+            cache.put(key, actor, generation)
+        return SessionUser(user_id, actor)
 
     _cache_actors(app)
     app.extensions["gridmap.auth"] = {"lock": threading.Lock(), "views": {}}
@@ -565,6 +567,23 @@ def users_passwd(username: str, password_stdin: bool) -> None:
         except GridmapError as exc:
             _fail(exc.reason)
         click.echo(f"password of {user.username} changed")
+
+
+@users_group.command("sign-out")
+@click.argument("username")
+def users_sign_out(username: str) -> None:
+    """End every signed-in session of a user (a lost phone, a shared workstation)."""
+    from sqlalchemy import select
+
+    with _cli_session() as session:
+        user = session.scalars(
+            select(accounts.User).where(accounts.User.username == username.lower())
+        ).first()
+        if user is None:
+            _fail(f"no user {username!r}")
+        ended = accounts.end_sign_in_sessions(session, user)
+        session.commit()
+        click.echo(f"{user.username}: {ended} session(s) ended")
 
 
 @users_group.command("demo")

@@ -197,13 +197,14 @@ def bench_endpoints(connection, repeat: int) -> None:
                       "DATABASE_URL": bench_database(), "WTF_CSRF_ENABLED": False})
     client = app.test_client()
     try:
-        from gridmap.accounts import User
+        from gridmap.accounts import User, open_sign_in_session
         from web.database import get_session
 
         with app.app_context():
-            user = get_session().scalars(
-                select(User).where(User.username == "district-operator")).first()
-            ident = f"{user.id}:{user.session_token}" if user else None
+            db = get_session()
+            user = db.scalars(select(User).where(User.username == "district-operator")).first()
+            ident = open_sign_in_session(db, user) if user else None
+            db.commit()
         if ident:
             with client.session_transaction() as cookie:
                 cookie["_user_id"] = ident

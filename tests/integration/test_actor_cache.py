@@ -56,7 +56,11 @@ def cached_app(database_url, demo_accounts):
 
 @pytest.fixture
 def probe_client(cached_app, probe_user):
-    return sign_in_client(cached_app, cached_app.test_client(), probe_user)
+    client = sign_in_client(cached_app, cached_app.test_client(), probe_user)
+    # The fixtures' own commits are announced a moment later: let that pass, so a
+    # test's entries are not ended by them.
+    time.sleep(0.3)
+    return client
 
 
 def count_loads(monkeypatch) -> list[int]:
@@ -128,6 +132,7 @@ def test_a_rolled_back_change_keeps_the_entry(cached_app, probe_client, probe_us
 
 CHANGES = {
     "users": "UPDATE users SET role = role WHERE false",
+    "sign_in_sessions": "DELETE FROM sign_in_sessions WHERE false",
     "units": "UPDATE units SET name = name WHERE false",
     "dispatch_orders": "UPDATE dispatch_orders SET state = state WHERE false",
     "dispatch_targets": "DELETE FROM dispatch_targets WHERE false",
@@ -155,6 +160,23 @@ def test_sign_in_bookkeeping_is_not_announced(listener, database_url):
         conn.execute("UPDATE users SET last_login_at = last_login_at, "
                      "failed_attempts = failed_attempts WHERE false")
     assert list(listener.notifies(timeout=0.5)) == []
+
+
+def test_a_new_sign_in_is_not_announced(listener, database_url):
+    # Nothing can be cached for a session that did not exist.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO sign_in_sessions (user_id, secret_hash) "
+                     "SELECT id, 'x' FROM users WHERE false")
+    assert list(listener.notifies(timeout=0.5)) == []
+
+
+def test_a_sign_out_committed_elsewhere_ends_the_session(probe_client, probe_user,
+                                                          database_url):
+    assert probe_client.get("/api/me").status_code == 200
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM sign_in_sessions WHERE user_id = "
+                     "(SELECT id FROM users WHERE username = %s)", (probe_user,))
+    assert wait_for(lambda: probe_client.get("/api/me").status_code == 401)
 
 
 def test_a_rolled_back_write_is_not_announced(listener, database_url):

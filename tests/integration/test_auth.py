@@ -177,6 +177,73 @@ def test_sign_out_ends_the_session(app):
     assert client.get("/api/me").status_code == 401
 
 
+def session_cookie(client) -> str:
+    return client.get_cookie("gridmap_session").value
+
+
+def test_sign_out_ends_the_session_on_the_server_too(app):
+    # A copy of the cookie (a shared workstation, a proxy log) must not outlive it.
+    client = app.test_client()
+    assert login_json(client, "district-viewer").status_code == 200
+    copied = session_cookie(client)
+    assert client.post("/logout").status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("gridmap_session", copied)
+    assert replay.get("/api/me").status_code == 401
+
+
+def test_signing_out_on_one_device_keeps_the_others(app):
+    desk, phone = app.test_client(), app.test_client()
+    assert login_json(desk, "gulou-viewer").status_code == 200
+    assert login_json(phone, "gulou-viewer").status_code == 200
+    assert desk.post("/logout").status_code == 302
+    assert desk.get("/api/me").status_code == 401
+    assert phone.get("/api/me").status_code == 200
+
+
+def test_a_sign_in_is_recorded_without_its_secret(app, session):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    assert login_json(client, "gulou-viewer").status_code == 200
+    with app.test_request_context():
+        from flask import current_app
+
+        cookie_id = current_app.session_interface.get_signing_serializer(current_app).loads(
+            session_cookie(client))["_user_id"]
+    user_id, _token, session_id, secret = accounts.parse_cookie_id(cookie_id)
+    row = session.get(accounts.SignInSession, session_id)
+    assert row.user_id == user_id and row.ip == "10.1.2.3"
+    assert secret not in row.secret_hash and len(row.secret_hash) == 64
+
+
+@pytest.mark.parametrize("cookie_id", [
+    "1:token",  # a cookie from before per-session sign-out
+    "x:token:1:secret", "1:token:x:secret", "1::1:secret", "1:token:1:",
+    "1:token:99999999999999999999:secret", "99999999999:token:1:secret",
+])
+def test_malformed_session_ids_are_simply_signed_out(app, cookie_id):
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = cookie_id
+    assert client.get("/api/me").status_code == 401
+
+
+def test_a_forged_secret_is_refused(app, session):
+    client = app.test_client()
+    assert login_json(client, "gulou-viewer").status_code == 200
+    with app.test_request_context():
+        from flask import current_app
+
+        cookie_id = current_app.session_interface.get_signing_serializer(current_app).loads(
+            session_cookie(client))["_user_id"]
+    user_id, token, session_id, _secret = accounts.parse_cookie_id(cookie_id)
+    forged = app.test_client()
+    with forged.session_transaction() as sess:
+        sess["_user_id"] = f"{user_id}:{token}:{session_id}:not-the-secret"
+    assert forged.get("/api/me").status_code == 401
+    assert client.get("/api/me").status_code == 200
+
+
 def test_password_change_ends_other_sessions(app, session):
     client = app.test_client()
     assert login_json(client, "gulou-viewer").status_code == 200
@@ -383,6 +450,13 @@ def test_cli_manages_units_and_users(cli_session, session):
     assert changed.exit_code == 0, changed.output
     row = session.scalars(select(User).where(User.username == "cli-user")).one()
     assert row.role == "patrol_lead" and row.password_hash.startswith("scrypt:")
+    for _ in range(2):
+        accounts.open_sign_in_session(session, row)
+    ended = runner.invoke(main, ["users", "sign-out", "cli-user"])
+    assert ended.exit_code == 0 and "2 session(s) ended" in ended.output, ended.output
+    assert not session.scalars(select(accounts.SignInSession).where(
+        accounts.SignInSession.user_id == row.id)).all()
+    assert runner.invoke(main, ["users", "sign-out", "nobody-here"]).exit_code != 0
 
 
 def test_cli_demo_accounts_only_in_demo_mode(cli_session, monkeypatch):

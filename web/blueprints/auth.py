@@ -128,10 +128,12 @@ def login():
         db.commit()
         return _fail("sign_in_disabled", 403, exc.reason)
     actor = accounts.actor_for(db, user, ip=client_ip(), user_agent=request.user_agent.string)
+    cookie_id = accounts.open_sign_in_session(db, user, ip=actor.ip,
+                                              user_agent=actor.user_agent)
     db.commit()
     # A fresh session on sign-in: nothing planted before it (a CSRF token, say) survives.
     session.clear()
-    login_user(SessionUser(user.session_token, actor))
+    login_user(SessionUser(cookie_id, actor))
     session.permanent = True
     g.actor = actor
     audit("auth.sign_in", status=200)
@@ -150,6 +152,10 @@ def logout():
 
     if current_user.is_authenticated:
         g.actor = current_user.actor
+        # Server-side: a copy of this cookie must not keep the session alive.
+        db = get_session()  # a POST: writable
+        accounts.end_sign_in_session(db, current_user.user_id, current_user.sign_in_session_id)
+        db.commit()
         audit("auth.sign_out", status=200)
     logout_user()
     session.clear()
