@@ -94,7 +94,7 @@ class ChangeWatcher:
                     while not self._stop.is_set():
                         for _note in conn.notifies(timeout=1.0):
                             self.changed()
-            except psycopg.Error as error:
+            except Exception as error:  # whatever broke, the thread must live on
                 # Not listening: callers stop caching until the next LISTEN.
                 log.warning("listening for %s stopped (%s); retrying", self.channel,
                             type(error).__name__)

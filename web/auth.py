@@ -569,6 +569,27 @@ def users_passwd(username: str, password_stdin: bool) -> None:
         click.echo(f"password of {user.username} changed")
 
 
+@users_group.command("sessions")
+@click.argument("username")
+def users_sessions(username: str) -> None:
+    """List a user's signed-in sessions: when, from which address and browser."""
+    from sqlalchemy import select
+
+    with _cli_session() as session:
+        user = session.scalars(
+            select(accounts.User).where(accounts.User.username == username.lower())
+        ).first()
+        if user is None:
+            _fail(f"no user {username!r}")
+        rows = session.scalars(select(accounts.SignInSession)
+                               .where(accounts.SignInSession.user_id == user.id)
+                               .order_by(accounts.SignInSession.created_at.desc())).all()
+        for row in rows:
+            click.echo(f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.ip or '-'}\t"
+                       f"{row.user_agent or '-'}")
+        click.echo(f"{user.username}: {len(rows)} session(s)")
+
+
 @users_group.command("sign-out")
 @click.argument("username")
 def users_sign_out(username: str) -> None:

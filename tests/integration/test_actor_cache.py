@@ -195,6 +195,27 @@ def test_the_watcher_counts_changes_committed_anywhere(database_url):
     assert wait_for(lambda: watch.generation() != before)
 
 
+def test_a_cut_listener_stops_the_cache_until_it_listens_again(cached_app, database_url,
+                                                                probe_client, monkeypatch):
+    watch = notify.watcher(database_url)
+    assert probe_client.get("/api/me").status_code == 200
+    before = watch.generation()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        cut = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE application_name = 'gridmap-listen' "
+                           "AND datname = current_database()").fetchall()
+    assert cut and all(ok for (ok,) in cut)
+    # A notification sent while it was cut is lost, so nothing read before counts.
+    assert wait_for(lambda: watch.generation() not in (None, before))
+    loads = count_loads(monkeypatch)
+    assert probe_client.get("/api/me").status_code == 200
+    assert len(loads) == 1
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(CHANGES["users"])
+    again = watch.generation()
+    assert wait_for(lambda: watch.generation() != again)  # listening again
+
+
 def test_an_unreachable_database_is_never_trusted():
     watch = notify.ChangeWatcher("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1",
                                  notify.ACTOR_CHANNEL)

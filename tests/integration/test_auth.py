@@ -451,7 +451,10 @@ def test_cli_manages_units_and_users(cli_session, session):
     row = session.scalars(select(User).where(User.username == "cli-user")).one()
     assert row.role == "patrol_lead" and row.password_hash.startswith("scrypt:")
     for _ in range(2):
-        accounts.open_sign_in_session(session, row)
+        accounts.open_sign_in_session(session, row, ip="10.9.8.7", user_agent="巡逻手机")
+    listed = runner.invoke(main, ["users", "sessions", "cli-user"])
+    assert listed.exit_code == 0 and "cli-user: 2 session(s)" in listed.output
+    assert listed.output.count("10.9.8.7\t巡逻手机") == 2
     ended = runner.invoke(main, ["users", "sign-out", "cli-user"])
     assert ended.exit_code == 0 and "2 session(s) ended" in ended.output, ended.output
     assert not session.scalars(select(accounts.SignInSession).where(
