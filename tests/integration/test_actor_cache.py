@@ -210,9 +210,9 @@ def test_a_cut_listener_stops_the_cache_until_it_listens_again(cached_app, datab
     loads = count_loads(monkeypatch)
     assert probe_client.get("/api/me").status_code == 200
     assert len(loads) == 1
+    again = watch.generation()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(CHANGES["users"])
-    again = watch.generation()
     assert wait_for(lambda: watch.generation() != again)  # listening again
 
 
