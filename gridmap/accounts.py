@@ -600,6 +600,13 @@ def open_sign_in_session(session: Session, user: User, *, ip: str | None = None,
     return f"{user.id}:{user.session_token}:{row.id}:{secret}"
 
 
+def sign_in_sessions_of(session: Session, user: User) -> Sequence[SignInSession]:
+    """Return the user's open sign-in sessions, newest first."""
+    return session.scalars(select(SignInSession).where(SignInSession.user_id == user.id)
+                           .order_by(SignInSession.created_at.desc(),
+                                     SignInSession.id.desc())).all()
+
+
 def end_sign_in_session(session: Session, user_id: int, session_id: int) -> bool:
     """End one signed-in session (sign-out); return whether it was still open."""
     ended = session.execute(delete(SignInSession).where(

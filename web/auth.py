@@ -545,22 +545,27 @@ def users_list() -> None:
                        + (f"  [{', '.join(flags)}]" if flags else ""))
 
 
+def _user_named(session, username: str) -> accounts.User:
+    """Return the user of that name, or stop the command with a message."""
+    from sqlalchemy import select
+
+    user = session.scalars(
+        select(accounts.User).where(accounts.User.username == username.lower())).first()
+    if user is None:
+        _fail(f"no user {username!r}")
+    return user
+
+
 @users_group.command("passwd")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def users_passwd(username: str, password_stdin: bool) -> None:
     """Set a user's password (unlocks the account and ends its sessions)."""
-    from sqlalchemy import select
-
     from gridmap.errors import GridmapError
 
     password = _read_password(password_stdin)
     with _cli_session() as session:
-        user = session.scalars(
-            select(accounts.User).where(accounts.User.username == username.lower())
-        ).first()
-        if user is None:
-            _fail(f"no user {username!r}")
+        user = _user_named(session, username)
         try:
             accounts.set_password(session, user, password)
             session.commit()
@@ -571,40 +576,22 @@ def users_passwd(username: str, password_stdin: bool) -> None:
 
 @users_group.command("sessions")
 @click.argument("username")
-def users_sessions(username: str) -> None:
-    """List a user's signed-in sessions: when, from which address and browser."""
-    from sqlalchemy import select
-
+@click.option("--end", is_flag=True,
+              help="End them all (a lost phone, a shared workstation).")
+def users_sessions(username: str, end: bool) -> None:
+    """List a user's signed-in sessions (when, address, browser), or end them all."""
     with _cli_session() as session:
-        user = session.scalars(
-            select(accounts.User).where(accounts.User.username == username.lower())
-        ).first()
-        if user is None:
-            _fail(f"no user {username!r}")
-        rows = session.scalars(select(accounts.SignInSession)
-                               .where(accounts.SignInSession.user_id == user.id)
-                               .order_by(accounts.SignInSession.created_at.desc())).all()
+        user = _user_named(session, username)
+        if end:
+            ended = accounts.end_sign_in_sessions(session, user)
+            session.commit()
+            click.echo(f"{user.username}: {ended} session(s) ended")
+            return
+        rows = accounts.sign_in_sessions_of(session, user)
         for row in rows:
             click.echo(f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.ip or '-'}\t"
                        f"{row.user_agent or '-'}")
         click.echo(f"{user.username}: {len(rows)} session(s)")
-
-
-@users_group.command("sign-out")
-@click.argument("username")
-def users_sign_out(username: str) -> None:
-    """End every signed-in session of a user (a lost phone, a shared workstation)."""
-    from sqlalchemy import select
-
-    with _cli_session() as session:
-        user = session.scalars(
-            select(accounts.User).where(accounts.User.username == username.lower())
-        ).first()
-        if user is None:
-            _fail(f"no user {username!r}")
-        ended = accounts.end_sign_in_sessions(session, user)
-        session.commit()
-        click.echo(f"{user.username}: {ended} session(s) ended")
 
 
 @users_group.command("demo")

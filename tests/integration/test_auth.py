@@ -455,11 +455,11 @@ def test_cli_manages_units_and_users(cli_session, session):
     listed = runner.invoke(main, ["users", "sessions", "cli-user"])
     assert listed.exit_code == 0 and "cli-user: 2 session(s)" in listed.output
     assert listed.output.count("10.9.8.7\t巡逻手机") == 2
-    ended = runner.invoke(main, ["users", "sign-out", "cli-user"])
+    ended = runner.invoke(main, ["users", "sessions", "cli-user", "--end"])
     assert ended.exit_code == 0 and "2 session(s) ended" in ended.output, ended.output
     assert not session.scalars(select(accounts.SignInSession).where(
         accounts.SignInSession.user_id == row.id)).all()
-    assert runner.invoke(main, ["users", "sign-out", "nobody-here"]).exit_code != 0
+    assert runner.invoke(main, ["users", "sessions", "nobody-here", "--end"]).exit_code != 0
 
 
 def test_cli_demo_accounts_only_in_demo_mode(cli_session, monkeypatch):
