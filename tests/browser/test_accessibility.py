@@ -29,6 +29,7 @@ PAGES = [
     ("/crowd", "() => document.documentElement.dataset.crowdReady === '1'", None),
     ("/videowall", "() => document.documentElement.dataset.videowall === 'ready'", None),
     ("/patrol", None, PHONE),
+    ("/logout", None, PHONE),  # shows the two sign-out buttons (a GET signs no one out)
 ]
 
 

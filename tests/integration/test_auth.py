@@ -201,6 +201,38 @@ def test_signing_out_on_one_device_keeps_the_others(app):
     assert phone.get("/api/me").status_code == 200
 
 
+def test_sign_out_everywhere_ends_every_device_of_the_user(app, session):
+    desk, phone, other = app.test_client(), app.test_client(), app.test_client()
+    for client, user in ((desk, "gulou-viewer"), (phone, "gulou-viewer"),
+                         (other, "district-viewer")):
+        assert login_json(client, user).status_code == 200
+    assert desk.post("/logout", data={"everywhere": "1"}).status_code == 302
+    assert desk.get("/api/me").status_code == 401
+    assert phone.get("/api/me").status_code == 401
+    assert other.get("/api/me").status_code == 200  # someone else's sessions stay
+    logged = session.execute(text(
+        "SELECT detail FROM audit_log WHERE action = 'auth.sign_out_everywhere' "
+        "ORDER BY id DESC LIMIT 1")).scalar_one()
+    assert logged["sessions"] == 2
+    assert login_json(phone, "gulou-viewer").status_code == 200  # signing in again works
+
+
+def test_api_clients_sign_out_everywhere_in_json(app):
+    first, second = app.test_client(), app.test_client()
+    for client in (first, second):
+        assert login_json(client, "district-viewer").status_code == 200
+    answer = first.post("/logout", json={"everywhere": True})
+    assert answer.status_code == 200 and answer.get_json() == {"signed_out": True}
+    assert second.get("/api/me").status_code == 401
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "退出所有设备"), ("en", "Sign out everywhere")])
+def test_the_sign_out_page_offers_signing_out_everywhere(client, lang, words):
+    page = client.get(f"/logout?lang={lang}").get_data(as_text=True)
+    assert words in page and 'name="everywhere" value="1"' in page
+    assert client.get("/api/me").status_code == 200  # showing the page signed no one out
+
+
 def test_a_sign_in_is_recorded_without_its_secret(app, session):
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = "10.1.2.3"

@@ -50,6 +50,12 @@ i18n.register(
         },
         "sign_in_disabled": {"zh": "该账号不可用", "en": "This account cannot sign in"},
         "sign_out_confirm": {"zh": "确定退出登录？", "en": "Sign out of gridmap?"},
+        "sign_out_everywhere": {"zh": "退出所有设备", "en": "Sign out everywhere"},
+        "sign_out_everywhere_hint": {
+            "zh": "手机丢失或在公用电脑上登录过时使用：本账号在所有设备上的登录都将失效。",
+            "en": "For a lost phone or a shared computer: every device signed in to this "
+                  "account is signed out.",
+        },
         "demo_hint": {
             "zh": "演示环境：演示账号见 README「Demo users」",
             "en": "Demo deployment: demo accounts are listed in the README under 'Demo users'",
@@ -154,9 +160,16 @@ def logout():
         g.actor = current_user.actor
         # Server-side: a copy of this cookie must not keep the session alive.
         db = get_session()  # a POST: writable
-        accounts.end_sign_in_session(db, current_user.user_id, current_user.sign_in_session_id)
+        if request.form.get("everywhere") == "1" or (
+                request.is_json and (request.get_json(silent=True) or {}).get("everywhere")):
+            user = db.get(accounts.User, current_user.user_id)
+            ended = accounts.end_sign_in_sessions(db, user)
+            audit("auth.sign_out_everywhere", status=200, sessions=ended)
+        else:
+            accounts.end_sign_in_session(db, current_user.user_id,
+                                         current_user.sign_in_session_id)
+            audit("auth.sign_out", status=200)
         db.commit()
-        audit("auth.sign_out", status=200)
     logout_user()
     session.clear()
     if wants_json():
