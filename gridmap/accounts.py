@@ -572,9 +572,10 @@ def set_password(session: Session, user: User, password: str) -> None:
     end_sign_in_sessions(session, user)
 
 
-# Kept in the table at most this long after sign-in (the cookie's own lifetime
-# slides, so an old row may still be in use; this bounds the table, not the session).
-SIGN_IN_ROWS_KEPT = timedelta(days=30)
+# A session ends this long after its sign-in however active it stays (the cookie's
+# own 12-hour lifetime slides with use); older rows are dropped at the next sign-in.
+SIGN_IN_DAYS = 30
+SIGN_IN_ROWS_KEPT = timedelta(days=SIGN_IN_DAYS)
 
 
 def _secret_hash(secret: str) -> str:
@@ -642,7 +643,8 @@ def parse_cookie_id(cookie_id: str) -> tuple[int, str, int, str] | None:
 SESSION_ACTOR = text(f"""
 SELECT u.id, u.username, u.role, u.active, u.is_demo, u.session_token,
        (SELECT s.secret_hash FROM sign_in_sessions s
-        WHERE s.id = :session_id AND s.user_id = u.id) AS secret_hash,
+        WHERE s.id = :session_id AND s.user_id = u.id
+          AND s.created_at > now() - make_interval(days => {SIGN_IN_DAYS})) AS secret_hash,
        un.id AS unit_id, un.name AS unit_name, un.kind, un.tier, un.code, un.department,
        EXISTS (SELECT 1 FROM dispatch_targets dt JOIN dispatch_orders o ON o.id = dt.order_id
                WHERE {open_target_sql("un.id")}) AS has_dispatched

@@ -233,6 +233,33 @@ def test_the_sign_out_page_offers_signing_out_everywhere(client, lang, words):
     assert client.get("/api/me").status_code == 200  # showing the page signed no one out
 
 
+def test_the_sign_out_page_lists_the_accounts_sign_ins(app):
+    phone, desk = app.test_client(), app.test_client()
+    phone.environ_base.update(REMOTE_ADDR="10.7.7.7", HTTP_USER_AGENT="PatrolPhone/1.0")
+    desk.environ_base.update(REMOTE_ADDR="10.8.8.8", HTTP_USER_AGENT="DeskBrowser/2.0")
+    for client in (phone, desk):
+        assert login_json(client, "police-viewer").status_code == 200
+    page = desk.get("/logout?lang=en").get_data(as_text=True)
+    listed = page[page.index('id="logout-devices"'):]
+    assert "10.7.7.7" in listed and "PatrolPhone/1.0" in listed
+    mine = listed[listed.index("10.8.8.8"):]
+    assert "(this device)" in mine[:200] and listed.count("(this device)") == 1
+    phone.post("/logout")
+    assert "PatrolPhone/1.0" not in desk.get("/logout").get_data(as_text=True)
+
+
+def test_a_session_ends_30_days_after_its_sign_in_however_active(app, session):
+    client = app.test_client()
+    assert login_json(client, "gulou-viewer").status_code == 200
+    user_id = session.scalar(select(User.id).where(User.username == "gulou-viewer"))
+    session.execute(text("UPDATE sign_in_sessions SET created_at = now() - interval '29 days' "
+                         "WHERE user_id = :u"), {"u": user_id})
+    assert client.get("/api/me").status_code == 200
+    session.execute(text("UPDATE sign_in_sessions SET created_at = now() - interval '31 days' "
+                         "WHERE user_id = :u"), {"u": user_id})
+    assert client.get("/api/me").status_code == 401
+
+
 def test_a_sign_in_is_recorded_without_its_secret(app, session):
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = "10.1.2.3"

@@ -22,6 +22,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from gridmap import accounts
+from gridmap.matters import LOCAL_TZ
 from web import i18n
 from web.auth import (
     SessionUser,
@@ -36,6 +37,8 @@ from web.database import get_session
 from web.errors import error_response
 
 bp = Blueprint("auth", __name__)
+# The sign-out page lists this many of the account's newest sign-ins.
+DEVICES_SHOWN = 20
 
 i18n.register(
     {
@@ -51,6 +54,9 @@ i18n.register(
         "sign_in_disabled": {"zh": "该账号不可用", "en": "This account cannot sign in"},
         "sign_out_confirm": {"zh": "确定退出登录？", "en": "Sign out of gridmap?"},
         "sign_out_everywhere": {"zh": "退出所有设备", "en": "Sign out everywhere"},
+        "signed_in_devices": {"zh": "近 30 天未退出的登录", "en": "Sign-ins of the last 30 days not signed out"},
+        "this_device": {"zh": "（本设备）", "en": "(this device)"},
+        "unknown_browser": {"zh": "未知浏览器", "en": "unknown browser"},
         "sign_out_everywhere_hint": {
             "zh": "手机丢失或在公用电脑上登录过时使用：本账号在所有设备上的登录都将失效。",
             "en": "For a lost phone or a shared computer: every device signed in to this "
@@ -150,11 +156,20 @@ def login():
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
-    """Sign out (POST); GET shows a one-button form, so a link cannot sign anyone out."""
-    if request.method == "GET":
-        html = render_template("logout.html", lang=g.get("lang", "zh"))
-        return Response(html, mimetype="text/html")
+    """Sign out (POST); GET shows the buttons and the account's sign-ins, so a link cannot sign anyone out."""
     from flask_login import current_user
+
+    if request.method == "GET":
+        devices = []
+        if current_user.is_authenticated:
+            user = get_session().get(accounts.User, current_user.user_id)
+            devices = [
+                {"at": row.created_at.astimezone(LOCAL_TZ), "ip": row.ip,
+                 "browser": row.user_agent, "current": row.id == current_user.sign_in_session_id}
+                for row in accounts.sign_in_sessions_of(get_session(), user)]
+        html = render_template("logout.html", lang=g.get("lang", "zh"),
+                               devices=devices[:DEVICES_SHOWN], device_count=len(devices))
+        return Response(html, mimetype="text/html")
 
     if current_user.is_authenticated:
         g.actor = current_user.actor
