@@ -574,8 +574,7 @@ def set_password(session: Session, user: User, password: str) -> None:
 
 # A session ends this long after its sign-in however active it stays (the cookie's
 # own 12-hour lifetime slides with use); older rows are dropped at the next sign-in.
-SIGN_IN_DAYS = 30
-SIGN_IN_ROWS_KEPT = timedelta(days=SIGN_IN_DAYS)
+SIGN_IN_LIFETIME = timedelta(days=30)
 
 
 def _secret_hash(secret: str) -> str:
@@ -591,8 +590,7 @@ def open_sign_in_session(session: Session, user: User, *, ip: str | None = None,
     one (sign-out).
     """
     session.execute(delete(SignInSession).where(
-        SignInSession.user_id == user.id,
-        SignInSession.created_at < func.now() - SIGN_IN_ROWS_KEPT))
+        SignInSession.user_id == user.id, ~_within_lifetime()))
     secret = secrets.token_urlsafe(32)
     row = SignInSession(user_id=user.id, secret_hash=_secret_hash(secret), ip=ip,
                         user_agent=(user_agent or "")[:200] or None)
@@ -601,9 +599,14 @@ def open_sign_in_session(session: Session, user: User, *, ip: str | None = None,
     return f"{user.id}:{user.session_token}:{row.id}:{secret}"
 
 
-def sign_in_sessions_of(session: Session, user: User) -> Sequence[SignInSession]:
-    """Return the user's open sign-in sessions, newest first."""
-    return session.scalars(select(SignInSession).where(SignInSession.user_id == user.id)
+def _within_lifetime():
+    return SignInSession.created_at > func.now() - SIGN_IN_LIFETIME
+
+
+def sign_in_sessions_of(session: Session, user_id: int) -> Sequence[SignInSession]:
+    """Return the user's sign-in sessions that may still be in use, newest first."""
+    return session.scalars(select(SignInSession)
+                           .where(SignInSession.user_id == user_id, _within_lifetime())
                            .order_by(SignInSession.created_at.desc(),
                                      SignInSession.id.desc())).all()
 
@@ -644,7 +647,7 @@ SESSION_ACTOR = text(f"""
 SELECT u.id, u.username, u.role, u.active, u.is_demo, u.session_token,
        (SELECT s.secret_hash FROM sign_in_sessions s
         WHERE s.id = :session_id AND s.user_id = u.id
-          AND s.created_at > now() - make_interval(days => {SIGN_IN_DAYS})) AS secret_hash,
+          AND s.created_at > now() - interval '{SIGN_IN_LIFETIME.days} days') AS secret_hash,
        un.id AS unit_id, un.name AS unit_name, un.kind, un.tier, un.code, un.department,
        EXISTS (SELECT 1 FROM dispatch_targets dt JOIN dispatch_orders o ON o.id = dt.order_id
                WHERE {open_target_sql("un.id")}) AS has_dispatched
@@ -722,6 +725,18 @@ class ActorCache:
         if generation != self._generation() or time.monotonic() >= expires:
             self._entries.pop(key, None)
             return None
+        return loaded
+
+    def get_or_load(self, key: tuple[Any, ...],
+                    load: Callable[[], Actor | None]) -> Actor | None:
+        """Return the cached Actor, or load it (None: no valid session) and remember it."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        generation = self.generation()  # before reading: a change meanwhile voids it
+        loaded = load()
+        if loaded is not None and generation is not None:
+            self.put(key, loaded, generation)
         return loaded
 
     def put(self, key: tuple[Any, ...], loaded: Actor, generation: int) -> None:

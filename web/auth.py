@@ -370,19 +370,12 @@ def init_app(app: Flask) -> None:
 
         demo_allowed = demo_mode(app)
         cache = app.extensions.get("gridmap.actor_cache")
-        key = (user_id, demo_allowed)
-        generation = None
-        if cache is not None:
-            cached = cache.get(key)
-            if cached is not None:
-                return SessionUser(user_id, cached)
-            generation = cache.generation()
-        actor = accounts.load_session_actor(get_session(), user_id, demo_allowed=demo_allowed)
-        if actor is None:
-            return None
-        if generation is not None:
-            cache.put(key, actor, generation)
-        return SessionUser(user_id, actor)
+
+        def load() -> accounts.Actor | None:
+            return accounts.load_session_actor(get_session(), user_id, demo_allowed=demo_allowed)
+
+        actor = cache.get_or_load((user_id, demo_allowed), load) if cache else load()
+        return SessionUser(user_id, actor) if actor is not None else None
 
     _cache_actors(app)
     app.extensions["gridmap.auth"] = {"lock": threading.Lock(), "views": {}}
@@ -587,7 +580,7 @@ def users_sessions(username: str, end: bool) -> None:
             session.commit()
             click.echo(f"{user.username}: {ended} session(s) ended")
             return
-        rows = accounts.sign_in_sessions_of(session, user)
+        rows = accounts.sign_in_sessions_of(session, user.id)
         for row in rows:
             click.echo(f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.ip or '-'}\t"
                        f"{row.user_agent or '-'}")

@@ -162,11 +162,10 @@ def logout():
     if request.method == "GET":
         devices = []
         if current_user.is_authenticated:
-            user = get_session().get(accounts.User, current_user.user_id)
             devices = [
                 {"at": row.created_at.astimezone(LOCAL_TZ), "ip": row.ip,
                  "browser": row.user_agent, "current": row.id == current_user.sign_in_session_id}
-                for row in accounts.sign_in_sessions_of(get_session(), user)]
+                for row in accounts.sign_in_sessions_of(get_session(), current_user.user_id)]
         html = render_template("logout.html", lang=g.get("lang", "zh"),
                                devices=devices[:DEVICES_SHOWN], device_count=len(devices))
         return Response(html, mimetype="text/html")
