@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, TextClause, create_engine, event, exc
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.engine import make_url
@@ -147,17 +148,28 @@ def driver_sql(statement: TextClause) -> str:
     return str(statement.compile(dialect=psycopg_dialect()))
 
 
-def driver_rows(session: Session, sql: str,
+# What the driver-level helpers read through: a session (its connection and
+# transaction) or a driver connection checked out on its own (web.database.read_connection).
+Reader = Session | psycopg.Connection
+
+
+def driver_connection(reader: Reader) -> psycopg.Connection:
+    """Return the driver connection under a session, or the connection itself."""
+    if isinstance(reader, Session):
+        return reader.connection().connection.dbapi_connection
+    return reader
+
+
+def driver_rows(reader: Reader, sql: str,
                 params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run a query on the session's connection through the driver's own cursor.
+    """Run a query on the reader's connection through the driver's own cursor.
 
     For the hot paths (every request's sign-in check, the patrol leads' nearby
     search): SQLAlchemy's execute and result layers cost as much as a third of a
-    small query. Same connection and transaction; the session's pending objects
+    small query. Same connection and transaction; a session's pending objects
     are not flushed first. Rows come back as tuples with their column names.
     """
-    dbapi = session.connection().connection.dbapi_connection
-    with dbapi.cursor(binary=True) as cursor:
+    with driver_connection(reader).cursor(binary=True) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
         # The result's own field names: cursor.description builds a Column object

@@ -761,7 +761,7 @@ def _nearby_sql(where: str, sees_first: bool, candidates: int) -> str:
 
 
 def nearby(
-    session: Session,
+    reader: db.Reader,
     lon: float,
     lat: float,
     *,
@@ -775,6 +775,7 @@ def nearby(
     Distances are geodesic on the WGS-84 ellipsoid; the bearing is the forward
     azimuth from the point to the camera. With ``sees_first`` the cameras whose
     view sector contains the point come first (nearest first), then the rest.
+    ``reader`` is a session, or a driver connection (a GET's read_connection).
     """
     # Built per call (not as a default argument) so it picks up the bound scope.
     filters = filters or Filters()
@@ -789,7 +790,7 @@ def nearby(
     candidates = limit + knn_extra(limit)
     while True:
         _, rows = db.driver_rows(
-            session, _nearby_sql(where, sees_first, candidates),
+            reader, _nearby_sql(where, sees_first, candidates),
             {**params, "lon": lon, "lat": lat, "reach": radius_m / floor},
         )
         if not rows:

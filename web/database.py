@@ -8,10 +8,17 @@ anyway. Nothing is ever rolled back there, so psycopg keeps its prepared
 statements (it forgets them on every ROLLBACK: a rollback may have undone the
 objects they name). A GET that must write (the audit trail, a lazy coverage
 refresh) asks for ``writable_session()`` explicitly.
+
+A GET whose reads are all driver SQL (``db.driver_rows``: the patrol leads'
+nearby search) can skip the ORM session altogether: ``read_connection()`` checks
+out a pooled connection of the read-only engine and nothing more. Opening and
+closing a session costs a request 0.2–0.3 ms, as much as that query's own cost
+in the tight loop of scripts/bench/bench_cameras.py.
 """
 
 from __future__ import annotations
 
+import psycopg
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -27,7 +34,8 @@ def init_app(app: Flask) -> None:
     app.extensions["gridmap.database_url"] = url
     app.extensions["gridmap.engine"] = db.engine_for(url)
     app.extensions["gridmap.sessions"] = db.session_factory(app.extensions["gridmap.engine"])
-    app.extensions["gridmap.read_sessions"] = db.session_factory(db.engine_for(url, read_only=True))
+    app.extensions["gridmap.read_engine"] = db.engine_for(url, read_only=True)
+    app.extensions["gridmap.read_sessions"] = db.session_factory(app.extensions["gridmap.read_engine"])
     app.teardown_appcontext(close_session)
 
 
@@ -48,13 +56,32 @@ def _open(read_only: bool) -> Session:
     return current_app.extensions["gridmap.read_sessions" if read_only else "gridmap.sessions"]()
 
 
+def _read_only_request() -> bool:
+    return has_request_context() and request.method in READ_ONLY_METHODS
+
+
 def get_session() -> Session:
     """Return this request's session, opening it on first use (read-only for a GET)."""
     if "db_session" not in g:
-        read_only = has_request_context() and request.method in READ_ONLY_METHODS
+        read_only = _read_only_request()
         g.db_session = _open(read_only)
         g.db_read_only = read_only
     return g.db_session
+
+
+def read_connection() -> db.Reader:
+    """Return what this request's driver-SQL reads run on: a pooled read-only connection for a GET.
+
+    Where a session is already open (the sign-in check read the caller, a test's
+    transaction, a request that writes), its connection serves instead, so a
+    request never holds two.
+    """
+    if "db_session" in g or _test_connection() is not None or not _read_only_request():
+        return get_session()
+    if "db_read_connection" not in g:
+        g.db_read_connection = current_app.extensions["gridmap.read_engine"].raw_connection()
+    connection: psycopg.Connection = g.db_read_connection.driver_connection
+    return connection
 
 
 def writable_session() -> Session:
@@ -70,6 +97,7 @@ def writable_session() -> Session:
 
 def close_session(exc: BaseException | None = None) -> None:
     """Roll back what the request left uncommitted and release the connection."""
+    _release_read_connection()
     session = g.pop("db_session", None)
     read_only = g.pop("db_read_only", False)
     if session is None:
@@ -80,3 +108,15 @@ def close_session(exc: BaseException | None = None) -> None:
         session.rollback()
     finally:
         session.close()
+
+
+def _release_read_connection() -> None:
+    """Return read_connection()'s connection to the pool, or drop it if the server cut it."""
+    pooled = g.pop("db_read_connection", None)
+    if pooled is None:
+        return
+    # A session would have told the pool of a cut connection itself; here the
+    # pool must hear it, or it would hand the dead connection to the next request.
+    if pooled.driver_connection.broken or pooled.driver_connection.closed:
+        pooled.invalidate()
+    pooled.close()  # autocommit, so no transaction is open: nothing to roll back

@@ -141,6 +141,9 @@ def init_app(app: Flask) -> None:
         refused = _refused_value(exc)
         if refused is not None:
             return refused
+        unavailable = _database_unavailable(exc)
+        if unavailable is not None:
+            return unavailable
         # Unknown failures: log server-side (no request data), answer without a traceback.
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
         reason = "internal error; the operators have been notified"
@@ -172,3 +175,27 @@ def _refused_value(exc: Exception):
     if _wants_page():
         return error_page(400, localize(reason, i18n.current_language()))
     return error_response(400, reason)
+
+
+DATABASE_UNAVAILABLE_REASON = "the database is unavailable at the moment; try again shortly"
+RETRY_AFTER_S = 5
+
+
+def _database_unavailable(exc: Exception):
+    """Answer 503 if the database could not serve the request (a cut connection, a restart, a timeout); else None.
+
+    Nothing of the request was stored (its transaction died with the connection),
+    so trying again is safe. Logged by class and SQLSTATE only.
+    """
+    cause = getattr(exc, "orig", None) or exc
+    if not isinstance(cause, psycopg.OperationalError):
+        return None
+    log.warning("the database could not serve %s %s: %s %s", request.method, request.path,
+                type(cause).__name__, cause.sqlstate or "")
+    if _wants_page():
+        answer = error_page(503, localize(DATABASE_UNAVAILABLE_REASON, i18n.current_language()))
+    else:
+        answer, _ = error_response(503, DATABASE_UNAVAILABLE_REASON)
+        answer.status_code = 503
+    answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return answer

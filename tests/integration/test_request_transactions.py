@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
+import psycopg
 import pytest
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from psycopg.pq import TransactionStatus
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from gridmap import db
 from web import create_app
-from web.database import get_session, writable_session
+from web.database import get_session, read_connection, writable_session
 
 # One statement whose preparation we can look for in pg_prepared_statements.
 PROBE = text("SELECT current_setting('transaction_read_only') AS read_only, "
@@ -39,7 +43,33 @@ def _add_probes(app: Flask) -> Flask:
     def probe_fails():
         get_session().execute(text("SELECT 1 / 0"))  # aborts the transaction
 
+    def probe_driver():
+        reader = read_connection()
+        _, rows = db.driver_rows(reader, "SELECT current_setting('transaction_read_only'), "
+                                         "pg_backend_pid()", {})
+        return jsonify(session=isinstance(reader, Session), opened_session="db_session" in g,
+                       read_only=rows[0][0], pid=rows[0][1],
+                       checked_out=app.extensions["gridmap.read_engine"].pool.checkedout())
+
+    def probe_driver_after_session():
+        get_session().execute(text("SELECT 1"))  # e.g. the sign-in check read the caller
+        reader = read_connection()
+        return jsonify(same=reader is get_session(),
+                       checked_out=app.extensions["gridmap.read_engine"].pool.checkedout())
+
+    def probe_driver_cut():
+        reader = read_connection()
+        _, rows = db.driver_rows(reader, "SELECT pg_backend_pid()", {})
+        with psycopg.connect(app.extensions["gridmap.database_url"], autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (rows[0][0],))
+        db.driver_rows(reader, "SELECT 1", {})  # the server is gone from under it
+        return jsonify(unreachable=True)
+
     app.add_url_rule("/_probe", "probe", probe, methods=["GET", "POST"])
+    app.add_url_rule("/_probe/driver", "probe_driver", probe_driver, methods=["GET", "POST"])
+    app.add_url_rule("/_probe/driver-after-session", "probe_driver_after_session",
+                     probe_driver_after_session)
+    app.add_url_rule("/_probe/driver-cut", "probe_driver_cut", probe_driver_cut)
     app.add_url_rule("/_probe/writable", "probe_writable", probe_writable)
     app.add_url_rule("/_probe/fails", "probe_fails", probe_fails)
     app.add_url_rule("/_probe/write", "probe_write", probe_write)
@@ -52,7 +82,9 @@ def live_app(database_url, demo_accounts):
     url = f"{database_url}?application_name=gridmap_request_tx_test"
     app = _add_probes(create_app({
         "TESTING": True, "DATABASE_URL": url, "WTF_CSRF_ENABLED": False,
-        "LOGIN_EXEMPT_ENDPOINTS": ["probe", "probe_writable", "probe_fails", "probe_write"],
+        "LOGIN_EXEMPT_ENDPOINTS": ["probe", "probe_writable", "probe_fails", "probe_write",
+                                   "probe_driver", "probe_driver_after_session",
+                                   "probe_driver_cut"],
     }))
     app.config["PROPAGATE_EXCEPTIONS"] = False
     yield app
@@ -114,6 +146,61 @@ def test_a_get_whose_query_failed_leaves_a_working_connection(live_app):
     again = client.get("/_probe")
     assert again.status_code == 200
     assert again.get_json()["read_only"] == "on"
+
+
+def test_a_driver_sql_get_reads_on_a_pooled_connection_without_a_session(live_app):
+    client = live_app.test_client()
+    answer = client.get("/_probe/driver").get_json()
+    assert answer["session"] is False and answer["opened_session"] is False
+    assert answer["read_only"] == "on"  # the read-only engine's connection
+    assert answer["checked_out"] == 1
+    # Given back at the end of the request, and reused by the next one.
+    assert live_app.extensions["gridmap.read_engine"].pool.checkedout() == 0
+    assert client.get("/_probe/driver").get_json()["pid"] == answer["pid"]
+
+
+def test_a_request_with_a_session_reads_driver_sql_on_it(live_app):
+    client = live_app.test_client()
+    after_session = client.get("/_probe/driver-after-session").get_json()
+    assert after_session == {"same": True, "checked_out": 1}  # never a second connection
+    written = client.post("/_probe/driver").get_json()  # a request that may write
+    assert written["session"] is True and written["read_only"] == "off"
+
+
+def test_a_read_connection_cut_mid_request_answers_503_and_leaves_the_pool(live_app, caplog):
+    client = live_app.test_client()
+    first = client.get("/_probe/driver").get_json()["pid"]
+    with caplog.at_level(logging.WARNING):
+        cut = client.get("/_probe/driver-cut")
+    # Dropped as dead, not found dead by the pool's reset (which logs a traceback).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert cut.status_code == 503 and cut.headers["Retry-After"] == "5"
+    assert cut.get_json()["reason"] == "the database is unavailable at the moment; try again shortly"
+    assert "terminat" not in cut.get_data(as_text=True)  # no internals to the user
+    # The dead connection was dropped, not handed to the next request.
+    again = client.get("/_probe/driver")
+    assert again.status_code == 200
+    assert again.get_json()["pid"] != first
+    assert live_app.extensions["gridmap.read_engine"].pool.checkedout() == 0
+
+
+def test_the_nearby_answer_on_its_own_connection_matches_the_registry(live_app, engine):
+    from tests.conftest import sign_in_client
+    from video import registry
+
+    client = sign_in_client(live_app, live_app.test_client(), "district-operator")
+    with engine.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM cameras "
+                                     "ORDER BY gb_id LIMIT 1")).one()
+    answer = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=800&limit=15")
+    assert answer.status_code == 200
+    with Session(engine) as session:
+        expected = registry.nearby(session, lon, lat, radius_m=800, limit=15)
+    items = answer.get_json()["items"]
+    assert len(items) >= 1
+    assert [(i["gb_id"], i["distance_m"], i["bearing"]) for i in items] == \
+        [(i["gb_id"], i["distance_m"], i["bearing"]) for i in expected]
+    assert live_app.extensions["gridmap.read_engine"].pool.checkedout() == 0
 
 
 def test_a_get_cannot_write_in_the_test_transaction_either(app, connection):

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from gridmap.errors import InvalidInput
 from video import registry
-from web.database import get_session
+from web.database import get_session, read_connection
 from web.params import bbox_arg, float_arg, int_arg, json_object, uploaded_file
 from web.reasons import localize_rows
 from web.scope import camera_filters, current_prefix
@@ -122,7 +122,7 @@ def nearby():
         400: {description: Bad coordinates, radius or limit}
     """
     items = registry.nearby(
-        get_session(),
+        read_connection(),  # driver SQL only: no ORM session to open (web.database)
         float_arg("lon"),
         float_arg("lat"),
         radius_m=float_arg("radius", 500.0),
