@@ -200,10 +200,8 @@ def _is_public() -> bool:
 
 
 def wants_json() -> bool:
-    """Return whether the caller is an API client rather than a page."""
-    return (request.path.startswith("/api/")
-            or request.accept_mimetypes.best == "application/json"
-            or request.is_json)
+    """Return whether the caller is an API client rather than a page (web.errors.wants_page)."""
+    return not web_errors.wants_page()
 
 
 def _protect_csrf() -> None:

@@ -79,13 +79,17 @@ MESSAGES = {
 i18n.register(MESSAGES)
 
 
-def _wants_page() -> bool:
+def wants_page() -> bool:
     """Return whether a browser navigated here (it asks for HTML first), not an API client.
 
     Images, scripts and fetch() calls accept */* and get JSON, as API clients do.
+    The one rule for every answer that could be either: error pages, sign-in
+    redirects, the sign-in and sign-out answers.
     """
     if request.path.startswith(("/api/", "/open311/")) or request.is_json:
         return False
+    if not request.accept_mimetypes.provided:
+        return True  # no Accept at all: a page path answers as a page
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
@@ -111,7 +115,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if _wants_page():
+        if wants_page():
             if exc.code is None or exc.code < 400:
                 return exc
             answer = error_page(exc.code)
@@ -135,7 +139,7 @@ def init_app(app: Flask) -> None:
         if status is not None:
             details = getattr(exc, "details", {}) or {}
             reason = getattr(exc, "reason", None) or str(exc)
-            if _wants_page():
+            if wants_page():
                 return error_page(status, localize(reason, i18n.current_language()))
             return error_response(status, reason, **details)
         refused = _refused_value(exc)
@@ -147,7 +151,7 @@ def init_app(app: Flask) -> None:
         # Unknown failures: log server-side (no request data), answer without a traceback.
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
         reason = "internal error; the operators have been notified"
-        return error_page(500) if _wants_page() else error_response(500, reason)
+        return error_page(500) if wants_page() else error_response(500, reason)
 
 
 # SQLSTATEs of values the database cannot take: text for a number, out of range,
@@ -172,7 +176,7 @@ def _refused_value(exc: Exception):
     log.warning("the database refused a value on %s %s: %s %s", request.method, request.path,
                 type(cause).__name__, cause.sqlstate or "")
     reason = NUL_REASON if nul else "a value in the request is malformed or out of range"
-    if _wants_page():
+    if wants_page():
         return error_page(400, localize(reason, i18n.current_language()))
     return error_response(400, reason)
 
@@ -192,7 +196,7 @@ def _database_unavailable(exc: Exception):
         return None
     log.warning("the database could not serve %s %s: %s %s", request.method, request.path,
                 type(cause).__name__, cause.sqlstate or "")
-    if _wants_page():
+    if wants_page():
         answer = error_page(503, localize(DATABASE_UNAVAILABLE_REASON, i18n.current_language()))
     else:
         answer, _ = error_response(503, DATABASE_UNAVAILABLE_REASON)

@@ -62,6 +62,24 @@ def test_anonymous_pages_redirect_to_the_sign_in_page(anon_client, path):
         resp.headers["Location"].startswith("/login?next=" + path)
 
 
+@pytest.mark.parametrize(("accept", "status"), [
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", 302),  # a navigation
+    ("*/*", 401),  # fetch(), an image, curl
+    ("application/json", 401),
+])
+def test_a_signed_out_page_request_is_sent_to_sign_in_only_when_a_browser_navigates(
+        anon_client, accept, status):
+    # The same rule as the error pages (web.errors.wants_page): a script or an
+    # image gets a 401 it can act on, not the sign-in page's HTML.
+    resp = anon_client.get("/wall", headers={"Accept": accept})
+    assert resp.status_code == status
+    if status == 401:
+        assert resp.get_json()["reason"] == "sign in first"
+    missing = anon_client.get("/no-such-page", headers={"Accept": accept})
+    assert missing.status_code == 404
+    assert missing.mimetype == ("text/html" if status == 302 else "application/json")
+
+
 @pytest.mark.parametrize(
     "path",
     ["/login", "/logout", "/static/js/gridmap.js", "/vendor/npm/leaflet/dist/leaflet.js",
