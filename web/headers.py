@@ -19,11 +19,16 @@ from flask import Flask, Response, g, has_request_context
 # Scripts: files from this server, and the inline scripts this server wrote into
 # the page (folium's map script, the page's config), which carry the answer's
 # nonce. An injected <script>, inline handler or javascript: link does not run.
-# Styles stay inline-capable: Leaflet positions everything with style attributes.
+# Styles: style attributes stay allowed (Leaflet positions everything with them),
+# but a <style> element must come from this server's page (the answer's nonce):
+# an injected one could read the page's text and tokens by attribute selectors.
+# style-src is the fallback of browsers older than the -elem/-attr directives.
 _POLICY = {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
     "style-src": ["'self'", "'unsafe-inline'"],
+    "style-src-elem": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
     "img-src": ["'self'", "data:", "blob:"],
     "font-src": ["'self'", "data:"],
     "connect-src": ["'self'"],
@@ -73,6 +78,7 @@ def content_security_policy(tile_urls: Iterable[str | None] = (),
     policy = {name: list(sources) for name, sources in _POLICY.items()}
     if nonce:
         policy["script-src"].append(f"'nonce-{nonce}'")
+        policy["style-src-elem"].append(f"'nonce-{nonce}'")
     for url in tile_urls:
         source = source_of(url)
         if source and source not in policy["img-src"]:
@@ -94,13 +100,16 @@ def csp_nonce() -> str:
 
 
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc\s*=)(?=[\s>])")
+_INLINE_STYLE = re.compile(r"<style(?=[\s>])")
 
 
 def with_nonce(html: str) -> str:
-    """Return ``html`` with this answer's nonce on every inline ``<script>`` (folium's pages)."""
+    """Return ``html`` with this answer's nonce on every inline ``<script>`` and ``<style>`` (folium's pages)."""
     if not has_request_context():
         return html
-    return _INLINE_SCRIPT.sub(f'<script nonce="{csp_nonce()}"', html)
+    nonce = csp_nonce()
+    html = _INLINE_SCRIPT.sub(f'<script nonce="{nonce}"', html)
+    return _INLINE_STYLE.sub(f'<style nonce="{nonce}"', html)
 
 
 def init_app(app: Flask) -> None:

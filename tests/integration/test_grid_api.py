@@ -155,6 +155,20 @@ def test_only_the_pages_own_inline_scripts_may_run(client, path):
     assert nonce not in again  # a new nonce for every answer
 
 
+@pytest.mark.parametrize("path", ["/", "/wall", "/crowd", "/patrol", "/matters"])
+def test_only_the_pages_own_style_elements_apply(client, path):
+    resp = client.get(path)
+    policy = dict(part.split(" ", 1) for part in resp.headers["Content-Security-Policy"].split("; "))
+    assert policy["style-src-attr"] == "'unsafe-inline'"  # Leaflet's positioning
+    html = resp.get_data(as_text=True)
+    styles = re.findall(r"<style[^>]*>", html)
+    if not styles:  # a page of files only: no inline style element may apply
+        assert policy["style-src-elem"] == "'self'"
+        return
+    nonce = re.fullmatch(r"'self' 'nonce-([\w-]+)'", policy["style-src-elem"]).group(1)
+    assert all(f'nonce="{nonce}"' in tag for tag in styles), styles
+
+
 def test_json_answers_allow_no_inline_script(client):
     policy = client.get("/api/cameras?limit=1").headers["Content-Security-Policy"]
     assert "script-src 'self';" in policy and "nonce" not in policy
