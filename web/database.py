@@ -12,8 +12,8 @@ refresh) asks for ``writable_session()`` explicitly.
 A GET whose reads are all driver SQL (``db.driver_rows``: the patrol leads'
 nearby search) can skip the ORM session altogether: ``read_connection()`` checks
 out a pooled connection of the read-only engine and nothing more. Opening and
-closing a session costs a request 0.2–0.3 ms, as much as that query's own cost
-in the tight loop of scripts/bench/bench_cameras.py.
+closing a session cost a request 0.2–0.3 ms, half that query's own cost in the
+tight loop of scripts/bench/bench_cameras.py.
 """
 
 from __future__ import annotations
@@ -96,8 +96,14 @@ def writable_session() -> Session:
 
 
 def close_session(exc: BaseException | None = None) -> None:
-    """Roll back what the request left uncommitted and release the connection."""
-    _release_read_connection()
+    """Roll back what the request left uncommitted and release the connections."""
+    try:
+        _release_read_connection()
+    finally:
+        _close_request_session()
+
+
+def _close_request_session() -> None:
     session = g.pop("db_session", None)
     read_only = g.pop("db_read_only", False)
     if session is None:
@@ -115,8 +121,9 @@ def _release_read_connection() -> None:
     pooled = g.pop("db_read_connection", None)
     if pooled is None:
         return
-    # A session would have told the pool of a cut connection itself; here the
-    # pool must hear it, or it would hand the dead connection to the next request.
+    # A session would have told the pool of a cut connection itself; told nothing,
+    # the pool finds it dead only when resetting it, and logs that as an error
+    # with a traceback.
     if pooled.driver_connection.broken or pooled.driver_connection.closed:
         pooled.invalidate()
     pooled.close()  # autocommit, so no transaction is open: nothing to roll back

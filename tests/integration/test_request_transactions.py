@@ -171,7 +171,7 @@ def test_a_read_connection_cut_mid_request_answers_503_and_leaves_the_pool(live_
     client = live_app.test_client()
     first = client.get("/_probe/driver").get_json()["pid"]
     with caplog.at_level(logging.WARNING):
-        cut = client.get("/_probe/driver-cut")
+        cut = client.get("/_probe/driver-cut", headers={"Accept": "application/json"})
     # Dropped as dead, not found dead by the pool's reset (which logs a traceback).
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert cut.status_code == 503 and cut.headers["Retry-After"] == "5"
