@@ -684,13 +684,12 @@ def load_session_actor(session: Session, cookie_id: str, *,
         return None
     if row["is_demo"] and not demo_allowed:
         return None
-    actor = Actor(
+    return Actor(
         user_id=row["id"], username=row["username"], role=row["role"],
         unit_id=row["unit_id"], unit_name=row["unit_name"], unit_kind=row["kind"],
         tier=row["tier"], unit_code=row["code"], department=row["department"],
         has_dispatched=bool(row["has_dispatched"]),
     )
-    return actor
 
 
 class ActorCache:

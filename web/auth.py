@@ -199,11 +199,6 @@ def _is_public() -> bool:
     return endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS
 
 
-def wants_json() -> bool:
-    """Return whether the caller is an API client rather than a page (web.errors.wants_page)."""
-    return not web_errors.wants_page()
-
-
 def _protect_csrf() -> None:
     if request.method in SAFE_METHODS or not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
@@ -282,7 +277,7 @@ def _guard() -> Response | None:
     if _token_authenticated():
         return None
     if not current_user.is_authenticated:
-        if wants_json():
+        if not web_errors.wants_page():
             raise Unauthorized("sign in first")
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     actor = replace(current_user.actor, ip=client_ip(),

@@ -18,7 +18,6 @@ tight loop of scripts/bench/bench_cameras.py.
 
 from __future__ import annotations
 
-import psycopg
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -80,8 +79,7 @@ def read_connection() -> db.Reader:
         return get_session()
     if "db_read_connection" not in g:
         g.db_read_connection = current_app.extensions["gridmap.read_engine"].raw_connection()
-    connection: psycopg.Connection = g.db_read_connection.driver_connection
-    return connection
+    return g.db_read_connection.driver_connection
 
 
 def writable_session() -> Session:

@@ -110,6 +110,15 @@ def error_page(status: int, detail: str | None = None) -> Response:
     return Response(html, status, mimetype="text/html")
 
 
+def reason_answer(status: int, reason: str, **details) -> Response:
+    """Return a domain reason as an error page for a browser, or as the JSON error body."""
+    if wants_page():
+        return error_page(status, localize(reason, i18n.current_language()))
+    answer, _ = error_response(status, reason, **details)
+    answer.status_code = status
+    return answer
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers: JSON for API clients, a page for browsers."""
 
@@ -138,10 +147,7 @@ def init_app(app: Flask) -> None:
         status = status_for(exc)
         if status is not None:
             details = getattr(exc, "details", {}) or {}
-            reason = getattr(exc, "reason", None) or str(exc)
-            if wants_page():
-                return error_page(status, localize(reason, i18n.current_language()))
-            return error_response(status, reason, **details)
+            return reason_answer(status, getattr(exc, "reason", None) or str(exc), **details)
         refused = _refused_value(exc)
         if refused is not None:
             return refused
@@ -175,10 +181,8 @@ def _refused_value(exc: Exception):
         return None
     log.warning("the database refused a value on %s %s: %s %s", request.method, request.path,
                 type(cause).__name__, cause.sqlstate or "")
-    reason = NUL_REASON if nul else "a value in the request is malformed or out of range"
-    if wants_page():
-        return error_page(400, localize(reason, i18n.current_language()))
-    return error_response(400, reason)
+    return reason_answer(400, NUL_REASON if nul else
+                         "a value in the request is malformed or out of range")
 
 
 DATABASE_UNAVAILABLE_REASON = "the database is unavailable at the moment; try again shortly"
@@ -196,10 +200,6 @@ def _database_unavailable(exc: Exception):
         return None
     log.warning("the database could not serve %s %s: %s %s", request.method, request.path,
                 type(cause).__name__, cause.sqlstate or "")
-    if wants_page():
-        answer = error_page(503, localize(DATABASE_UNAVAILABLE_REASON, i18n.current_language()))
-    else:
-        answer, _ = error_response(503, DATABASE_UNAVAILABLE_REASON)
-        answer.status_code = 503
+    answer = reason_answer(503, DATABASE_UNAVAILABLE_REASON)
     answer.headers["Retry-After"] = str(RETRY_AFTER_S)
     return answer

@@ -31,10 +31,9 @@ from web.auth import (
     current_actor,
     demo_mode,
     lockout_settings,
-    wants_json,
 )
 from web.database import get_session
-from web.errors import error_response
+from web.errors import error_response, wants_page
 
 bp = Blueprint("auth", __name__)
 # The sign-out page lists this many of the account's newest sign-ins.
@@ -92,7 +91,7 @@ def _login_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
 
 
 def _fail(kind: str, status: int, reason: str, headers: dict[str, str] | None = None) -> Any:
-    if wants_json():
+    if not wants_page():
         resp, _ = error_response(status, reason, message=i18n.translate(kind))
         resp.status_code = status
     else:
@@ -149,7 +148,7 @@ def login():
     session.permanent = True
     g.actor = actor
     audit("auth.sign_in", status=200)
-    if wants_json():
+    if not wants_page():
         return jsonify({"user": accounts.user_summary(db, user), "csrf_token": generate_csrf()})
     return redirect(_safe_next(request.values.get("next")))
 
@@ -186,7 +185,7 @@ def logout():
         db.commit()
     logout_user()
     session.clear()
-    if wants_json():
+    if not wants_page():
         return jsonify({"signed_out": True})
     return redirect(url_for("auth.login"))
 
