@@ -1286,7 +1286,7 @@ CAMERAS_SQL = """
 SELECT c.id, c.gb_id, c.name, c.status, c.source, c.department, c.grid_code, c.heading, c.fov,
        round(ST_X(c.geom)::numeric, 6)::float AS lon, round(ST_Y(c.geom)::numeric, 6)::float AS lat,
        round(ST_Distance(c.geom::geography, p.pt::geography)::numeric, 1)::float AS distance_m,
-       c.last_sample_at
+       c.last_sample_at, c.snapshot_at
 FROM cameras c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p
 WHERE c.view_sector && p.pt AND ST_Intersects(c.view_sector, p.pt)
   AND ST_DWithin(c.geom::geography, p.pt::geography, :radius) {where}

@@ -21,7 +21,7 @@ def camera_health(session: Session, gb_id: str, prefix: str = "", history: int =
     visible, params = scope_for_prefix(prefix).sql()
     cam = session.execute(
         text(
-            "SELECT c.id, c.status, c.status_since, c.last_sample_at, c.next_due_at "
+            "SELECT c.id, c.status, c.status_since, c.last_sample_at, c.snapshot_at, c.next_due_at "
             f"FROM cameras c WHERE c.gb_id = :g {visible}"
         ),
         {**params, "g": gb_id},
@@ -48,6 +48,7 @@ def camera_health(session: Session, gb_id: str, prefix: str = "", history: int =
         "status": cam["status"],
         "status_since": cam["status_since"],
         "last_sample_at": cam["last_sample_at"],
+        "snapshot_at": cam["snapshot_at"],
         "next_due_at": cam["next_due_at"],
         "history": [dict(r) for r in changes],
         "samples": [dict(r) for r in recent],

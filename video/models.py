@@ -81,6 +81,8 @@ class Camera(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fail_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_sample_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the latest stored picture was taken: a failed sample leaves it as it was.
+    snapshot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_signature: Mapped[bytes | None] = mapped_column(LargeBinary)
     status_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Kept by the camera_credentials_flag trigger (0010): whether credentials are

@@ -577,7 +577,7 @@ PUBLIC_COLUMNS = """
   c.gb_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.heading, c.fov, c.range_m,
   c.source, c.department, c.status, c.tags, c.grid_code,
   left(c.grid_code, 12) AS community_code, left(c.grid_code, 9) AS town_code,
-  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at, c.has_credentials"""
+  c.main_url, c.sub_url, c.snapshot_url, c.last_sample_at, c.snapshot_at, c.has_credentials"""
 
 
 def _public(row: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -698,15 +698,16 @@ _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
 # this order, less the two Python adds, with the KNN's sphere distance last.
 NEARBY_KEYS = ("bearing", "community_code", "department", "distance_m", "fov", "gb_id",
                "grid_code", "has_credentials", "heading", "last_sample_at", "lat", "lon",
-               "main_url", "name", "range_m", "sees_point", "snapshot_url", "source",
-               "status", "sub_url", "tags", "town_code")
+               "main_url", "name", "range_m", "sees_point", "snapshot_at", "snapshot_url",
+               "source", "status", "sub_url", "tags", "town_code")
 _NEARBY_COLUMNS = f"""
   left(c.grid_code, 12) AS community_code, c.department, c.fov, c.gb_id, c.grid_code,
   c.has_credentials, c.heading, c.last_sample_at, ST_Y(c.geom) AS lat, ST_X(c.geom) AS lon,
   c.main_url, c.name, c.range_m,
   (c.heading IS NOT NULL AND c.fov IS NOT NULL
    AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
-  c.snapshot_url, c.source, c.status, c.sub_url, c.tags, left(c.grid_code, 9) AS town_code,
+  c.snapshot_at, c.snapshot_url, c.source, c.status, c.sub_url, c.tags,
+  left(c.grid_code, 9) AS town_code,
   {_SPHERE_M} AS sphere_m"""
 # The query's columns, by name (tests hold the query to them), and the positions
 # the ranking reads.

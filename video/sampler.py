@@ -178,6 +178,8 @@ UPDATE cameras SET
   status_since = CASE WHEN status <> CAST(:health AS varchar) THEN CAST(:at AS timestamptz)
                       ELSE COALESCE(status_since, CAST(:at AS timestamptz)) END,
   last_sample_at = CAST(:at AS timestamptz),
+  snapshot_at = CASE WHEN CAST(:picture AS boolean) THEN CAST(:at AS timestamptz)
+                     ELSE snapshot_at END,
   last_signature = COALESCE(CAST(:signature AS bytea), last_signature),
   fail_count = :fail_count,
   next_due_at = CAST(:at AS timestamptz) + make_interval(secs => :delay),
@@ -197,6 +199,7 @@ def record(
         "id": claimed.id, "health": result.health.value,
         "at": _ts(result.sampled_at or at),
         "signature": result.signature, "delay": delay_s,
+        "picture": bool(result.jpeg),  # store_snapshot wrote it before this record
         "fail_count": claimed.fail_count + 1 if result.health.value in FAILING else 0,
         "owner": sampler if require_lease else None,
     }

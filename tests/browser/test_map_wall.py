@@ -39,7 +39,7 @@ def isolated_camera(engine, with_sector: bool | None = None) -> dict:
                 text(
                     f"""
                 SELECT c.gb_id, c.name, c.source, c.department, c.status, c.status_since,
-                       c.last_sample_at,
+                       c.snapshot_at,
                        ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.grid_code
                 FROM cameras c
                 WHERE NOT EXISTS (SELECT 1 FROM cameras o WHERE o.id <> c.id
@@ -303,9 +303,9 @@ def test_clicking_a_camera_shows_its_snapshot_source_and_owner(page, live_server
         snapshot_file(cam["gb_id"]),
         committed(
             engine,
-            "UPDATE cameras SET last_sample_at = now() WHERE gb_id = :g",
-            "UPDATE cameras SET last_sample_at = :old WHERE gb_id = :g",
-            {"g": cam["gb_id"], "old": cam["last_sample_at"]},
+            "UPDATE cameras SET snapshot_at = now() WHERE gb_id = :g",
+            "UPDATE cameras SET snapshot_at = :old WHERE gb_id = :g",
+            {"g": cam["gb_id"], "old": cam["snapshot_at"]},
         ),
     ):
         open_wall(page, live_server)

@@ -345,20 +345,20 @@ def seen_camera(engine, snapshot_file):
     """A camera of the town whose view covers a spot, with a sampled snapshot (restored after)."""
     with engine.connect() as conn:
         cam = conn.execute(text(
-            "SELECT gb_id, name, last_sample_at, ST_X(ST_PointOnSurface(view_sector)) AS lon, "
+            "SELECT gb_id, name, snapshot_at, ST_X(ST_PointOnSurface(view_sector)) AS lon, "
             "ST_Y(ST_PointOnSurface(view_sector)) AS lat FROM cameras "
             "WHERE grid_code LIKE :t AND view_sector IS NOT NULL "
             "ORDER BY gb_id LIMIT 1"), {"t": TOWN + "%"}).mappings().one()
     with snapshot_file(cam["gb_id"], channel=0):
         with engine.begin() as conn:
-            conn.execute(text("UPDATE cameras SET last_sample_at = now() WHERE gb_id = :g"),
+            conn.execute(text("UPDATE cameras SET snapshot_at = now() WHERE gb_id = :g"),
                          {"g": cam["gb_id"]})
         try:
             yield dict(cam)
         finally:
             with engine.begin() as conn:
-                conn.execute(text("UPDATE cameras SET last_sample_at = :t WHERE gb_id = :g"),
-                             {"g": cam["gb_id"], "t": cam["last_sample_at"]})
+                conn.execute(text("UPDATE cameras SET snapshot_at = :t WHERE gb_id = :g"),
+                             {"g": cam["gb_id"], "t": cam["snapshot_at"]})
 
 
 def test_cameras_snapshot_evidence_and_video_dispatch(page, live_server, engine, filed,

@@ -82,15 +82,24 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
             text("SELECT gb_id, ST_X(geom), ST_Y(geom) FROM cameras WHERE source = 'water' "
                  "ORDER BY gb_id LIMIT 1")
         ).one()
-    # Give the camera a snapshot, as the sampler would.
+        # A neighbour the sampler tried but never got a picture from.
+        tried = conn.execute(text(
+            "SELECT gb_id FROM cameras WHERE gb_id <> :g ORDER BY geom::geography <-> "
+            "ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography LIMIT 1"),
+            {"g": gb_id, "x": lon, "y": lat}).scalar_one()
+    # Give the camera a snapshot, as the sampler would: three days ago, before it
+    # went offline. The sampler has tried it since (last_sample_at), in vain.
     latest, thumb = snapshot_paths(SamplerConfig().snapshots(), gb_id)
     latest.parent.mkdir(parents=True, exist_ok=True)
     frame = np.full((180, 320, 3), (40, 160, 40), np.uint8)
     latest.write_bytes(cv2.imencode(".jpg", frame)[1].tobytes())
     thumb.write_bytes(cv2.imencode(".jpg", frame[::2, ::2])[1].tobytes())
     with engine.begin() as conn:
+        taken = conn.execute(text(
+            "UPDATE cameras SET last_sample_at = now(), snapshot_at = now() - interval '3 days' "
+            "WHERE gb_id = :g RETURNING snapshot_at"), {"g": gb_id}).scalar_one()
         conn.execute(text("UPDATE cameras SET last_sample_at = now() WHERE gb_id = :g"),
-                     {"g": gb_id})
+                     {"g": tried})
     try:
         phone.evaluate("([lat, lon]) => gridmapPatrol.search(lat, lon)", [lat, lon])
         phone.wait_for_function(
@@ -98,6 +107,10 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
         )
         item = phone.locator(f"button.patrol-item[data-gb-id='{gb_id}']")
         assert "0 m" in item.inner_text()  # the camera stands where we searched
+        # Only a camera with a stored picture is asked for a thumbnail.
+        assert item.locator("img.patrol-thumb").get_attribute("src")
+        assert phone.locator(f"button.patrol-item[data-gb-id='{tried}'] img.patrol-thumb"
+                             ).get_attribute("src") is None
         item.click()
         viewer = phone.locator("#patrol-viewer")
         viewer.wait_for(state="visible")
@@ -105,7 +118,13 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
         img.wait_for()
         phone.wait_for_function("() => document.querySelector('img.patrol-snapshot').naturalWidth > 0")
         assert "水利" in viewer.inner_text()
-        assert "截图时间" in viewer.locator(".patrol-taken").inner_text()  # how fresh it is
+        # How fresh it is: when the picture was taken (with its day, as it is not
+        # today's), not when the sampler last tried the camera.
+        taken_label = viewer.locator(".patrol-taken").inner_text()
+        day = phone.evaluate(
+            "iso => new Date(iso).toLocaleString('zh-CN', {month: '2-digit', day: '2-digit'})",
+            taken.isoformat())
+        assert "截图时间" in taken_label and day in taken_label, (taken_label, day)
         # One-handed: both actions inside the screen, in its lowest fifth.
         for action in (viewer.locator("a.patrol-live"), viewer.locator("button.patrol-back")):
             box = action.bounding_box()
@@ -117,8 +136,8 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
         assert item.is_visible()
     finally:
         with engine.begin() as conn:
-            conn.execute(text("UPDATE cameras SET last_sample_at = NULL WHERE gb_id = :g"),
-                         {"g": gb_id})
+            conn.execute(text("UPDATE cameras SET last_sample_at = NULL, snapshot_at = NULL "
+                              "WHERE gb_id IN (:g, :t)"), {"g": gb_id, "t": tried})
         latest.unlink(missing_ok=True)
         thumb.unlink(missing_ok=True)
     assert phone.watch.remote_requests() == []

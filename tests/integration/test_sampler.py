@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from video import registry
 from video.probe import ErrorClass, Health, ProbeResult
 from video.sampler import (
     Sampler,
@@ -102,6 +104,29 @@ def test_record_schedules_next_sample_and_history(session):
     assert changes == ["online"]
     # Not due any more: a second claim in the same interval finds nothing.
     assert claim(session, "other", 10, 60) == []
+
+
+def test_a_failed_sample_keeps_the_time_of_the_last_picture(session):
+    """snapshot_at says when the stored picture was taken; last_sample_at, the last attempt."""
+    [cam_id] = make_due(session, 1)
+    [claimed] = claim(session, "me", 1, 60)
+    taken = time.time() - 600
+    good = replace(fake_result(Health.ONLINE), sampled_at=taken, jpeg=b"\xff\xd8 picture")
+    assert record(session, claimed, good, sampler="me", delay_s=1)
+    session.execute(text("UPDATE cameras SET next_due_at = now() - interval '1 s' WHERE id = :id"),
+                    {"id": cam_id})
+    [claimed] = claim(session, "me", 1, 60)
+    assert record(session, claimed, fake_result(Health.OFFLINE, ErrorClass.REFUSED),
+                  sampler="me", delay_s=1)
+    gb_id, lon, lat, last, picture = session.execute(text(
+        "SELECT gb_id, ST_X(geom), ST_Y(geom), last_sample_at, snapshot_at FROM cameras "
+        "WHERE id = :id"), {"id": cam_id}).one()
+    assert abs(picture.timestamp() - taken) < 0.001
+    assert last.timestamp() > taken + 500  # the failed attempt, ten minutes later
+    # The camera's answers carry both.
+    assert registry.get(session, gb_id)["snapshot_at"] == picture
+    [near] = [c for c in registry.nearby(session, lon, lat, radius_m=50) if c["gb_id"] == gb_id]
+    assert (near["snapshot_at"], near["last_sample_at"]) == (picture, last)
 
 
 def test_lost_lease_stores_nothing(session):

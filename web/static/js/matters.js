@@ -861,8 +861,8 @@
   function cameraItem(cam) {
     var li = el("li", { class: "mt-cam", "data-gb": text(cam.gb_id) });
     var snap;
-    if (cam.last_sample_at) {
-      // Only a sampled camera has a snapshot: asking for the others would just 404.
+    if (cam.snapshot_at) {
+      // Only a camera with a stored picture has a snapshot: asking the others would just 404.
       snap = el("img", { class: "mt-cam-snap", alt: text(cam.name), loading: "lazy",
                          src: cam.snapshot_url || "/api/cameras/" + encodeURIComponent(cam.gb_id) + "/snapshot.jpg" });
       snap.addEventListener("error", function () { snap.replaceWith(el("div", { class: "mt-cam-nosnap", text: t("no_snapshot") })); });
@@ -874,7 +874,7 @@
                 cam.source ? t("src_" + cam.source) : "", cam.sees_point || cam.sees ? t("sees_here") : ""].filter(Boolean).join(" · ");
     var attach = el("button", { type: "button", class: "mt-btn mt-btn-quiet mt-attach-snap", text: t("mt_attach_snapshot") });
     attach.addEventListener("click", function () { attachSnapshot(cam, attach); });
-    if (!cam.last_sample_at) { attach.disabled = true; }  // nothing sampled to attach
+    if (!cam.snapshot_at) { attach.disabled = true; }  // no picture to attach
     li.appendChild(snap);
     li.appendChild(el("div", { class: "mt-cam-text" }, [
       el("div", { class: "mt-cam-name" }, [dot, el("span", { text: cam.name })]),
@@ -894,7 +894,7 @@
       return loadDetail();
     }).catch(function (err) {
       message($("mt-msg"), tf("mt_failed", { r: err.message }), "error");
-    }).then(function () { button.disabled = !cam.last_sample_at; });
+    }).then(function () { button.disabled = !cam.snapshot_at; });
   }
 
   function loadCameras() {

@@ -17,7 +17,7 @@
     var body = document.getElementById("patrol-viewer-body");
     body.textContent = "";
     var img = el("div", { class: "patrol-nosnap", text: t("no_snapshot") });
-    if (item.last_sample_at) {
+    if (item.snapshot_at) {
       img = el("img", { class: "patrol-snapshot", alt: item.name });
       img.addEventListener("error", function () { img.replaceWith(el("div", { class: "patrol-nosnap", text: t("no_snapshot") })); });
       img.src = "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg";
@@ -26,10 +26,12 @@
     body.appendChild(img);
     body.appendChild(el("p", { class: "patrol-meta", text: item.gb_id + " · " + t("src_" + item.source) + " · " + t("st_" + item.status) }));
     body.appendChild(el("p", { class: "patrol-meta", text: distance(item.distance_m) + " · " + compass(item.bearing) + " " + Math.round(item.bearing) + "°" }));
-    if (item.last_sample_at) {
-      // How fresh the picture is matters more at an incident than what it shows.
+    if (item.snapshot_at) {
+      // How fresh the picture is matters more at an incident than what it shows:
+      // the time it was taken, not of the last attempt (an offline camera keeps its
+      // last picture).
       body.appendChild(el("p", { class: "patrol-meta patrol-taken",
-                                 text: t("snapshot_at").replace("{time}", when(item.last_sample_at)) }));
+                                 text: t("snapshot_at").replace("{time}", when(item.snapshot_at)) }));
     }
     // The actions sit at the bottom of the screen, under the thumb.
     var back = el("button", { type: "button", class: "patrol-btn patrol-btn-secondary patrol-back", text: t("back_to_list") });
@@ -59,7 +61,7 @@
     items.forEach(function (item) {
       // Ask for a thumbnail only when the sampler has stored one.
       var thumb = el("img", { class: "patrol-thumb", alt: "" });
-      if (item.last_sample_at) {
+      if (item.snapshot_at) {
         thumb.addEventListener("error", function () { thumb.classList.add("patrol-thumb-missing"); thumb.removeAttribute("src"); });
         thumb.src = "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg?thumb=1";
       }

@@ -1398,8 +1398,8 @@
     var box = el("div", { class: "wall-snapshot" });
     var caption = el("div", { class: "wall-snapshot-age" });
     var sec = section(t("wall_snapshot"), [box, caption], "wall-section-snapshot");
-    // Without a sample there is no snapshot: don't ask (and don't log a 404).
-    if (health && !health.last_sample_at) {
+    // Without a stored picture there is no snapshot: don't ask (and don't log a 404).
+    if (health && !health.snapshot_at) {
       box.appendChild(el("div", { class: "wall-nosnap", text: t("no_snapshot") }));
       return sec;
     }
