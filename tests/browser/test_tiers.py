@@ -171,6 +171,15 @@ def test_video_wall_layouts_tours_and_findings(signed_in_page, live_server, engi
     page = signed_in_page("gulou-patrol")
     page.watch.expect_errors = True
     try:
+        page.goto(live_server + "/videowall")
+        page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
+        # No tour yet: the list says so and there is nothing to start; saving an
+        # empty wall says what to do first.
+        page.wait_for_function("() => document.querySelector('#vw-tours').disabled")
+        assert page.locator("#vw-tours option").inner_text() == "暂无巡查线路"
+        assert page.locator("#vw-tour-start").is_disabled()
+        page.locator("#vw-tour-save").click()
+        assert "请先把摄像头上墙" in page.locator("#vw-notice").inner_text()
         page.goto(live_server + f"/videowall?layout=4&cameras={','.join(cams[:4])}")
         page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
         assert page.locator(".vw-tile[data-gb-id]").count() == 4
@@ -188,7 +197,9 @@ def test_video_wall_layouts_tours_and_findings(signed_in_page, live_server, engi
         assert status == 201
         page.reload()
         page.wait_for_function("() => document.documentElement.dataset.videowall === 'ready'")
-        page.wait_for_function("() => document.querySelectorAll('#vw-tours option').length === 1")
+        page.wait_for_function("() => document.querySelectorAll('#vw-tours option').length === 1"
+                               " && !document.querySelector('#vw-tours').disabled")
+        assert page.locator("#vw-tours option").inner_text() == "浏览器巡查 (8)"
         page.locator("#vw-tour-start").click()
         page.wait_for_function("() => (document.documentElement.dataset.tour || '').endsWith(':0')")
         first = page.locator(".vw-tile[data-gb-id]").evaluate_all(

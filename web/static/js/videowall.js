@@ -267,9 +267,14 @@
     api("GET", "/api/patrol/tours").then(function (res) {
       if (!res.ok) { return; }
       select.textContent = "";
-      res.data.items.forEach(function (tour) {
+      var tours = res.data.items;
+      tours.forEach(function (tour) {
         select.appendChild(el("option", { value: String(tour.id), text: tour.name + " (" + tour.cameras + ")" }));
       });
+      // No tour yet: say so, rather than an empty list and a button that does nothing.
+      if (!tours.length) { select.appendChild(el("option", { value: "", text: t("vw_no_tours") })); }
+      select.disabled = !tours.length;
+      if (!S.tourTimer) { $("vw-tour-start").disabled = !tours.length; }
       if (selectId) { select.value = String(selectId); }
     });
   }
@@ -305,11 +310,12 @@
       S.tourTimer = setInterval(function () { S.page = (S.page + 1) % pages; render(); status(); },
                                 tour.dwell_s * 1000);
       $("vw-tour-start").textContent = t("vw_stop_tour");
+      $("vw-tour-start").disabled = false;
     });
   }
 
   function saveTour() {
-    if (!S.cameras.length) { return; }
+    if (!S.cameras.length) { notice(t("vw_tour_needs_cameras")); return; }
     var name = window.prompt(t("vw_tour_name"));
     if (!name) { return; }
     api("POST", "/api/patrol/tours", { name: name, gb_ids: S.cameras, dwell_s: 20, layout: S.layout }).then(function (res) {
