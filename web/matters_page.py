@@ -66,6 +66,8 @@ i18n.register({
     "mt_routine": {"zh": "一般", "en": "Routine"},
     "mt_overdue": {"zh": "超期", "en": "Overdue"},
     "mt_due_soon": {"zh": "即将到期", "en": "Due soon"},
+    "mt_legend": {"zh": "图例", "en": "Legend"},
+    "mt_legend_urgent": {"zh": "大圆点：紧急", "en": "Large dot: urgent"},
     "mt_escalated": {"zh": "已提级", "en": "Escalated"},
     "mt_redo": {"zh": "返工 {n} 次", "en": "Redone {n}×"},
     # sources

@@ -110,6 +110,20 @@ def test_workbench_is_offline_and_files_a_matter_through_the_form(page, live_ser
     # The open matters layer and the list come from the JSON API.
     assert int(page.evaluate("document.documentElement.dataset.mtLayer")) >= 1
     assert page.evaluate("id => !!gridmapMatters.state.byId[id]", earlier["id"])
+    # The legend explains the dots: the two flags, then the open states (closed
+    # matters are not drawn), in the colours the layer draws with.
+    legend = page.locator("#mt-legend")
+    assert legend.get_attribute("open") is not None  # unfolded on a desk screen
+    labels = legend.locator(".mt-legend-row").all_inner_texts()
+    assert labels[:2] == ["超期", "即将到期"] and "待受理" in labels and "已结案" not in labels
+    swatches = legend.locator(".mt-legend-dot").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).backgroundColor)")
+    drawn = page.evaluate(
+        "id => { const probe = document.createElement('span');"
+        " probe.style.background = gridmapMatters.state.byId[id].options.fillColor;"
+        " document.body.appendChild(probe); const c = getComputedStyle(probe).backgroundColor;"
+        " probe.remove(); return c; }", earlier["id"])
+    assert drawn in swatches
     page.fill("#mt-f-q", "bt-matters")
     item = page.locator(f"#mt-list li[data-id='{earlier['id']}']")
     item.wait_for()
@@ -336,6 +350,7 @@ def test_english_switch(signed_in_page, live_server, categories):
     open_page(page, live_server + "/matters?lang=en")
     assert page.inner_text("#mt-title") == "Matters workbench"
     assert page.inner_text("#mt-tab-new") == "Report a matter"
+    assert page.locator("#mt-legend summary").inner_text() == "Legend"
     assert page.evaluate("document.documentElement.lang") == "en"
     assert page.watch.console_errors == []
 
