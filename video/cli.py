@@ -46,13 +46,20 @@ def streams_serve(base_port: int | None, uhd: bool) -> None:
 
     from gridmap.config import var_dir
     from video.registry import demo_stream_password, demo_streams_base_port
-    from video.streams import serve_demo_streams
+    from video.streams import StreamsError, serve_demo_streams
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     port = base_port if base_port is not None else demo_streams_base_port()
-    with serve_demo_streams(var_dir() / "streams", port, password=demo_stream_password(),
-                            include_uhd=uhd) as running:
+    try:
+        running = serve_demo_streams(var_dir() / "streams", port,
+                                     password=demo_stream_password(), include_uhd=uhd)
+    except StreamsError as exc:
+        raise click.ClickException(
+            f"{exc}. Is another ./scripts/run or `gridmap streams serve` running? "
+            "Stop it, or pick other ports with --port."
+        ) from None
+    with running:
         p = running.ports
         click.echo(f"demo streams: http://{p.host}:{p.http}/  rtsp://{p.host}:{p.rtsp}/ "
                    f"({len(running.manifest())} slots)")
@@ -94,7 +101,14 @@ def sampler_command(processes: int, threads: int, lease: int, metrics_port: int 
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=sampler.metrics.registry)
+        try:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=sampler.metrics.registry)
+        except OSError as exc:
+            sampler.close()  # its probe worker processes are already up
+            raise click.ClickException(
+                f"cannot serve metrics on 127.0.0.1:{metrics_port}: {exc.strerror or exc}. "
+                "Is another sampler running? Stop it, or pick another --metrics-port."
+            ) from None
     click.echo(f"sampler {config.name}: up to {config.capacity} probes in flight")
     try:
         taken = sampler.run(duration_s=duration, max_samples=max_samples)

@@ -21,13 +21,28 @@ def main() -> None:
 @click.option("--threads", default=16, show_default=True, type=int)
 def serve(host: str, port: int, threads: int) -> None:
     """Serve the web app with a production WSGI server (waitress)."""
-    from waitress import serve as waitress_serve
+    import logging
+
+    from waitress.server import create_server
 
     from web import create_app
 
+    logging.basicConfig()  # as waitress.serve() does: warnings reach the console
     app = create_app()
+    try:
+        server = create_server(app, host=host, port=port, threads=threads, ident="gridmap")
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve on {host}:{port}: {exc.strerror or exc}. Is another gridmap "
+            "running there? Stop it, or pick another --port (GRIDMAP_PORT for ./scripts/run)."
+        ) from None
     click.echo(f"serving on http://{host}:{port}")
-    waitress_serve(app, host=host, port=port, threads=threads, ident="gridmap")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 main.add_command(db_group)
