@@ -283,3 +283,62 @@ def test_a_forged_request_from_the_page_is_refused(signed_in_page, live_server):
         "fetch('/api/patrol/tours', {method: 'POST', headers: {'Content-Type': "
         "'application/json', 'X-CSRFToken': 'forged'}, body: '{}'}).then(r => r.status)")
     assert status == 400
+
+
+
+def test_a_tile_without_live_video_shows_the_picture_and_when_it_was_taken(
+        page, live_server, engine, snapshot_file):
+    import os
+    import time
+
+    from video.sampler import SamplerConfig, snapshot_paths
+
+    # Both streams unreachable (a closed port, whether or not demo streams run): the
+    # relay answers 502 and the tiles fall back to snapshots.
+    page.watch.expect_errors = True
+    with engine.connect() as conn:
+        cams = conn.execute(text(
+            "SELECT gb_id, main_url, sub_url, status, snapshot_at FROM cameras "
+            "ORDER BY gb_id LIMIT 2")).all()
+    (pictured, *_), (blank, *_) = cams
+    two_days_ago = time.time() - 2 * 86400
+    with snapshot_file(pictured):
+        latest, _thumb = snapshot_paths(SamplerConfig().snapshots(), pictured)
+        os.utime(latest, (two_days_ago, two_days_ago))  # taken before the camera went offline
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE cameras SET main_url = 'rtsp://127.0.0.1:9/gone', "
+                              "sub_url = NULL WHERE gb_id IN (:a, :b)"),
+                         {"a": pictured, "b": blank})
+            conn.execute(text("UPDATE cameras SET snapshot_at = to_timestamp(:t), "
+                              "status = 'offline' WHERE gb_id = :g"),
+                         {"g": pictured, "t": two_days_ago})
+        try:
+            page.goto(live_server + f"/videowall?layout=4&cameras={pictured},{blank}")
+            tile = page.locator(f".vw-tile[data-gb-id='{pictured}']")
+            page.wait_for_function(
+                f"() => document.querySelector(\".vw-tile[data-gb-id='{pictured}']\")"
+                "?.dataset.snapshot === 'ok'", timeout=20_000)
+            assert tile.locator("img.vw-frame").evaluate("e => e.naturalWidth") == 320
+            assert "离线" in tile.locator(".vw-mode").inner_text()
+            # When it was taken, with its date (it is not today's).
+            day = page.evaluate(
+                "t => new Date(t * 1000).toLocaleString('zh-CN', {month: '2-digit', day: '2-digit'})",
+                two_days_ago)
+            taken = tile.locator(".vw-taken").inner_text()
+            assert taken.startswith("截图时间") and day in taken, (taken, day)
+            # The camera without a picture says so, and is never asked for one.
+            other = page.locator(f".vw-tile[data-gb-id='{blank}']")
+            page.wait_for_function(
+                f"() => document.querySelector(\".vw-tile[data-gb-id='{blank}']\")"
+                "?.dataset.mode === 'snapshot'", timeout=20_000)
+            assert other.locator(".vw-nosnap").inner_text() == "暂无截图"
+            assert other.locator("img").count() == 0
+            asked = [u for u in page.watch.requests if "/snapshot.jpg" in u]
+            assert asked and all(pictured in u for u in asked)
+        finally:
+            with engine.begin() as conn:
+                for cam in cams:
+                    conn.execute(text("UPDATE cameras SET main_url = :main_url, "
+                                      "sub_url = :sub_url, status = :status, "
+                                      "snapshot_at = :snapshot_at WHERE gb_id = :gb_id"),
+                                 cam._asdict())

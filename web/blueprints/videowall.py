@@ -164,7 +164,8 @@ def live_info(gb_id: str):
     get:
       summary: The camera's live source for a wall tile (relay, media server or snapshots)
       responses:
-        200: {description: '{gb_id, name, grid_code, mode, url, snapshot_url, relay}'}
+        200: {description: '{gb_id, name, grid_code, status, snapshot_at, mode, url, snapshot_url,
+              relay}'}
         404: {description: Unknown camera or outside your scope}
     """
     camera = registry.get(get_session(), gb_id)
@@ -175,6 +176,7 @@ def live_info(gb_id: str):
         "name": camera["name"],
         "grid_code": camera["grid_code"],
         "status": camera["status"],
+        "snapshot_at": camera["snapshot_at"],
         "mode": "external" if external else "mjpeg",
         "url": external or f"/cameras/{gb_id}/live.mjpeg",
         "snapshot_url": f"/api/cameras/{gb_id}/snapshot.jpg",

@@ -55,23 +55,62 @@
     S.snapTimers = [];
     var grid = $("vw-grid");
     // Clearing src closes the MJPEG connection, which frees its relay slot.
-    Array.prototype.forEach.call(grid.querySelectorAll("img"), function (img) { img.removeAttribute("src"); });
+    Array.prototype.forEach.call(grid.querySelectorAll("img"), function (img) {
+      if (img.src.indexOf("blob:") === 0) { URL.revokeObjectURL(img.src); }  // a snapshot's copy
+      img.removeAttribute("src");
+    });
     Array.prototype.forEach.call(grid.querySelectorAll("video"), function (v) { v.pause(); v.removeAttribute("src"); v.load(); });
     grid.textContent = "";
   }
 
+  // The latest snapshot, refreshed, with when it was taken: an offline camera keeps
+  // its last picture, which may be hours old. Where there is none, a line of text
+  // says so (not a broken picture).
   function snapshotMode(tile, info) {
-    var img = tile.querySelector("img.vw-frame") || el("img", { class: "vw-frame", alt: info.name || info.gb_id });
     var body = tile.querySelector(".vw-body");
     body.textContent = "";
-    body.appendChild(img);
     tile.setAttribute("data-mode", "snapshot");
-    tile.querySelector(".vw-mode").textContent = t("vw_snapshot");
-    img.onerror = function () { tile.setAttribute("data-snapshot", "none"); img.alt = t("no_snapshot"); };
-    img.onload = function () { tile.setAttribute("data-snapshot", "ok"); };
-    function refresh() { img.src = info.snapshot_url + "?t=" + Date.now(); }
+    var status = info.status && info.status !== "online" ? " · " + t("st_" + info.status) : "";
+    tile.querySelector(".vw-mode").textContent = t("vw_snapshot") + status;
+    var none = el("div", { class: "vw-nosnap", text: t("no_snapshot") });
+    body.appendChild(none);
+    tile.setAttribute("data-snapshot", "none");
+    if (!info.snapshot_at) { return; }  // the sampler never stored one: don't ask
+    var img = el("img", { class: "vw-frame", alt: info.name || info.gb_id });
+    var taken = el("div", { class: "vw-taken" });
+    img.hidden = true;
+    body.insertBefore(img, none);
+    body.appendChild(taken);
+    function refresh() {
+      fetch(info.snapshot_url, { cache: "no-store" }).then(function (r) {
+        if (!r.ok) { return null; }
+        var age = Number(r.headers.get("X-Snapshot-Age"));
+        return r.blob().then(function (blob) { return { blob: blob, age: age }; });
+      }).then(function (snap) {
+        if (!tile.isConnected) { return; }
+        if (!snap) {
+          img.hidden = true; none.hidden = false; taken.textContent = "";
+          tile.setAttribute("data-snapshot", "none");
+          return;
+        }
+        var old = img.src;
+        img.src = URL.createObjectURL(snap.blob);
+        if (old) { URL.revokeObjectURL(old); }
+        img.hidden = false; none.hidden = true;
+        var at = new Date(Date.now() - snap.age * 1000);
+        taken.textContent = t("snapshot_at").replace("{time}", when(at));
+        tile.setAttribute("data-snapshot", "ok");
+      }).catch(function () { /* the next refresh tries again */ });
+    }
     refresh();
     S.snapTimers.push(setInterval(refresh, (C.snapshot_s || 5) * 1000));
+  }
+
+  // A time of day, with the date when it is not today's.
+  function when(d) {
+    var opts = { hour: "2-digit", minute: "2-digit" };
+    if (d.toDateString() !== new Date().toDateString()) { opts.month = "2-digit"; opts.day = "2-digit"; }
+    return d.toLocaleString(C.lang === "en" ? "en-GB" : "zh-CN", opts);
   }
 
   function liveMode(tile, info) {
