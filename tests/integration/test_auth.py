@@ -251,19 +251,30 @@ def test_the_sign_out_page_offers_signing_out_everywhere(client, lang, words):
     assert client.get("/api/me").status_code == 200  # showing the page signed no one out
 
 
+ANDROID_PHONE = ("Mozilla/5.0 (Linux; Android 14; V2309A) AppleWebKit/537.36 (KHTML, like Gecko) "
+                 "Chrome/120.0.6099.230 Mobile Safari/537.36")
+
+
 def test_the_sign_out_page_lists_the_accounts_sign_ins(app):
-    phone, desk = app.test_client(), app.test_client()
-    phone.environ_base.update(REMOTE_ADDR="10.7.7.7", HTTP_USER_AGENT="PatrolPhone/1.0")
+    phone, desk, script = app.test_client(), app.test_client(), app.test_client()
+    phone.environ_base.update(REMOTE_ADDR="10.7.7.7", HTTP_USER_AGENT=ANDROID_PHONE)
     desk.environ_base.update(REMOTE_ADDR="10.8.8.8", HTTP_USER_AGENT="DeskBrowser/2.0")
-    for client in (phone, desk):
+    script.environ_base.update(REMOTE_ADDR="10.9.9.9", HTTP_USER_AGENT="")
+    for client in (phone, desk, script):
         assert login_json(client, "police-viewer").status_code == 200
     page = desk.get("/logout?lang=en").get_data(as_text=True)
     listed = page[page.index('id="logout-devices"'):]
-    assert "10.7.7.7" in listed and "PatrolPhone/1.0" in listed
-    mine = listed[listed.index("10.8.8.8"):]
-    assert "(this device)" in mine[:200] and listed.count("(this device)") == 1
+    # A phone by its browser, system and model; the full header on hover.
+    phone_entry = listed[listed.index("10.7.7.7"):][:400]
+    assert ">Chrome Mobile 120 · Android 14 · V2309A<" in phone_entry
+    assert f'title="{ANDROID_PHONE}"' in phone_entry
+    # A header no one knows is shown as it is; none at all says so.
+    mine = listed[listed.index("10.8.8.8"):][:400]
+    assert ">DeskBrowser/2.0<" in mine
+    assert "(this device)" in mine and listed.count("(this device)") == 1
+    assert ">unknown browser<" in listed[listed.index("10.9.9.9"):][:400]
     phone.post("/logout")
-    assert "PatrolPhone/1.0" not in desk.get("/logout").get_data(as_text=True)
+    assert "10.7.7.7" not in desk.get("/logout").get_data(as_text=True)
 
 
 def test_a_session_ends_30_days_after_its_sign_in_however_active(app, session):

@@ -33,6 +33,7 @@ from web.auth import (
     lockout_settings,
 )
 from web.database import get_session
+from web.devices import describe_user_agent
 from web.errors import error_response, wants_page
 
 bp = Blueprint("auth", __name__)
@@ -163,7 +164,8 @@ def logout():
         if current_user.is_authenticated:
             devices = [
                 {"at": row.created_at.astimezone(LOCAL_TZ), "ip": row.ip,
-                 "browser": row.user_agent, "current": row.id == current_user.sign_in_session_id}
+                 "browser": describe_user_agent(row.user_agent), "user_agent": row.user_agent,
+                 "current": row.id == current_user.sign_in_session_id}
                 for row in accounts.sign_in_sessions_of(get_session(), current_user.user_id)]
         html = render_template("logout.html", lang=g.get("lang", "zh"),
                                devices=devices[:DEVICES_SHOWN], device_count=len(devices))
