@@ -37,6 +37,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "urban": {"zh": "城市网格", "en": "Urban"},
     "rural": {"zh": "农村网格", "en": "Rural"},
     "special": {"zh": "专属网格", "en": "Special"},
+    "legend": {"zh": "图例", "en": "Legend"},
     "switch_language": {"zh": "English", "en": "中文"},
     "loading": {"zh": "加载中…", "en": "Loading…"},
     "load_failed": {"zh": "数据加载失败", "en": "Failed to load data"},

@@ -126,6 +126,7 @@ def grid_map_html(config: dict[str, Any], tile_url: str | None = None) -> str:
         name=config["i18n"]["grids"],
         kind="grids",
         fit=True,
+        legend=True,
     ).add_to(m)
     GridmapGlue(config).add_to(m)
     return render_offline(m)

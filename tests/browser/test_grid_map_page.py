@@ -9,11 +9,35 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_map_page_is_offline_and_draws_all_grids(page, live_server):
+def _rgb(hex_color: str) -> str:
+    """Return a #rrggbb colour as the browser computes it."""
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_map_page_is_offline_and_draws_all_grids(page, live_server, engine):
+    from sqlalchemy import text
+
     page.goto(live_server + "/")
     page.wait_for_function("() => document.documentElement.dataset.loadedGrids !== undefined")
     assert page.evaluate("document.documentElement.dataset.loadedGrids") == "930"
     assert page.locator("path.gm-grids").count() == 930
+    # The legend names each kind of grid in the colour it is drawn, with its count.
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(text("SELECT kind, count(*) FROM grids GROUP BY kind")).all())
+    legend = page.locator("#gm-legend")
+    assert legend.get_attribute("open") is not None
+    for kind, label in (("urban", "城市网格"), ("rural", "农村网格"), ("special", "专属网格")):
+        if not kinds.get(kind):
+            assert legend.locator(f'[data-kind="{kind}"]').count() == 0
+            continue
+        row = legend.locator(f'[data-kind="{kind}"]')
+        assert row.inner_text() == f"{label} {kinds[kind]:,}"
+        swatch = row.locator(".gm-legend-swatch").evaluate("e => getComputedStyle(e).backgroundColor")
+        drawn = page.locator('path.gm-grids[data-code]').evaluate_all(
+            "(els, kind) => els.filter(e => e.getAttribute('data-kind') === kind)"
+            ".map(e => e.getAttribute('fill'))", kind)
+        assert drawn and swatch == _rgb(drawn[0])
     assert page.watch.remote_requests() == []
     assert page.watch.console_errors == []
 

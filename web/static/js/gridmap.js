@@ -75,12 +75,14 @@
     ]);
   }
 
+  var GRID_COLORS = { urban: "#2b8cbe", rural: "#74c476", special: "#fd8d3c" };
+  var TOWN_LINE = "#b2182b";
   var styles = {
     grids: function (f) {
-      var fill = { urban: "#2b8cbe", rural: "#74c476", special: "#fd8d3c" }[f.properties.kind] || "#999";
+      var fill = GRID_COLORS[f.properties.kind] || "#999";
       return { color: "#35506b", weight: 0.8, fillColor: fill, fillOpacity: 0.18 };
     },
-    towns: function () { return { color: "#b2182b", weight: 2.5, fill: false, dashArray: "6 4" }; },
+    towns: function () { return { color: TOWN_LINE, weight: 2.5, fill: false, dashArray: "6 4" }; },
     communities: function () { return { color: "#6a51a3", weight: 1.2, fill: false }; }
   };
 
@@ -104,7 +106,11 @@
           L.popup({ maxWidth: 320 }).setLatLng(e.latlng).setContent(countsTable(feature.properties)).openOn(map);
         });
         if (feature.properties.code) { lyr.getElement && lyr.on("add", function () {
-          var node = lyr.getElement(); if (node) { node.setAttribute("data-code", feature.properties.code); }
+          var node = lyr.getElement();
+          if (node) {
+            node.setAttribute("data-code", feature.properties.code);
+            if (feature.properties.kind) { node.setAttribute("data-kind", feature.properties.kind); }
+          }
         }); }
       }
     }).addTo(map);
@@ -116,6 +122,7 @@
         layer.addData(data);
         state.counts[kind] = data.features.length;
         if (options.fit && data.features.length) { map.fitBounds(layer.getBounds(), { padding: [10, 10] }); }
+        if (options.legend && kind === "grids") { gridLegend(map, data.features); }
         document.documentElement.setAttribute("data-loaded-" + kind, String(data.features.length));
       })
       .catch(function (err) {
@@ -124,6 +131,31 @@
         notify(t("load_failed") + ": " + kind);
       });
     return layer;
+  }
+
+  // What the grid colours mean, with how many grids of each kind are drawn.
+  function gridLegend(map, features) {
+    var counts = {};
+    features.forEach(function (f) { counts[f.properties.kind] = (counts[f.properties.kind] || 0) + 1; });
+    var Ctl = L.Control.extend({
+      onAdd: function () {
+        var rows = Object.keys(GRID_COLORS).filter(function (k) { return counts[k]; }).map(function (k) {
+          var swatch = el("span", { class: "gm-legend-swatch" });
+          swatch.style.background = GRID_COLORS[k];
+          return el("div", { class: "gm-legend-row", "data-kind": k },
+                    [swatch, el("span", { text: t(k) + " " + fmt(counts[k]) })]);
+        });
+        var line = el("span", { class: "gm-legend-line" });
+        line.style.borderColor = TOWN_LINE;
+        rows.push(el("div", { class: "gm-legend-row" }, [line, el("span", { text: t("town") })]));
+        var box = el("details", { class: "gm-legend", id: "gm-legend" },
+                     [el("summary", { text: t("legend") })].concat(rows));
+        box.open = !(window.matchMedia && window.matchMedia("(max-width: 600px)").matches);
+        L.DomEvent.disableClickPropagation(box);
+        return box;
+      }
+    });
+    new Ctl({ position: "bottomright" }).addTo(map);
   }
 
   function notify(text) {
