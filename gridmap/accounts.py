@@ -38,12 +38,13 @@ from sqlalchemy import (
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from gridmap import db
+from gridmap import db, notify
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.models import Base
 from video.models import Camera
@@ -158,6 +159,10 @@ class SignInSession(Base):
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # Stamped when the app refreshes the cookie, at most once a minute of use.
+    last_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
 
@@ -603,12 +608,32 @@ def _within_lifetime():
     return SignInSession.created_at > func.now() - SIGN_IN_LIFETIME
 
 
-def sign_in_sessions_of(session: Session, user_id: int) -> Sequence[SignInSession]:
-    """Return the user's sign-in sessions that may still be in use, newest first."""
-    return session.scalars(select(SignInSession)
-                           .where(SignInSession.user_id == user_id, _within_lifetime())
-                           .order_by(SignInSession.created_at.desc(),
-                                     SignInSession.id.desc())).all()
+def sign_in_sessions_of(session: Session, user_id: int,
+                        idle: timedelta | None = None) -> Sequence[SignInSession]:
+    """Return the user's sign-in sessions that may still be in use, last used first.
+
+    ``idle`` is how long an unused cookie stays valid: sessions unused for longer
+    cannot be used any more and are left out.
+    """
+    query = select(SignInSession).where(SignInSession.user_id == user_id, _within_lifetime())
+    if idle is not None:
+        query = query.where(SignInSession.last_seen_at > func.now() - idle)
+    return session.scalars(query.order_by(SignInSession.last_seen_at.desc(),
+                                          SignInSession.id.desc())).all()
+
+
+def touch_sign_in_session(session: Session, cookie_id: str) -> bool:
+    """Record that the session of a cookie id is in use now; return whether it exists."""
+    parsed = parse_cookie_id(cookie_id)
+    if parsed is None:
+        return False
+    user_id, _token, session_id, _secret = parsed
+    touched = session.execute(
+        update(SignInSession).where(SignInSession.id == session_id,
+                                    SignInSession.user_id == user_id)
+        .values(last_seen_at=func.now()),
+        execution_options=notify.UNANNOUNCED)  # the sign-in check reads nothing of it
+    return touched.rowcount > 0
 
 
 def end_sign_in_session(session: Session, user_id: int, session_id: int) -> bool:

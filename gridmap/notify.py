@@ -136,6 +136,11 @@ def _writes_actor_tables(statement: str) -> bool:
 
 _COUNTED: set[tuple[int, int]] = set()
 
+# Execution options of a write to an actor table that changes nothing the sign-in
+# check reads (a sign-in's last-used stamp, whose column the trigger ignores too):
+# this process does not count it as a change either.
+UNANNOUNCED = {"gridmap_unannounced": True}
+
 
 def count_own_commits(engine: Engine, watch: ChangeWatcher) -> None:
     """Bump the watcher when a commit on the engine wrote an actor table (once per pair).
@@ -151,7 +156,9 @@ def count_own_commits(engine: Engine, watch: ChangeWatcher) -> None:
     _COUNTED.add((id(engine), id(watch)))
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _note_write(conn, _cursor, statement, _params, _context, _many) -> None:
+    def _note_write(conn, _cursor, statement, _params, context, _many) -> None:
+        if context is not None and context.execution_options.get("gridmap_unannounced"):
+            return
         if _writes_actor_tables(statement):
             conn.info["actor_tables_written"] = True
 

@@ -121,6 +121,7 @@ def sign_in_client(app, client, username: str):
     with client.session_transaction() as sess:
         sess["_user_id"] = ident
         sess["_fresh"] = True
+        sess.permanent = True  # as the sign-in form makes it: a 12-hour sliding cookie
     return client
 
 

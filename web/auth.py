@@ -27,6 +27,7 @@ from typing import Any
 
 import click
 from flask import Flask, Response, current_app, g, redirect, request, url_for
+from flask import session as browser_session
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -298,6 +299,8 @@ def _guard() -> Response | None:
 
 def _after(response: Response) -> Response:
     actor = g.get("actor")
+    if actor is not None and not browser_session.modified:
+        _stamp_sign_in()
     if (actor is not None and request.method not in SAFE_METHODS
             and response.status_code < 400
             and request.blueprint not in SELF_AUDITED_BLUEPRINTS
@@ -306,6 +309,27 @@ def _after(response: Response) -> Response:
     if g.get("audit_queue") or g.get("dispatched_view"):
         _flush_audit(response)
     return response
+
+
+def _stamp_sign_in() -> None:
+    """Record that this browser's sign-in is in use, whenever its cookie is re-signed.
+
+    That is at most once a minute of use, so the sign-out page can tell which
+    sign-ins are still alive and when each was last used. Its own short
+    transaction (like the audit trail's); a failure costs the stamp, not the answer.
+    """
+    cookie_id = browser_session.get("_user_id")
+    if not cookie_id or not ThrottledRefreshSessionInterface.refresh_due(current_app,
+                                                                         browser_session):
+        return
+    from web.database import writable_session
+
+    try:
+        db = writable_session()
+        accounts.touch_sign_in_session(db, cookie_id)
+        db.commit()
+    except Exception as exc:  # the answer must not fail for the stamp
+        log.warning("could not stamp the sign-in as used (%s)", type(exc).__name__)
 
 
 def _teardown(_exc: BaseException | None = None) -> None:
@@ -329,19 +353,20 @@ class ThrottledRefreshSessionInterface(SecureCookieSessionInterface):
 
     refresh_interval_s = 60
 
-    def should_set_cookie(self, app: Flask, session: Any) -> bool:
-        """Return whether this response must carry the session cookie."""
-        now = int(time.time())
-        if session.modified:
-            session["_refreshed"] = now
-            return True
+    @classmethod
+    def refresh_due(cls, app: Flask, session: Any) -> bool:
+        """Return whether an unchanged session's cookie is re-signed with this response."""
         if not (session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]):
             return False
         last = session.get("_refreshed")
-        if isinstance(last, int) and 0 <= now - last < self.refresh_interval_s:
-            return False
-        session["_refreshed"] = now
-        return True
+        return not (isinstance(last, int) and 0 <= int(time.time()) - last < cls.refresh_interval_s)
+
+    def should_set_cookie(self, app: Flask, session: Any) -> bool:
+        """Return whether this response must carry the session cookie."""
+        if session.modified or self.refresh_due(app, session):
+            session["_refreshed"] = int(time.time())
+            return True
+        return False
 
 
 def init_app(app: Flask) -> None:
@@ -565,7 +590,7 @@ def users_passwd(username: str, password_stdin: bool) -> None:
 @click.option("--end", is_flag=True,
               help="End them all (a lost phone, a shared workstation).")
 def users_sessions(username: str, end: bool) -> None:
-    """List a user's signed-in sessions (when, address, browser), or end them all."""
+    """List a user's signed-in sessions (id, signed in, last used, address, browser), or end them all."""
     with _cli_session() as session:
         user = _user_named(session, username)
         if end:
@@ -573,10 +598,13 @@ def users_sessions(username: str, end: bool) -> None:
             session.commit()
             click.echo(f"{user.username}: {ended} session(s) ended")
             return
+        from gridmap.matters import LOCAL_TZ  # the command center's clock, as on the pages
+
         rows = accounts.sign_in_sessions_of(session, user.id)
         for row in rows:
-            click.echo(f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.ip or '-'}\t"
-                       f"{row.user_agent or '-'}")
+            click.echo(f"{row.id}\t{row.created_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}\t"
+                       f"{row.last_seen_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}\t"
+                       f"{row.ip or '-'}\t{row.user_agent or '-'}")
         click.echo(f"{user.username}: {len(rows)} session(s)")
 
 

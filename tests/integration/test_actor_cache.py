@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from gridmap import accounts, notify
 from tests.conftest import sign_in_client
 from web import create_app
+from web.auth import ThrottledRefreshSessionInterface
 
 PROBE_PASSWORD = "Cache-probe-passw0rd"
 
@@ -160,6 +161,45 @@ def test_sign_in_bookkeeping_is_not_announced(listener, database_url):
         conn.execute("UPDATE users SET last_login_at = last_login_at, "
                      "failed_attempts = failed_attempts WHERE false")
     assert list(listener.notifies(timeout=0.5)) == []
+
+
+def test_stamping_a_sign_in_as_used_is_not_announced(listener, database_url):
+    # The stamp changes nothing the sign-in check reads.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sign_in_sessions SET last_seen_at = now() WHERE false")
+    assert list(listener.notifies(timeout=0.5)) == []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sign_in_sessions SET secret_hash = secret_hash WHERE false")
+    assert [n.payload for n in listener.notifies(timeout=2.0, stop_after=1)] == [
+        "sign_in_sessions"]
+
+
+def test_a_refreshed_cookie_stamps_its_sign_in_and_keeps_the_cache(probe_client, probe_user,
+                                                                    database_url, monkeypatch):
+    def last_seen():
+        with psycopg.connect(database_url) as conn:
+            return conn.execute(
+                "SELECT s.last_seen_at FROM sign_in_sessions s JOIN users u ON u.id = s.user_id "
+                "WHERE u.username = %s", (probe_user,)).fetchone()[0]
+
+    assert probe_client.get("/api/me").status_code == 200
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sign_in_sessions SET last_seen_at = now() - interval '1 hour' "
+                     "FROM users u WHERE u.id = user_id AND u.username = %s", (probe_user,))
+    hour_ago = last_seen()
+    loads = count_loads(monkeypatch)
+    # Within a minute of the last refresh the cookie is not re-signed: no stamp.
+    assert probe_client.get("/api/me").status_code == 200
+    assert last_seen() == hour_ago
+    # A minute later (here: a second, the interval shortened) it is, and stamped.
+    monkeypatch.setattr(ThrottledRefreshSessionInterface, "refresh_interval_s", 1)
+    time.sleep(1.1)
+    answer = probe_client.get("/api/me")
+    assert answer.status_code == 200 and "Set-Cookie" in answer.headers
+    assert (last_seen() - hour_ago).total_seconds() > 3500
+    time.sleep(0.3)  # a notification, had there been one, would have arrived
+    assert probe_client.get("/api/me").status_code == 200
+    assert loads == []  # the stamp ended no cached sign-in
 
 
 def test_a_new_sign_in_is_not_announced(listener, database_url):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from gridmap import accounts
 from gridmap.accounts import DEMO_USERS, User
+from gridmap.matters import LOCAL_TZ
 
 PASSWORDS = {u.username: u.password for u in DEMO_USERS}
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -277,6 +278,27 @@ def test_the_sign_out_page_lists_the_accounts_sign_ins(app):
     assert "10.7.7.7" not in desk.get("/logout").get_data(as_text=True)
 
 
+def test_the_sign_out_page_leaves_out_sign_ins_idle_past_the_cookie_lifetime(app, session):
+    idle, busy = app.test_client(), app.test_client()
+    idle.environ_base.update(REMOTE_ADDR="10.5.5.5")
+    busy.environ_base.update(REMOTE_ADDR="10.6.6.6")
+    for client in (idle, busy):
+        assert login_json(client, "police-viewer").status_code == 200
+    user_id = session.scalar(select(User.id).where(User.username == "police-viewer"))
+    # The idle one was last used 13 hours ago: its cookie lapsed after 12.
+    session.execute(text("UPDATE sign_in_sessions SET last_seen_at = now() - interval '13 hours' "
+                         "WHERE user_id = :u AND ip = '10.5.5.5'"), {"u": user_id})
+    session.execute(text("UPDATE sign_in_sessions SET last_seen_at = now() - interval '3 hours' "
+                         "WHERE user_id = :u AND ip = '10.6.6.6'"), {"u": user_id})
+    page = busy.get("/logout").get_data(as_text=True)
+    listed = page[page.index('id="logout-devices"'):]
+    assert "10.5.5.5" not in listed and "仍有效的登录 (1)" in page
+    seen = session.scalar(text("SELECT last_seen_at FROM sign_in_sessions "
+                               "WHERE user_id = :u AND ip = '10.6.6.6'"), {"u": user_id})
+    shown = seen.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    assert f"最近使用 <time datetime=\"{seen.astimezone(LOCAL_TZ).isoformat()}\">{shown}</time>" in listed
+
+
 def test_a_session_ends_30_days_after_its_sign_in_however_active(app, session):
     client = app.test_client()
     assert login_json(client, "gulou-viewer").status_code == 200
@@ -540,9 +562,11 @@ def test_cli_manages_units_and_users(cli_session, session):
     assert row.role == "patrol_lead" and row.password_hash.startswith("scrypt:")
     for _ in range(2):
         accounts.open_sign_in_session(session, row, ip="10.9.8.7", user_agent="巡逻手机")
+    session.execute(text("UPDATE sign_in_sessions SET last_seen_at = '2026-11-20 09:30+08' "
+                         "WHERE user_id = :u"), {"u": row.id})
     listed = runner.invoke(main, ["users", "sessions", "cli-user"])
     assert listed.exit_code == 0 and "cli-user: 2 session(s)" in listed.output
-    assert listed.output.count("10.9.8.7\t巡逻手机") == 2
+    assert listed.output.count("\t2026-11-20 09:30\t10.9.8.7\t巡逻手机") == 2  # last used
     ended = runner.invoke(main, ["users", "sessions", "cli-user", "--end"])
     assert ended.exit_code == 0 and "2 session(s) ended" in ended.output, ended.output
     assert not session.scalars(select(accounts.SignInSession).where(

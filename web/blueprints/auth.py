@@ -54,7 +54,9 @@ i18n.register(
         "sign_in_disabled": {"zh": "该账号不可用", "en": "This account cannot sign in"},
         "sign_out_confirm": {"zh": "确定退出登录？", "en": "Sign out of gridmap?"},
         "sign_out_everywhere": {"zh": "退出所有设备", "en": "Sign out everywhere"},
-        "signed_in_devices": {"zh": "近 30 天未退出的登录", "en": "Sign-ins of the last 30 days not signed out"},
+        "signed_in_devices": {"zh": "仍有效的登录", "en": "Sign-ins still valid"},
+        "signed_in_at": {"zh": "登录于 {time}", "en": "signed in {time}"},
+        "last_used_at": {"zh": "最近使用 {time}", "en": "last used {time}"},
         "this_device": {"zh": "（本设备）", "en": "(this device)"},
         "unknown_browser": {"zh": "未知浏览器", "en": "unknown browser"},
         "sign_out_everywhere_hint": {
@@ -164,9 +166,12 @@ def logout():
         if current_user.is_authenticated:
             devices = [
                 {"at": row.created_at.astimezone(LOCAL_TZ), "ip": row.ip,
+                 "seen": row.last_seen_at.astimezone(LOCAL_TZ),
                  "browser": describe_user_agent(row.user_agent), "user_agent": row.user_agent,
                  "current": row.id == current_user.sign_in_session_id}
-                for row in accounts.sign_in_sessions_of(get_session(), current_user.user_id)]
+                for row in accounts.sign_in_sessions_of(
+                    get_session(), current_user.user_id,
+                    idle=current_app.permanent_session_lifetime)]
         html = render_template("logout.html", lang=g.get("lang", "zh"),
                                devices=devices[:DEVICES_SHOWN], device_count=len(devices))
         return Response(html, mimetype="text/html")
