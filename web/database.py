@@ -60,8 +60,15 @@ def _read_only_request() -> bool:
 
 
 def get_session() -> Session:
-    """Return this request's session, opening it on first use (read-only for a GET)."""
+    """Return this request's session, opening it on first use (read-only for a GET).
+
+    A request that read on read_connection() first gives that connection back
+    here, so it never holds two (driver_rows fetched its rows already). A reader
+    kept from before must not be used after this; read_connection() now returns
+    the session.
+    """
     if "db_session" not in g:
+        _release_read_connection()
         read_only = _read_only_request()
         g.db_session = _open(read_only)
         g.db_read_only = read_only
@@ -72,8 +79,9 @@ def read_connection() -> db.Reader:
     """Return what this request's driver-SQL reads run on: a pooled read-only connection for a GET.
 
     Where a session is already open (the sign-in check read the caller, a test's
-    transaction, a request that writes), its connection serves instead, so a
-    request never holds two.
+    transaction, a request that writes), its connection serves instead, and a
+    session opened later takes the connection's place (get_session): a request
+    never holds two.
     """
     if "db_session" in g or _test_connection() is not None or not _read_only_request():
         return get_session()

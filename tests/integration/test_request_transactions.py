@@ -57,6 +57,14 @@ def _add_probes(app: Flask) -> Flask:
         return jsonify(same=reader is get_session(),
                        checked_out=app.extensions["gridmap.read_engine"].pool.checkedout())
 
+    def probe_session_after_driver():
+        pool = app.extensions["gridmap.read_engine"].pool
+        db.driver_rows(read_connection(), "SELECT 1", {})
+        before = pool.checkedout()
+        get_session().execute(text("SELECT 1"))  # e.g. an after-request write's session
+        return jsonify(before=before, after=pool.checkedout(),
+                       same=read_connection() is get_session())
+
     def probe_driver_cut():
         reader = read_connection()
         _, rows = db.driver_rows(reader, "SELECT pg_backend_pid()", {})
@@ -70,6 +78,8 @@ def _add_probes(app: Flask) -> Flask:
     app.add_url_rule("/_probe/driver-after-session", "probe_driver_after_session",
                      probe_driver_after_session)
     app.add_url_rule("/_probe/driver-cut", "probe_driver_cut", probe_driver_cut)
+    app.add_url_rule("/_probe/session-after-driver", "probe_session_after_driver",
+                     probe_session_after_driver)
     app.add_url_rule("/_probe/writable", "probe_writable", probe_writable)
     app.add_url_rule("/_probe/fails", "probe_fails", probe_fails)
     app.add_url_rule("/_probe/write", "probe_write", probe_write)
@@ -84,7 +94,7 @@ def live_app(database_url, demo_accounts):
         "TESTING": True, "DATABASE_URL": url, "WTF_CSRF_ENABLED": False,
         "LOGIN_EXEMPT_ENDPOINTS": ["probe", "probe_writable", "probe_fails", "probe_write",
                                    "probe_driver", "probe_driver_after_session",
-                                   "probe_driver_cut"],
+                                   "probe_driver_cut", "probe_session_after_driver"],
     }))
     app.config["PROPAGATE_EXCEPTIONS"] = False
     yield app
@@ -165,6 +175,13 @@ def test_a_request_with_a_session_reads_driver_sql_on_it(live_app):
     assert after_session == {"same": True, "checked_out": 1}  # never a second connection
     written = client.post("/_probe/driver").get_json()  # a request that may write
     assert written["session"] is True and written["read_only"] == "off"
+
+
+def test_a_session_opened_after_driver_reads_takes_the_connections_place(live_app):
+    answer = live_app.test_client().get("/_probe/session-after-driver").get_json()
+    # One read-only connection either way: the pooled one is back before the session's.
+    assert answer == {"before": 1, "after": 1, "same": True}
+    assert live_app.extensions["gridmap.read_engine"].pool.checkedout() == 0
 
 
 def test_a_read_connection_cut_mid_request_answers_503_and_leaves_the_pool(live_app, caplog):
