@@ -200,6 +200,16 @@ def test_a_refreshed_cookie_stamps_its_sign_in_and_keeps_the_cache(probe_client,
     time.sleep(0.3)  # a notification, had there been one, would have arrived
     assert probe_client.get("/api/me").status_code == 200
     assert loads == []  # the stamp ended no cached sign-in
+    # Re-signed again, but this process stamped the sign-in less than a minute ago
+    # (what a script sending its first cookie every time would cause): no write.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sign_in_sessions SET last_seen_at = %s "
+                     "FROM users u WHERE u.id = user_id AND u.username = %s",
+                     (hour_ago, probe_user))
+    time.sleep(1.1)
+    answer = probe_client.get("/api/me")
+    assert answer.status_code == 200 and "Set-Cookie" in answer.headers
+    assert last_seen() == hour_ago
 
 
 def test_a_new_sign_in_is_not_announced(listener, database_url):
