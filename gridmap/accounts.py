@@ -827,19 +827,32 @@ def authenticate(
     return user
 
 
-def user_summary(session: Session, user: User) -> dict[str, Any]:
-    """Return a user's public fields with its unit (never the hash or token)."""
-    unit = session.get(Unit, user.unit_id)
-    return {
-        "id": user.id,
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role,
-        "active": user.active,
-        "is_demo": user.is_demo,
-        "locked": bool(user.locked_until and user.locked_until > datetime.now(UTC)),
-        "unit": unit_summary(unit) if unit else None,
-    }
+# The user and the unit in one query, through the driver: /api/me answers every
+# API client's start (it read both through the ORM in 2.4 ms more than a trivial
+# answer).
+USER_SUMMARY = text("""
+SELECT u.id, u.username, u.display_name, u.role, u.active, u.is_demo,
+       coalesce(u.locked_until > now(), false) AS locked,
+       un.id AS unit_id, un.name AS unit_name, un.kind AS unit_kind, un.tier AS unit_tier,
+       un.code AS unit_code, un.department AS unit_department, un.parent_id AS unit_parent_id
+FROM users u LEFT JOIN units un ON un.id = u.unit_id
+WHERE u.id = :id
+""")
+_USER_SUMMARY_SQL = db.driver_sql(USER_SUMMARY)
+_UNIT_FIELDS = ("id", "name", "kind", "tier", "code", "department", "parent_id")
+
+
+def user_summary(reader: db.Reader, user_id: int) -> dict[str, Any]:
+    """Return a user's public fields with its unit (never the hash or token); NotFound if none."""
+    names, rows = db.driver_rows(reader, _USER_SUMMARY_SQL, {"id": user_id})
+    if not rows:
+        raise NotFound("no such user", user_id=user_id)
+    row = dict(zip(names, rows[0], strict=True))
+    unit = None
+    if row["unit_id"] is not None:
+        unit = {field: row[f"unit_{field}"] for field in _UNIT_FIELDS}
+    user_fields = ("id", "username", "display_name", "role", "active", "is_demo", "locked")
+    return {**{field: row[field] for field in user_fields}, "unit": unit}
 
 
 def unit_summary(unit: Unit) -> dict[str, Any]:

@@ -116,6 +116,21 @@ def test_form_sign_in_sets_a_hardened_session_cookie(csrf_app):
     assert "password_hash" not in str(me) and "session_token" not in str(me)
 
 
+def test_me_gives_the_user_and_unit_as_stored(app, session):
+    client = app.test_client()
+    assert login_json(client, "gulou-operator").status_code == 200
+    user = session.scalars(select(User).where(User.username == "gulou-operator")).one()
+    unit = session.get(accounts.Unit, user.unit_id)
+    me = client.get("/api/me").get_json()["user"]
+    assert me == {
+        "id": user.id, "username": "gulou-operator", "display_name": user.display_name,
+        "role": user.role, "active": True, "is_demo": user.is_demo, "locked": False,
+        "unit": {"id": unit.id, "name": unit.name, "kind": unit.kind, "tier": unit.tier,
+                 "code": unit.code, "department": unit.department, "parent_id": unit.parent_id},
+    }
+    assert me["unit"]["code"] == "370812001"  # 鼓楼街道
+
+
 def test_the_session_cookie_is_re_sent_at_most_once_a_minute(app, monkeypatch):
     import time as clock
 

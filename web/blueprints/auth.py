@@ -32,7 +32,7 @@ from web.auth import (
     demo_mode,
     lockout_settings,
 )
-from web.database import get_session
+from web.database import get_session, read_connection
 from web.devices import describe_user_agent
 from web.errors import error_response, wants_page
 
@@ -152,7 +152,7 @@ def login():
     g.actor = actor
     audit("auth.sign_in", status=200)
     if not wants_page():
-        return jsonify({"user": accounts.user_summary(db, user), "csrf_token": generate_csrf()})
+        return jsonify({"user": accounts.user_summary(db, user.id), "csrf_token": generate_csrf()})
     return redirect(_safe_next(request.values.get("next")))
 
 
@@ -208,12 +208,10 @@ def me():
         401: {description: Not signed in}
     """
     actor = current_actor()
-    db = get_session()
-    user = db.get(accounts.User, actor.user_id)
     scope = actor.scope
     return jsonify(
         {
-            "user": accounts.user_summary(db, user),
+            "user": accounts.user_summary(read_connection(), actor.user_id),
             "scope": {
                 "prefix": scope.prefix,
                 "department": scope.department,
