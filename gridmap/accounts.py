@@ -622,18 +622,13 @@ def sign_in_sessions_of(session: Session, user_id: int,
                                           SignInSession.id.desc())).all()
 
 
-def touch_sign_in_session(session: Session, cookie_id: str) -> bool:
-    """Record that the session of a cookie id is in use now; return whether it exists."""
-    parsed = parse_cookie_id(cookie_id)
-    if parsed is None:
-        return False
-    user_id, _token, session_id, _secret = parsed
-    touched = session.execute(
+def touch_sign_in_session(session: Session, user_id: int, session_id: int) -> None:
+    """Record that one of the user's sign-in sessions is in use now."""
+    session.execute(
         update(SignInSession).where(SignInSession.id == session_id,
                                     SignInSession.user_id == user_id)
         .values(last_seen_at=func.now()),
         execution_options=notify.UNANNOUNCED)  # the sign-in check reads nothing of it
-    return touched.rowcount > 0
 
 
 def end_sign_in_session(session: Session, user_id: int, session_id: int) -> bool:
@@ -839,6 +834,7 @@ FROM users u LEFT JOIN units un ON un.id = u.unit_id
 WHERE u.id = :id
 """)
 _USER_SUMMARY_SQL = db.driver_sql(USER_SUMMARY)
+_USER_FIELDS = ("id", "username", "display_name", "role", "active", "is_demo", "locked")
 _UNIT_FIELDS = ("id", "name", "kind", "tier", "code", "department", "parent_id")
 
 
@@ -851,21 +847,12 @@ def user_summary(reader: db.Reader, user_id: int) -> dict[str, Any]:
     unit = None
     if row["unit_id"] is not None:
         unit = {field: row[f"unit_{field}"] for field in _UNIT_FIELDS}
-    user_fields = ("id", "username", "display_name", "role", "active", "is_demo", "locked")
-    return {**{field: row[field] for field in user_fields}, "unit": unit}
+    return {**{field: row[field] for field in _USER_FIELDS}, "unit": unit}
 
 
 def unit_summary(unit: Unit) -> dict[str, Any]:
-    """Return a unit's public fields."""
-    return {
-        "id": unit.id,
-        "name": unit.name,
-        "kind": unit.kind,
-        "tier": unit.tier,
-        "code": unit.code,
-        "department": unit.department,
-        "parent_id": unit.parent_id,
-    }
+    """Return a unit's public fields (those user_summary gives for the user's unit)."""
+    return {field: getattr(unit, field) for field in _UNIT_FIELDS}
 
 
 def list_units(session: Session) -> list[Unit]:

@@ -341,7 +341,7 @@ def _stamp_sign_in() -> None:
 
     try:
         db = writable_session()
-        accounts.touch_sign_in_session(db, cookie_id)
+        accounts.touch_sign_in_session(db, parsed[0], sign_in_id)
         db.commit()
     except Exception as exc:  # the answer must not fail for the stamp
         log.warning("could not stamp the sign-in as used (%s)", type(exc).__name__)

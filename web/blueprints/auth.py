@@ -162,18 +162,18 @@ def logout():
     from flask_login import current_user
 
     if request.method == "GET":
-        devices = []
+        rows = []
         if current_user.is_authenticated:
-            devices = [
-                {"at": row.created_at.astimezone(LOCAL_TZ), "ip": row.ip,
-                 "seen": row.last_seen_at.astimezone(LOCAL_TZ),
-                 "browser": describe_user_agent(row.user_agent), "user_agent": row.user_agent,
-                 "current": row.id == current_user.sign_in_session_id}
-                for row in accounts.sign_in_sessions_of(
-                    get_session(), current_user.user_id,
-                    idle=current_app.permanent_session_lifetime)]
+            rows = accounts.sign_in_sessions_of(get_session(), current_user.user_id,
+                                                idle=current_app.permanent_session_lifetime)
+        devices = [
+            {"at": row.created_at.astimezone(LOCAL_TZ), "ip": row.ip,
+             "seen": row.last_seen_at.astimezone(LOCAL_TZ),
+             "browser": describe_user_agent(row.user_agent), "user_agent": row.user_agent,
+             "current": row.id == current_user.sign_in_session_id}
+            for row in rows[:DEVICES_SHOWN]]
         html = render_template("logout.html", lang=g.get("lang", "zh"),
-                               devices=devices[:DEVICES_SHOWN], device_count=len(devices))
+                               devices=devices, device_count=len(rows))
         return Response(html, mimetype="text/html")
 
     if current_user.is_authenticated:

@@ -137,25 +137,41 @@
   function gridLegend(map, features) {
     var counts = {};
     features.forEach(function (f) { counts[f.properties.kind] = (counts[f.properties.kind] || 0) + 1; });
+    var rows = Object.keys(GRID_COLORS).filter(function (k) { return counts[k]; }).map(function (k) {
+      var swatch = el("span", { class: "gm-legend-swatch" });
+      swatch.style.background = GRID_COLORS[k];
+      return el("div", { class: "gm-legend-row", "data-kind": k },
+                [swatch, el("span", { text: t(k) + " " + fmt(counts[k]) })]);
+    });
+    var line = el("span", { class: "gm-legend-line" });
+    line.style.borderColor = TOWN_LINE;
+    rows.push(el("div", { class: "gm-legend-row" }, [line, el("span", { text: t("town") })]));
+    foldingLegend(map, { id: "gm-legend", className: "gm-legend", title: t("legend"), rows: rows,
+                         openFrom: 601 });
+  }
+
+  // A map legend in the bottom right corner: its title and rows, folded to the
+  // title on screens narrower than openFrom pixels (a phone, where the map is small).
+  function foldingLegend(map, options) {
     var Ctl = L.Control.extend({
       onAdd: function () {
-        var rows = Object.keys(GRID_COLORS).filter(function (k) { return counts[k]; }).map(function (k) {
-          var swatch = el("span", { class: "gm-legend-swatch" });
-          swatch.style.background = GRID_COLORS[k];
-          return el("div", { class: "gm-legend-row", "data-kind": k },
-                    [swatch, el("span", { text: t(k) + " " + fmt(counts[k]) })]);
-        });
-        var line = el("span", { class: "gm-legend-line" });
-        line.style.borderColor = TOWN_LINE;
-        rows.push(el("div", { class: "gm-legend-row" }, [line, el("span", { text: t("town") })]));
-        var box = el("details", { class: "gm-legend", id: "gm-legend" },
-                     [el("summary", { text: t("legend") })].concat(rows));
-        box.open = !(window.matchMedia && window.matchMedia("(max-width: 600px)").matches);
+        var box = el("details", { class: options.className, id: options.id },
+                     [el("summary", { text: options.title })].concat(options.rows));
+        box.open = window.matchMedia("(min-width: " + options.openFrom + "px)").matches;
         L.DomEvent.disableClickPropagation(box);
         return box;
       }
     });
-    new Ctl({ position: "bottomright" }).addTo(map);
+    return new Ctl({ position: "bottomright" }).addTo(map);
+  }
+
+  // A time of day, with the month and day when it is not today's (how old a picture is).
+  function timeOfDay(value, lang) {
+    var d = value instanceof Date ? value : new Date(value);
+    if (isNaN(d.getTime())) { return String(value); }
+    var opts = { hour: "2-digit", minute: "2-digit" };
+    if (d.toDateString() !== new Date().toDateString()) { opts.month = "2-digit"; opts.day = "2-digit"; }
+    return d.toLocaleString((lang || cfg().lang) === "en" ? "en-GB" : "zh-CN", opts);
   }
 
   function notify(text) {
@@ -232,5 +248,5 @@
   }
 
   window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t,
-                     csrfToken: csrfToken };
+                     csrfToken: csrfToken, foldingLegend: foldingLegend, timeOfDay: timeOfDay };
 })();

@@ -242,28 +242,19 @@
 
   // What the dots' colours and sizes mean: a flag (overdue, due soon) outranks the state.
   function addLegend(map) {
-    var Legend = L.Control.extend({
-      options: { position: "bottomright" },
-      onAdd: function () {
-        function row(color, label, cls) {
-          var dot = el("span", { class: "mt-legend-dot" + (cls ? " " + cls : "") });
-          dot.style.background = color;
-          return el("div", { class: "mt-legend-row" }, [dot, el("span", { text: label })]);
-        }
-        var rows = [row(FLAG_COLORS.overdue, t("mt_overdue")), row(FLAG_COLORS.due_soon, t("mt_due_soon"))];
-        // The layer shows open matters only: a closed one has no dot to explain.
-        Object.keys(STATE_COLORS).filter(function (s) { return s !== "closed"; })
-          .forEach(function (s) { rows.push(row(STATE_COLORS[s], stateLabel(s))); });
-        rows.push(row("#555", t("mt_legend_urgent"), "mt-legend-big"));
-        // Folded on a phone, where the map is a strip above the list.
-        var box = el("details", { class: "mt-legend", id: "mt-legend" },
-                     [el("summary", { text: t("mt_legend") })].concat(rows));
-        box.open = window.matchMedia("(min-width: 700px)").matches;
-        L.DomEvent.disableClickPropagation(box);
-        return box;
-      }
-    });
-    new Legend().addTo(map);
+    function row(color, label, cls) {
+      var dot = el("span", { class: "mt-legend-dot" + (cls ? " " + cls : "") });
+      dot.style.background = color;
+      return el("div", { class: "mt-legend-row" }, [dot, el("span", { text: label })]);
+    }
+    var rows = [row(FLAG_COLORS.overdue, t("mt_overdue")), row(FLAG_COLORS.due_soon, t("mt_due_soon"))];
+    // The layer shows open matters only: a closed one has no dot to explain.
+    Object.keys(STATE_COLORS).filter(function (s) { return s !== "closed"; })
+      .forEach(function (s) { rows.push(row(STATE_COLORS[s], stateLabel(s))); });
+    rows.push(row("#555", t("mt_legend_urgent"), "mt-legend-big"));
+    // Folded on a phone, where the map is a strip above the list.
+    window.gridmap.foldingLegend(map, { id: "mt-legend", className: "mt-legend", title: t("mt_legend"),
+                                        rows: rows, openFrom: 700 });
   }
 
   function loadLayer() {

@@ -31,7 +31,7 @@
       // the time it was taken, not of the last attempt (an offline camera keeps its
       // last picture).
       body.appendChild(el("p", { class: "patrol-meta patrol-taken",
-                                 text: t("snapshot_at").replace("{time}", when(item.snapshot_at)) }));
+                                 text: t("snapshot_at").replace("{time}", window.gridmap.timeOfDay(item.snapshot_at, lang())) }));
     }
     // The actions sit at the bottom of the screen, under the thumb.
     var back = el("button", { type: "button", class: "patrol-btn patrol-btn-secondary patrol-back", text: t("back_to_list") });
@@ -44,14 +44,6 @@
   }
 
   function closeViewer() { document.getElementById("patrol-viewer").hidden = true; }
-
-  function when(iso) {
-    var d = new Date(iso);
-    if (isNaN(d.getTime())) { return iso; }
-    var opts = { hour: "2-digit", minute: "2-digit" };
-    if (d.toDateString() !== new Date().toDateString()) { opts.month = "2-digit"; opts.day = "2-digit"; }
-    return d.toLocaleString(lang() === "en" ? "en-GB" : "zh-CN", opts);
-  }
 
   function render(items) {
     var list = document.getElementById("patrol-list");

@@ -98,19 +98,12 @@
         if (old) { URL.revokeObjectURL(old); }
         img.hidden = false; none.hidden = true;
         var at = new Date(Date.now() - snap.age * 1000);
-        taken.textContent = t("snapshot_at").replace("{time}", when(at));
+        taken.textContent = t("snapshot_at").replace("{time}", window.gridmap.timeOfDay(at, C.lang));
         tile.setAttribute("data-snapshot", "ok");
       }).catch(function () { /* the next refresh tries again */ });
     }
     refresh();
     S.snapTimers.push(setInterval(refresh, (C.snapshot_s || 5) * 1000));
-  }
-
-  // A time of day, with the date when it is not today's.
-  function when(d) {
-    var opts = { hour: "2-digit", minute: "2-digit" };
-    if (d.toDateString() !== new Date().toDateString()) { opts.month = "2-digit"; opts.day = "2-digit"; }
-    return d.toLocaleString(C.lang === "en" ? "en-GB" : "zh-CN", opts);
   }
 
   function liveMode(tile, info) {
