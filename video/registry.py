@@ -604,6 +604,16 @@ def get(
     return _public(row)
 
 
+def _filtered(filters: Filters, q: str | None) -> tuple[str, dict[str, Any]]:
+    """Return the filters' WHERE fragment, plus a name or GB ID prefix search if ``q``."""
+    where, params = filters.sql()
+    if q:
+        where += " AND (c.name ILIKE :q OR c.gb_id LIKE :qs)"
+        params["q"] = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
+        params["qs"] = q.replace("%", "").replace("_", "") + "%"
+    return where, params
+
+
 def list_cameras(
     session: Session,
     filters: Filters,
@@ -617,11 +627,7 @@ def list_cameras(
         raise InvalidInput(f"limit must be within 1–{MAX_PAGE_SIZE}")
     if offset < 0:
         raise InvalidInput("offset must be ≥ 0")
-    where, params = filters.sql()
-    if q:
-        where += " AND (c.name ILIKE :q OR c.gb_id LIKE :qs)"
-        params["q"] = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
-        params["qs"] = q.replace("%", "").replace("_", "") + "%"
+    where, params = _filtered(filters, q)
     total = session.execute(
         text(f"SELECT count(*) FROM cameras c WHERE TRUE {where}"), params
     ).scalar_one()
@@ -638,6 +644,30 @@ def list_cameras(
         "limit": limit,
         "items": [_public(r) for r in rows],
     }
+
+
+def area_names(session: Session, filters: Filters | None = None) -> dict[str, str]:
+    """Return the names of the towns and communities holding cameras in scope, by code."""
+    # Built per call (not as a default argument) so it picks up the bound scope.
+    filters = filters or Filters()
+    where, params = filters.sql()
+    rows = session.execute(
+        text(
+            f"""
+            WITH held AS (SELECT DISTINCT left(c.grid_code, 12) AS code FROM cameras c
+                          WHERE c.grid_code IS NOT NULL {where})
+            SELECT m.code, m.name, t.code, t.name
+            FROM communities m JOIN towns t ON t.id = m.town_id
+            WHERE m.code IN (SELECT code FROM held)
+            """
+        ),
+        params,
+    ).all()
+    names: dict[str, str] = {}
+    for community_code, community, town_code, town in rows:
+        names[community_code] = community
+        names[town_code] = town
+    return names
 
 
 def check_radius(radius_m: float) -> None:
@@ -1046,11 +1076,12 @@ def _nan(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def export_rows(session: Session, filters: Filters | None = None) -> list[dict[str, Any]]:
+def export_rows(session: Session, filters: Filters | None = None,
+                q: str | None = None) -> list[dict[str, Any]]:
     """Return cameras as flat rows for CSV/GeoJSON/GeoPackage export (no secrets)."""
     # Built per call (not as a default argument) so it picks up the bound scope.
     filters = filters or Filters()
-    where, params = filters.sql()
+    where, params = _filtered(filters, q)
     rows = session.execute(
         text(
             f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE TRUE {where} ORDER BY c.gb_id"

@@ -94,6 +94,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(dispatch.bp)
     app.register_blueprint(videowall.bp)
+    from web.blueprints import ledger
+
+    app.register_blueprint(ledger.bp)  # the /cameras ledger page
     from web.blueprints import matters as matters_api
     app.register_blueprint(matters_api.bp)  # /api/matters…, wall layers for matters and orders
     from web import matters_page

@@ -211,16 +211,27 @@ def _deny(reason: str, **detail: Any) -> None:
     raise Forbidden(reason)
 
 
-def _check_role(actor: accounts.Actor) -> None:
-    if request.method in SAFE_METHODS or request.endpoint in ANY_ROLE_WRITES:
-        return
+def write_refusal(actor: accounts.Actor, endpoint: str) -> str | None:
+    """Return why the role policy refuses this actor a write to ``endpoint``, or None."""
+    if endpoint in ANY_ROLE_WRITES:
+        return None
     if actor.role == "viewer":
-        _deny("viewers have read-only access")
-    roles = DATA_EDIT_ROLES.get(request.blueprint or "")
+        return "viewers have read-only access"
+    roles = DATA_EDIT_ROLES.get(endpoint.partition(".")[0])
     if roles is not None and actor.role not in roles:
-        _deny(f"a {actor.role} may not edit this data")
-    if request.endpoint in DISTRICT_ONLY_WRITES and actor.tier != 1:
-        _deny("only the district center may do this")
+        return f"a {actor.role} may not edit this data"
+    if endpoint in DISTRICT_ONLY_WRITES and actor.tier != 1:
+        return "only the district center may do this"
+    return None
+
+
+def _check_role(actor: accounts.Actor) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    # Pages ask write_refusal too, to offer only the actions the guard will allow.
+    reason = write_refusal(actor, request.endpoint or "")
+    if reason:
+        _deny(reason)
 
 
 def _own_scope(scope: Scope) -> Scope:

@@ -9,6 +9,8 @@ dispatched to the caller's unit (``camera_filters``).
 
 from __future__ import annotations
 
+from flask import request
+
 from video.registry import NO_AREA, Filters, Scope
 from web.auth import current_scope
 from web.params import list_arg
@@ -33,10 +35,16 @@ def area_prefix(requested: str = "") -> str:
 
 def camera_filters() -> Filters:
     """Return the request's camera filters, always narrowed to the caller's scope."""
+    area = (request.args.get("area") or "").strip()
+    if area:
+        from gridmap.queries import check_code
+
+        check_code(area)  # a town, community or grid code; else 400
     return Filters(
         sources=list_arg("source"),
         statuses=list_arg("status"),
         tags=list_arg("tag"),
+        prefix=area,
         scope=current_scope(),
     )
 

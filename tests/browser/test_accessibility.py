@@ -28,6 +28,8 @@ PAGES = [
     ("/matters/bulletin", None, None),
     ("/crowd", "() => document.documentElement.dataset.crowdReady === '1'", None),
     ("/videowall", "() => document.documentElement.dataset.videowall === 'ready'", None),
+    ("/cameras", "() => document.documentElement.dataset.lgReady === '1'", None),
+    ("/cameras", "() => document.documentElement.dataset.lgReady === '1'", PHONE),
     ("/patrol", None, PHONE),
     ("/logout", None, PHONE),  # shows the two sign-out buttons (a GET signs no one out)
 ]
@@ -42,7 +44,7 @@ def findings(page) -> list[str]:
     return page.evaluate(RUN_AXE)
 
 
-@pytest.mark.parametrize("path, ready, viewport", PAGES, ids=[p for p, _, _ in PAGES])
+@pytest.mark.parametrize("path, ready, viewport", PAGES, ids=[p + ("@phone" if v else "") for p, _, v in PAGES])
 def test_pages_have_no_accessibility_problem(signed_in_page, live_server, path, ready,
                                                       viewport):
     page = signed_in_page("district-operator", **({"viewport": viewport} if viewport else {}))

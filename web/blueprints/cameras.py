@@ -31,6 +31,8 @@ def list_cameras():
         - {in: query, name: source, schema: {type: string}, description: 'comma-separated'}
         - {in: query, name: status, schema: {type: string}}
         - {in: query, name: tag, schema: {type: string}}
+        - {in: query, name: area, schema: {type: string, pattern: '^[0-9]{6,15}$'},
+           description: 'a town (9), community (12) or grid (15) code'}
         - {in: query, name: q, schema: {type: string}, description: name or GB ID prefix}
         - {in: query, name: offset, schema: {type: integer, minimum: 0}}
         - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 1000}}
@@ -43,9 +45,14 @@ def list_cameras():
         camera_filters(),
         offset=int_arg("offset", 0, maximum=10_000_000),
         limit=int_arg("limit", 100, minimum=1, maximum=registry.MAX_PAGE_SIZE),
-        q=(request.args.get("q") or "").strip()[:60] or None,
+        q=search_arg(),
     )
     return jsonify(page)
+
+
+def search_arg() -> str | None:
+    """Return the request's name or GB ID search text (``q``), or None."""
+    return (request.args.get("q") or "").strip()[:60] or None
 
 
 @bp.get("/cameras/<gb_id>")
@@ -232,6 +239,11 @@ def export_cameras(fmt: str):
       parameters:
         - {in: path, name: fmt, required: true, schema: {type: string, enum: [csv, geojson, gpkg]}}
         - {in: query, name: datum, schema: {type: string, enum: [wgs84, cgcs2000, gcj02]}}
+        - {in: query, name: source, schema: {type: string}}
+        - {in: query, name: status, schema: {type: string}}
+        - {in: query, name: tag, schema: {type: string}}
+        - {in: query, name: area, schema: {type: string, pattern: '^[0-9]{6,15}$'}}
+        - {in: query, name: q, schema: {type: string}, description: name or GB ID prefix}
       responses:
         200: {description: The file}
         400: {description: Unknown format}
@@ -240,7 +252,7 @@ def export_cameras(fmt: str):
 
     if fmt not in EXPORT_TYPES:
         raise InvalidInput("format must be csv, geojson or gpkg", format=fmt)
-    rows = registry.export_rows(get_session(), camera_filters())
+    rows = registry.export_rows(get_session(), camera_filters(), q=search_arg())
     body = write_camera_file(rows, fmt, request.args.get("datum") or "wgs84")
     mimetype, ext = EXPORT_TYPES[fmt]
     resp = Response(body, mimetype=mimetype)

@@ -207,6 +207,7 @@
         var links = el("div", { class: "gm-user-links", id: "gm-user-links" }, [
           el("a", { class: "gm-lang", href: "/matters", text: t("mt_nav") }),
           el("a", { class: "gm-lang", href: "/videowall", text: t("video_wall") }),
+          el("a", { class: "gm-lang", href: "/cameras", text: t("lg_nav") }),
           el("a", { class: "gm-lang", href: "/logout", text: t("sign_out") })
         ]);
         var toggle = el("button", { type: "button", class: "gm-user-name",

@@ -1,0 +1,262 @@
+"""The camera ledger page in a real browser: it lists, filters and pages what the
+database holds in the caller's scope, corrects a camera, imports a ledger with its
+bad-row report (storing nothing), and never shows a stream's credentials."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from urllib.parse import quote
+
+import pytest
+from pyproj import Geod
+from sqlalchemy import text
+
+from geodata.coords import wgs84_to_gcj02
+from tests.integration.test_cameras import all_text_forms, grid_interior_point
+
+pytestmark = pytest.mark.browser
+
+READY = "() => document.documentElement.dataset.lgReady === '1'"
+PAGE_SIZE = 50
+SECRET = "Ledger#p@ss:9/x"
+GEOD = Geod(ellps="WGS84")
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_function(READY)
+
+
+def _reload_done(page, action) -> None:
+    """Run ``action`` and wait for the table it triggers to be drawn again."""
+    page.evaluate("() => { delete document.documentElement.dataset.lgReady; }")
+    action()
+    page.wait_for_function(READY)
+
+
+def _count(engine, where: str = "TRUE", **params) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM cameras c WHERE {where}"), params).scalar()
+
+
+def _ids(page) -> list[str]:
+    return page.eval_on_selector_all("#lg-rows tr[data-gb]", "rows => rows.map(r => r.dataset.gb)")
+
+
+@pytest.fixture
+def restored_camera(engine, demo_loaded):
+    """Yield a demo camera's GB ID; put its row back exactly as it was afterwards."""
+    with engine.connect() as conn:
+        gb_id, saved = conn.execute(text(
+            "SELECT gb_id, to_jsonb(c) FROM cameras c WHERE heading IS NOT NULL "
+            "AND NOT has_credentials ORDER BY gb_id OFFSET 7 LIMIT 1")).one()
+    try:
+        yield gb_id
+    finally:
+        with engine.begin() as conn:
+            columns = [k for k in saved if k != "id"]
+            conn.execute(text(
+                f"UPDATE cameras c SET ({', '.join(columns)}) = (SELECT {', '.join(columns)} "
+                "FROM jsonb_populate_record(NULL::cameras, CAST(:row AS jsonb))) WHERE c.id = :id"),
+                {"row": json.dumps(saved), "id": saved["id"]})
+
+
+@pytest.fixture
+def imported_ids(engine, demo_loaded):
+    """Collect GB IDs a test imports through the live server; delete them afterwards."""
+    ids: list[str] = []
+    yield ids
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM cameras WHERE gb_id = ANY(:ids)"), {"ids": ids})
+
+
+def test_the_ledger_lists_filters_and_pages_what_the_database_holds(page, live_server, engine):
+    _open(page, live_server + "/cameras")
+    total = _count(engine)
+    assert page.inner_text("#lg-total") == f"共 {total:,} 个摄像机"
+    with engine.connect() as conn:
+        first = conn.execute(text("SELECT gb_id FROM cameras ORDER BY gb_id LIMIT :n OFFSET :o"),
+                             {"n": PAGE_SIZE, "o": 0}).scalars().all()
+        second = conn.execute(text("SELECT gb_id FROM cameras ORDER BY gb_id LIMIT :n OFFSET :o"),
+                              {"n": PAGE_SIZE, "o": PAGE_SIZE}).scalars().all()
+    assert _ids(page) == first
+    assert page.is_disabled("#lg-prev")
+
+    _reload_done(page, lambda: page.click("#lg-next"))
+    assert _ids(page) == second
+    pages = -(-total // PAGE_SIZE)
+    assert page.inner_text("#lg-page") == f"第 2 / {pages} 页"
+    assert "offset=50" in page.url
+
+    # A source and a town narrow the list; the URL keeps them through a reload.
+    with engine.connect() as conn:
+        town_code, town_name = conn.execute(text(
+            "SELECT t.code, t.name FROM towns t ORDER BY (SELECT count(*) FROM cameras c "
+            "WHERE c.source = 'water' AND c.grid_code LIKE t.code || '%') DESC, t.code LIMIT 1")).one()
+    _reload_done(page, lambda: page.select_option("#lg-source", "water"))
+    _reload_done(page, lambda: page.select_option("#lg-town", town_code))
+    water_here = _count(engine, "source = 'water' AND grid_code LIKE :p", p=town_code + "%")
+    assert water_here > 0
+    assert page.inner_text("#lg-total") == f"共 {water_here:,} 个摄像机"
+    assert set(page.eval_on_selector_all(
+        "#lg-rows tr td:nth-child(3)", "cells => cells.map(c => c.textContent)")) == {"水利"}
+    assert all(cell.startswith(town_name) for cell in page.eval_on_selector_all(
+        "#lg-rows tr td:nth-child(6)", "cells => cells.map(c => c.textContent)"))
+    assert "source=water" in page.url and f"area={town_code}" in page.url and "offset" not in page.url
+    _open(page, page.url)
+    assert page.input_value("#lg-source") == "water" and page.input_value("#lg-town") == town_code
+    assert page.inner_text("#lg-total") == f"共 {water_here:,} 个摄像机"
+
+    # The export link carries the same filters, and the file holds the same cameras.
+    page.select_option("#lg-export-datum", "gcj02")
+    href = page.get_attribute("#lg-export-csv", "href")
+    assert "source=water" in href and f"area={town_code}" in href and "datum=gcj02" in href
+    body = page.request.get(live_server + href).text()
+    rows = list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))
+    assert len(rows) == water_here and {r["source"] for r in rows} == {"water"}
+
+    # A search by name finds the camera; one that matches nothing says so.
+    with engine.connect() as conn:
+        gb_id, name = conn.execute(text(
+            "SELECT gb_id, name FROM cameras WHERE source = 'water' AND grid_code LIKE :p "
+            "ORDER BY gb_id LIMIT 1"), {"p": town_code + "%"}).one()
+    page.fill("#lg-q", name)
+    _reload_done(page, lambda: page.click("#lg-filter button[type=submit]"))
+    assert gb_id in _ids(page)
+    page.fill("#lg-q", "没有这样的摄像机")
+    _reload_done(page, lambda: page.click("#lg-filter button[type=submit]"))
+    assert _ids(page) == [] and page.inner_text("#lg-rows") == "没有符合条件的摄像机"
+    assert page.watch.console_errors == []
+    assert page.watch.remote_requests() == []
+
+
+def test_the_ledger_speaks_english_on_request(page, live_server):
+    _open(page, live_server + "/cameras?lang=en")
+    assert page.inner_text("h1") == "Camera ledger"
+    assert page.inner_text("#lg-table thead th:first-child") == "GB ID"
+    assert page.inner_text("#lg-total").endswith(" cameras")
+
+
+def test_a_camera_is_corrected_from_its_details(page, live_server, engine, restored_camera):
+    gb_id = restored_camera
+    _open(page, f"{live_server}/cameras?q={gb_id}")
+    page.click(f'#lg-rows tr[data-gb="{gb_id}"] .lg-open')
+    page.wait_for_function(f"() => document.querySelector('#lg-detail .lg-id')?.textContent === '{gb_id}'")
+    assert page.input_value("#lg-edit input[name=name]") == page.inner_text("#lg-detail-title")
+
+    # A field of view over 360° is refused with its reason, and nothing changes.
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT heading, fov, tags FROM cameras WHERE gb_id = :g"),
+                              {"g": gb_id}).one()
+    page.fill("#lg-edit input[name=fov]", "400")
+    page.click("#lg-edit button[type=submit]")
+    page.wait_for_function("() => document.getElementById('lg-edit-status').textContent.startsWith('未保存')")
+    assert page.inner_text("#lg-edit-status") == "未保存：视场角应大于0°且不超过360°"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT heading, fov, tags FROM cameras WHERE gb_id = :g"),
+                            {"g": gb_id}).one() == before
+
+    # A new heading and an added tag are stored, and the sector follows the heading.
+    page.fill("#lg-edit input[name=fov]", str(before.fov))
+    heading = (before.heading + 90) % 360
+    page.fill("#lg-edit input[name=heading]", str(heading))
+    page.fill("#lg-edit input[name=tags]", ", ".join([*before.tags, "crowd"]))
+    page.click("#lg-edit button[type=submit]")
+    page.wait_for_function("() => document.getElementById('lg-edit-status').textContent === '已保存'")
+    with engine.connect() as conn:
+        after = conn.execute(text(
+            "SELECT heading, fov, tags, degrees(ST_Azimuth(geom, ST_Centroid(view_sector))) AS aim "
+            "FROM cameras WHERE gb_id = :g"), {"g": gb_id}).one()
+    assert after.heading == pytest.approx(heading) and after.fov == pytest.approx(before.fov)
+    assert "crowd" in after.tags and set(before.tags) <= set(after.tags)
+    assert abs((after.aim - heading + 180) % 360 - 180) < 5
+    assert "人流监测" in page.inner_text("#lg-detail-body")
+
+
+def test_a_bad_ledger_is_reported_row_by_row_and_a_good_one_imported(
+        page, live_server, engine, imported_ids, tmp_path):
+    from gridmap.db import session_factory
+
+    with session_factory(engine)() as s:
+        _, lon, lat = grid_interior_point(s, 21)
+    before = _count(engine)
+    header = "gb_id,name,lon,lat,source,department,main_url,tags\n"
+    secret_url = f"rtsp://admin:{quote(SECRET, safe='')}@192.0.2.44/live"
+    bad = header + (
+        f"37081200001310000601,好的一行,{lon},{lat},skynet,公安局,rtsp://192.0.2.1/a,\n"
+        f"12345,坏编号,{lon},{lat},skynet,公安局,rtsp://192.0.2.1/a,\n"
+        f"37081200001310000603,坏地址,{lon},{lat},skynet,公安局,exec:reboot,\n"
+        f"37081200001310000604,域外,121.47,31.23,skynet,公安局,rtsp://192.0.2.1/a,\n"
+    )
+    _open(page, live_server + "/cameras")
+    page.set_input_files("#lg-file", {"name": "台账.csv", "mimeType": "text/csv",
+                                      "buffer": bad.encode()})
+    page.watch.expect_errors = True  # the 400 is the answer under test
+    page.click("#lg-import-go")
+    page.wait_for_selector("#lg-import-result .lg-report")
+    assert page.inner_text("#lg-import-result .lg-summary").startswith("文件未导入，没有任何数据被修改")
+    rows = page.eval_on_selector_all("#lg-import-result tbody tr",
+                                     "rows => rows.map(r => r.cells[0].textContent)")
+    assert rows == ["2", "3", "4"]  # records, counted without the header (the caption says so)
+    assert "不含表头" in page.inner_text("#lg-import-result caption")
+    problems = page.inner_text("#lg-import-result tbody")
+    assert "不在本区范围内" in problems or "区界之外" in problems  # the point in Shanghai
+    assert _count(engine) == before
+
+    # The same ledger recorded in GCJ-02, bad rows mended: imported, points moved back.
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    good = header + (
+        f"37081200001310000601,台账导入一,{glon},{glat},skynet,公安局,{secret_url},crowd\n"
+        f"37081200001310000602,台账导入二,{glon + 0.001},{glat},water,水务局,rtsp://192.0.2.2/a,\n"
+    )
+    imported_ids.extend(["37081200001310000601", "37081200001310000602"])
+    page.watch.expect_errors = False
+    page.select_option("#lg-datum", "gcj02")
+    page.set_input_files("#lg-file", {"name": "台账.csv", "mimeType": "text/csv",
+                                      "buffer": good.encode()})
+    page.click("#lg-import-go")
+    page.wait_for_selector("#lg-import-result.lg-good")
+    assert page.inner_text("#lg-import-result .lg-summary") == "已导入：新增 2 个，更新 0 个"
+    assert _count(engine) == before + 2
+    with engine.connect() as conn:
+        x, y, has_credentials = conn.execute(text(
+            "SELECT ST_X(geom), ST_Y(geom), has_credentials FROM cameras WHERE gb_id = :g"),
+            {"g": "37081200001310000601"}).one()
+    assert GEOD.inv(lon, lat, x, y)[2] < 1.0 and has_credentials
+
+    # The imported camera is in the ledger with its login kept apart and never shown.
+    page.fill("#lg-q", "台账导入")
+    _reload_done(page, lambda: page.click("#lg-filter button[type=submit]"))
+    assert _ids(page) == ["37081200001310000601", "37081200001310000602"]
+    page.click('#lg-rows tr[data-gb="37081200001310000601"] .lg-open')
+    page.wait_for_function("() => document.getElementById('lg-detail-body').textContent.includes('已另行加密保存')")
+    assert page.inner_text('#lg-detail-body dd[data-field="main_url"]') == "rtsp://192.0.2.44/live"
+    seen = [page.content(),
+            page.request.get(live_server + "/api/cameras?q=台账导入").text(),
+            page.request.get(live_server + "/api/cameras/export.csv?q=台账导入").text()]
+    for form in all_text_forms(SECRET):
+        assert not any(form in body for body in seen), form
+    assert page.watch.console_errors == []
+
+
+@pytest.mark.parametrize("username, import_form, edit_form", [
+    ("gulou-operator", False, True),     # a town may correct its cameras, not import ledgers
+    ("district-viewer", False, False),   # a viewer reads
+    ("district-gridadmin", True, True),
+])
+def test_the_ledger_offers_only_what_the_role_may_do(signed_in_page, live_server, engine,
+                                                     username, import_form, edit_form):
+    page = signed_in_page(username)
+    _open(page, live_server + "/cameras")
+    assert (page.query_selector("#lg-import") is not None) is import_form
+    assert (page.query_selector("#lg-import-district") is not None) is (not import_form)
+    page.click("#lg-rows tr:first-child .lg-open")
+    page.wait_for_selector("#lg-detail:not([hidden])")
+    assert (page.query_selector("#lg-edit") is not None) is edit_form
+    if username.startswith("gulou"):
+        in_town = _count(engine, "grid_code LIKE '370812001%'")
+        assert page.inner_text("#lg-total") == f"共 {in_town:,} 个摄像机"
+        assert page.eval_on_selector_all("#lg-town option[value]:not([value=''])",
+                                         "o => o.map(x => x.value)") == ["370812001"]

@@ -1,0 +1,88 @@
+"""What the camera ledger page stands on: the area filter and search on the list and
+the export, the area names it shows, and the page's offers following the role policy."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import text
+
+from video import registry
+from video.registry import Filters, Scope
+
+TOWN = "370812001"  # 鼓楼街道, the demo town's scope
+
+
+def _count(session, where: str, **params) -> int:
+    return session.execute(text(f"SELECT count(*) FROM cameras c WHERE {where}"), params).scalar()
+
+
+def test_the_list_narrows_to_an_area_by_its_code(client, session):
+    community = session.execute(text(
+        "SELECT left(grid_code, 12) FROM cameras WHERE grid_code LIKE :p GROUP BY 1 "
+        "ORDER BY count(*) DESC LIMIT 1"), {"p": TOWN + "%"}).scalar()
+    for code in (TOWN, community):
+        page = client.get(f"/api/cameras?area={code}&limit=1000").get_json()
+        assert page["total"] == _count(session, "grid_code LIKE :p", p=code + "%") > 0
+        assert {item["grid_code"][:len(code)] for item in page["items"]} == {code}
+
+
+@pytest.mark.parametrize("area", ["37081", "3708120011", "town", "３７０８１２００１", "370812001%"])
+def test_a_malformed_area_is_refused_with_its_reason(client, area):
+    resp = client.get("/api/cameras", query_string={"area": area})
+    assert resp.status_code == 400
+    assert resp.get_json()["reason"] == "an area code has 6, 9, 12 or 15 digits"
+
+
+def test_an_area_outside_the_callers_scope_adds_nothing(client_as, session):
+    other_town = session.execute(text(
+        "SELECT code FROM towns WHERE code <> :t ORDER BY code LIMIT 1"), {"t": TOWN}).scalar()
+    town_client = client_as("gulou-operator")
+    assert town_client.get(f"/api/cameras?area={other_town}").get_json()["total"] == 0
+    assert town_client.get(f"/api/cameras?area={TOWN}").get_json()["total"] == _count(
+        session, "grid_code LIKE :p", p=TOWN + "%")
+
+
+def test_the_export_follows_the_search_and_filters_of_the_list(client, session):
+    query = {"area": TOWN, "source": "skynet", "q": "路口"}
+    listed = client.get("/api/cameras", query_string={**query, "limit": 1000}).get_json()
+    assert 0 < listed["total"] < _count(session, "grid_code LIKE :p", p=TOWN + "%")
+    body = client.get("/api/cameras/export.csv", query_string=query).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))
+    assert sorted(r["gb_id"] for r in rows) == sorted(i["gb_id"] for i in listed["items"])
+    assert all("路口" in r["name"] and r["source"] == "skynet" for r in rows)
+
+
+def test_area_names_cover_the_towns_and_communities_holding_cameras_in_scope(session):
+    everywhere = registry.area_names(session, Filters(scope=Scope()))
+    held = session.execute(text(
+        "SELECT count(DISTINCT left(grid_code, 12)), count(DISTINCT left(grid_code, 9)) "
+        "FROM cameras WHERE grid_code IS NOT NULL")).one()
+    assert sum(len(code) == 12 for code in everywhere) == held[0]
+    assert sum(len(code) == 9 for code in everywhere) == held[1]
+    assert everywhere[TOWN] == session.execute(
+        text("SELECT name FROM towns WHERE code = :c"), {"c": TOWN}).scalar()
+    in_town = registry.area_names(session, Filters(scope=Scope(prefix=TOWN)))
+    assert in_town and all(code.startswith(TOWN) for code in in_town)
+    assert {code: everywhere[code] for code in in_town} == in_town
+
+
+@pytest.mark.parametrize("username, can_import, can_edit", [
+    ("district-operator", True, True),
+    ("district-gridadmin", True, True),
+    ("district-patrol", False, False),
+    ("district-viewer", False, False),
+    ("gulou-operator", False, True),
+    ("police-operator", False, True),
+])
+def test_the_page_offers_what_the_guard_allows(client_as, username, can_import, can_edit):
+    client = client_as(username)
+    page = client.get("/cameras").get_data(as_text=True)
+    assert ('id="lg-import"' in page) is can_import
+    assert ('id="lg-edit"' in page) is can_edit
+    # The guard agrees: an empty upload is refused for its content (400), not the role (403).
+    upload = client.post("/api/cameras/import", data={}, content_type="multipart/form-data")
+    assert (upload.status_code == 400) is can_import
+    assert (upload.status_code == 403) is (not can_import)

@@ -1,0 +1,137 @@
+"""The camera ledger page (摄像机台账): find, check and correct cameras; import and export.
+
+The page is a table over the camera API (``/api/cameras``), in the caller's scope.
+Operators who keep the ledger fix a camera's name, placement and view sector here,
+upload the departments' ledger files and see every bad row at once, and export
+what they see. It offers only the actions the role policy will allow.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, render_template
+
+from video import registry
+from video.models import SOURCES, STATUSES
+from web import i18n
+from web.auth import current_actor, write_refusal
+from web.database import get_session
+
+bp = Blueprint("ledger", __name__)
+
+PAGE_SIZE = 50
+DATUMS = ("wgs84", "cgcs2000", "gcj02")
+# Tags the district's ledgers use, offered in the filter; any other tag still shows.
+COMMON_TAGS = ("key_place", "crowd", "intersection", "road", "village", "community", "river")
+
+MESSAGES = {
+    "lg_title": {"zh": "摄像机台账", "en": "Camera ledger"},
+    "lg_nav": {"zh": "摄像机台账", "en": "Camera ledger"},
+    "lg_back": {"zh": "← 地图", "en": "← Map"},
+    "lg_search": {"zh": "名称或国标编码", "en": "Name or GB ID"},
+    "lg_find": {"zh": "查询", "en": "Search"},
+    "lg_reset": {"zh": "清空条件", "en": "Clear"},
+    "lg_all_towns": {"zh": "全部镇街", "en": "All towns/streets"},
+    "lg_all_sources": {"zh": "全部来源", "en": "All sources"},
+    "lg_all_statuses": {"zh": "全部状态", "en": "All statuses"},
+    "lg_all_tags": {"zh": "全部标签", "en": "All tags"},
+    "lg_total": {"zh": "共 {n} 个摄像机", "en": "{n} cameras"},
+    "lg_none": {"zh": "没有符合条件的摄像机", "en": "No camera matches"},
+    "lg_gb_id": {"zh": "国标编码", "en": "GB ID"},
+    "lg_name": {"zh": "名称", "en": "Name"},
+    "lg_source": {"zh": "来源", "en": "Source"},
+    "lg_department": {"zh": "权属单位", "en": "Owner"},
+    "lg_status": {"zh": "状态", "en": "Status"},
+    "lg_area": {"zh": "所在镇街 / 村居", "en": "Town / community"},
+    "lg_snapshot": {"zh": "最近截图", "en": "Last snapshot"},
+    "lg_credentials": {"zh": "凭据", "en": "Login"},
+    "lg_has_credentials": {"zh": "已另行加密保存", "en": "Stored apart, encrypted"},
+    "lg_no_credentials": {"zh": "无", "en": "None"},
+    "lg_prev": {"zh": "上一页", "en": "Previous"},
+    "lg_next": {"zh": "下一页", "en": "Next"},
+    "lg_pages": {"zh": "翻页", "en": "Pages"},
+    "lg_export_datum": {"zh": "导出坐标系", "en": "Export coordinates"},
+    "lg_page": {"zh": "第 {page} / {pages} 页", "en": "Page {page} of {pages}"},
+    "lg_detail": {"zh": "摄像机详情", "en": "Camera details"},
+    "lg_close": {"zh": "关闭", "en": "Close"},
+    "lg_location": {"zh": "位置（WGS-84）", "en": "Location (WGS-84)"},
+    "lg_grid": {"zh": "所在网格", "en": "Grid"},
+    "lg_sector": {"zh": "朝向 / 视场角 / 可视距离", "en": "Heading / field of view / range"},
+    "lg_sector_unknown": {"zh": "未登记", "en": "Not recorded"},
+    "lg_tags": {"zh": "标签", "en": "Tags"},
+    "lg_main_url": {"zh": "主码流", "en": "Main stream"},
+    "lg_sub_url": {"zh": "子码流", "en": "Sub stream"},
+    "lg_live": {"zh": "实时视频", "en": "Live view"},
+    "lg_to_wall": {"zh": "上视频墙", "en": "To the video wall"},
+    "lg_edit": {"zh": "修改登记信息", "en": "Edit the record"},
+    "lg_heading": {"zh": "朝向（°）", "en": "Heading (°)"},
+    "lg_fov": {"zh": "视场角（°）", "en": "Field of view (°)"},
+    "lg_range": {"zh": "可视距离（米）", "en": "Range (m)"},
+    "lg_lon": {"zh": "经度", "en": "Longitude"},
+    "lg_lat": {"zh": "纬度", "en": "Latitude"},
+    "lg_tags_hint": {"zh": "多个标签用逗号分隔", "en": "Separate tags with commas"},
+    "lg_save": {"zh": "保存", "en": "Save"},
+    "lg_saving": {"zh": "正在保存…", "en": "Saving…"},
+    "lg_saved": {"zh": "已保存", "en": "Saved"},
+    "lg_not_saved": {"zh": "未保存：{reason}", "en": "Not saved: {reason}"},
+    "lg_view_only": {"zh": "您的角色只能查看台账", "en": "Your role may only view the ledger"},
+    "lg_import": {"zh": "导入台账", "en": "Import a ledger"},
+    "lg_import_file": {"zh": "台账文件（CSV、GeoJSON 或 GeoPackage，10 MB 以内）",
+                       "en": "Ledger file (CSV, GeoJSON or GeoPackage, up to 10 MB)"},
+    "lg_datum": {"zh": "坐标系", "en": "Coordinates"},
+    "lg_datum_wgs84": {"zh": "WGS-84（GPS）", "en": "WGS-84 (GPS)"},
+    "lg_datum_cgcs2000": {"zh": "CGCS2000（天地图）", "en": "CGCS2000 (Tianditu)"},
+    "lg_datum_gcj02": {"zh": "GCJ-02（高德、腾讯）", "en": "GCJ-02 (AutoNavi, Tencent)"},
+    "lg_import_go": {"zh": "导入", "en": "Import"},
+    "lg_importing": {"zh": "正在导入…", "en": "Importing…"},
+    "lg_imported": {"zh": "已导入：新增 {inserted} 个，更新 {updated} 个",
+                    "en": "Imported: {inserted} added, {updated} updated"},
+    "lg_rejected": {"zh": "文件未导入，没有任何数据被修改：{reason}",
+                    "en": "Nothing was imported or changed: {reason}"},
+    "lg_row": {"zh": "记录", "en": "Record"},
+    "lg_rows_counted": {"zh": "问题记录（从第一条数据记起，不含表头）",
+                        "en": "Records with problems (counted from the first record, not the header)"},
+    "lg_field": {"zh": "字段", "en": "Field"},
+    "lg_problem": {"zh": "问题", "en": "Problem"},
+    "lg_warnings": {"zh": "导入说明", "en": "Notes on the import"},
+    "lg_pick_file": {"zh": "请先选择文件", "en": "Choose a file first"},
+    "lg_import_district": {"zh": "台账导入由区指挥中心的操作员或网格管理员进行",
+                           "en": "Ledgers are imported by the district center's operators or grid admins"},
+    "lg_export": {"zh": "导出当前查询结果", "en": "Export these results"},
+    "lg_failed": {"zh": "加载失败：{reason}", "en": "Could not load: {reason}"},
+    "tag_key_place": {"zh": "重点场所", "en": "Key place"},
+    "tag_crowd": {"zh": "人流监测", "en": "Crowd monitoring"},
+    "tag_intersection": {"zh": "路口", "en": "Intersection"},
+    "tag_road": {"zh": "道路", "en": "Road"},
+    "tag_village": {"zh": "村庄", "en": "Village"},
+    "tag_community": {"zh": "社区", "en": "Community"},
+    "tag_river": {"zh": "河道", "en": "River"},
+}
+i18n.register(MESSAGES)
+
+
+@bp.get("/cameras")
+def ledger_page() -> Response:
+    """Serve the camera ledger."""
+    actor = current_actor()
+    # Names of the areas that hold the caller's cameras: the table shows names, and
+    # the town filter offers only towns the caller has cameras in.
+    names = registry.area_names(get_session())
+    config = {
+        "lang": g.lang,
+        "i18n": i18n.catalog(g.lang),
+        "page": "ledger",
+        "page_size": PAGE_SIZE,
+        "sources": list(SOURCES),
+        "statuses": list(STATUSES),
+        "datums": list(DATUMS),
+        "tags": list(COMMON_TAGS),
+        "areas": names,
+        "towns": sorted((code, name) for code, name in names.items() if len(code) == 9),
+        "user": {"username": actor.username, "unit": actor.unit_name},
+        "can_edit": write_refusal(actor, "cameras.update_camera") is None,
+        "can_import": write_refusal(actor, "cameras.import_cameras") is None,
+    }
+    html = render_template("ledger.html", config=config, lang=g.lang)
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp

@@ -1,0 +1,369 @@
+/* gridmap camera ledger: a paged, filtered table over /api/cameras, a camera's
+ * details with an edit form, ledger import with its row-by-row report, and export
+ * of what the table shows. Every stored string is rendered as text, never as HTML. */
+(function () {
+  "use strict";
+
+  var C = window.LEDGER || { i18n: {}, areas: {}, page_size: 50 };
+  var el = window.gridmap.el;
+  var FILTERS = ["q", "area", "source", "status", "tag"];
+  var S = { offset: 0, total: 0, items: {}, current: null, request: 0 };
+
+  function t(key, vars) {
+    var text = (C.i18n || {})[key] || key;
+    Object.keys(vars || {}).forEach(function (k) { text = text.split("{" + k + "}").join(vars[k]); });
+    return text;
+  }
+  function $(id) { return document.getElementById(id); }
+  function locale() { return C.lang === "en" ? "en-GB" : "zh-CN"; }
+  function count(n) { return Number(n).toLocaleString(locale()); }
+  function when(iso) {
+    if (!iso) { return ""; }
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) { return String(iso); }
+    return d.toLocaleString(locale(), { year: "numeric", month: "2-digit", day: "2-digit",
+                                        hour: "2-digit", minute: "2-digit" });
+  }
+  function label(prefix, value) {
+    var key = prefix + value;
+    return (C.i18n || {})[key] ? t(key) : value;
+  }
+  function areaName(item) {
+    var names = C.areas || {};
+    var town = names[item.town_code], community = names[item.community_code];
+    if (!town && !community) { return item.grid_code || ""; }
+    return [town, community].filter(Boolean).join(" / ");
+  }
+
+  // Answers as {ok, status, data}; the server's errors carry a message in the page's language.
+  function api(method, url, body, json) {
+    var opts = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (json) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    } else if (body !== undefined) {
+      opts.body = body;  // FormData: the browser writes the multipart header
+    }
+    return fetch(url, opts).then(function (r) {
+      return r.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        return { ok: r.ok, status: r.status, data: data };
+      });
+    });
+  }
+  function reasonOf(answer) {
+    var d = answer.data || {};
+    return d.message || d.reason || ("HTTP " + answer.status);
+  }
+
+  // ------------------------------------------------------------------ filters and URL
+
+  function filters() {
+    var out = {};
+    FILTERS.forEach(function (name) {
+      var value = ($("lg-" + (name === "area" ? "town" : name)).value || "").trim();
+      if (value) { out[name] = value; }
+    });
+    return out;
+  }
+  function query(params) {
+    return Object.keys(params).map(function (k) {
+      return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]);
+    }).join("&");
+  }
+  function fromUrl() {
+    var params = new URLSearchParams(window.location.search);
+    FILTERS.forEach(function (name) {
+      var box = $("lg-" + (name === "area" ? "town" : name));
+      var value = params.get(name) || "";
+      if (box.tagName === "SELECT" && !box.querySelector('option[value="' + CSS.escape(value) + '"]')) { value = ""; }
+      box.value = value;
+    });
+    var offset = parseInt(params.get("offset") || "0", 10);
+    S.offset = isFinite(offset) && offset > 0 ? offset - (offset % C.page_size) : 0;
+  }
+  function toUrl(push) {
+    var params = filters();
+    if (S.offset) { params.offset = S.offset; }
+    if (C.lang === "en") { params.lang = "en"; }
+    var url = window.location.pathname + (Object.keys(params).length ? "?" + query(params) : "");
+    if (url !== window.location.pathname + window.location.search) {
+      window.history[push ? "pushState" : "replaceState"](null, "", url);
+    }
+  }
+  function updateExports() {
+    var params = filters();
+    params.datum = $("lg-export-datum").value;
+    ["csv", "geojson", "gpkg"].forEach(function (fmt) {
+      $("lg-export-" + fmt).setAttribute("href", "/api/cameras/export." + fmt + "?" + query(params));
+    });
+  }
+
+  // ------------------------------------------------------------------ the table
+
+  function statusBadge(status) {
+    return el("span", { class: "lg-badge lg-st-" + status, text: label("st_", status) });
+  }
+  function row(item) {
+    var open = el("button", { type: "button", class: "lg-open", "data-gb": item.gb_id, text: item.name });
+    open.addEventListener("click", function () { showDetail(item.gb_id); });
+    return el("tr", { "data-gb": item.gb_id }, [
+      el("td", { class: "lg-id", text: item.gb_id }),
+      el("td", null, [open]),
+      el("td", { text: label("src_", item.source) }),
+      el("td", { text: item.department }),
+      el("td", null, [statusBadge(item.status)]),
+      el("td", { text: areaName(item) }),
+      el("td", { text: item.snapshot_at ? when(item.snapshot_at) : t("no_snapshot") }),
+      el("td", { class: "lg-cred", text: item.has_credentials ? "🔒" : "",
+                 title: item.has_credentials ? t("lg_has_credentials") : "" })
+    ]);
+  }
+  function load(push) {
+    toUrl(push);
+    updateExports();
+    var params = filters();
+    params.offset = S.offset;
+    params.limit = C.page_size;
+    var ticket = ++S.request;  // a slow answer to an older query must not overwrite a newer one
+    $("lg-total").textContent = t("loading");
+    return api("GET", "/api/cameras?" + query(params)).then(function (answer) {
+      if (ticket !== S.request) { return; }
+      var body = $("lg-rows");
+      body.textContent = "";
+      if (!answer.ok) {
+        $("lg-total").textContent = t("lg_failed", { reason: reasonOf(answer) });
+        return;
+      }
+      var page = answer.data;
+      S.total = page.total;
+      S.items = {};
+      page.items.forEach(function (item) { S.items[item.gb_id] = item; body.appendChild(row(item)); });
+      if (!page.items.length) {
+        body.appendChild(el("tr", { class: "lg-empty" }, [el("td", { colspan: "8", text: t("lg_none") })]));
+      }
+      $("lg-total").textContent = t("lg_total", { n: count(page.total) });
+      var pages = Math.max(1, Math.ceil(page.total / C.page_size));
+      var number = Math.floor(S.offset / C.page_size) + 1;
+      $("lg-page").textContent = t("lg_page", { page: count(number), pages: count(pages) });
+      $("lg-prev").disabled = S.offset <= 0;
+      $("lg-next").disabled = S.offset + C.page_size >= page.total;
+      document.documentElement.dataset.lgReady = "1";
+    }, function () {
+      if (ticket === S.request) { $("lg-total").textContent = t("load_failed"); }
+    });
+  }
+
+  // ------------------------------------------------------------------ one camera
+
+  function fact(term, value, attrs) {
+    return [el("dt", { text: term }), el("dd", Object.assign({ text: value }, attrs || {}))];
+  }
+  function sectorText(cam) {
+    if (cam.heading === null && cam.fov === null && cam.range_m === null) { return t("lg_sector_unknown"); }
+    function part(v, unit) { return v === null || v === undefined ? "—" : v + unit; }
+    return [part(cam.heading, "°"), part(cam.fov, "°"), part(cam.range_m, " m")].join(" / ");
+  }
+  function renderDetail(cam) {
+    $("lg-detail-title").textContent = cam.name;
+    var facts = [].concat(
+      fact(t("lg_gb_id"), cam.gb_id, { class: "lg-id" }),
+      fact(t("lg_source"), label("src_", cam.source)),
+      fact(t("lg_department"), cam.department),
+      fact(t("lg_status"), label("st_", cam.status)),
+      fact(t("lg_location"), cam.lon.toFixed(6) + ", " + cam.lat.toFixed(6)),
+      fact(t("lg_area"), areaName(cam)),
+      fact(t("lg_grid"), cam.grid_code || "—"),
+      fact(t("lg_sector"), sectorText(cam)),
+      fact(t("lg_tags"), (cam.tags || []).map(function (tag) { return label("tag_", tag); }).join("、") || "—"),
+      fact(t("lg_main_url"), cam.main_url || "—", { class: "lg-url", "data-field": "main_url" }),
+      fact(t("lg_sub_url"), cam.sub_url || "—", { class: "lg-url", "data-field": "sub_url" }),
+      fact(t("lg_credentials"), cam.has_credentials ? t("lg_has_credentials") : t("lg_no_credentials")),
+      fact(t("lg_snapshot"), cam.snapshot_at ? when(cam.snapshot_at) : t("no_snapshot"))
+    );
+    var body = $("lg-detail-body");
+    body.textContent = "";
+    if (cam.snapshot_at) {
+      var img = el("img", { class: "lg-thumb", alt: cam.name });
+      img.addEventListener("error", function () { img.remove(); });
+      img.src = "/api/cameras/" + encodeURIComponent(cam.gb_id) + "/snapshot.jpg?thumb=1";
+      body.appendChild(img);
+    }
+    body.appendChild(el("dl", { class: "lg-facts" }, facts));
+    body.appendChild(el("p", { class: "lg-actions" }, [
+      el("a", { href: "/cameras/" + encodeURIComponent(cam.gb_id) + "/live", text: t("lg_live") }),
+      el("a", { href: "/videowall?layout=1&cameras=" + encodeURIComponent(cam.gb_id), text: t("lg_to_wall") })
+    ]));
+    var form = $("lg-edit");
+    if (form) {
+      form.elements.name.value = cam.name;
+      ["lon", "lat", "heading", "fov", "range_m"].forEach(function (key) {
+        form.elements[key].value = shown(cam, key);
+      });
+      form.elements.tags.value = (cam.tags || []).join(", ");
+      $("lg-edit-status").textContent = "";
+    }
+  }
+  function showDetail(gbId) {
+    S.current = S.items[gbId] || null;
+    var panel = $("lg-detail");
+    Array.prototype.forEach.call(document.querySelectorAll("#lg-rows tr"), function (tr) {
+      tr.classList.toggle("lg-selected", tr.getAttribute("data-gb") === gbId);
+    });
+    // The row's data first, then the camera as stored now (someone may have changed it).
+    if (S.current) { renderDetail(S.current); }
+    panel.hidden = false;
+    // On a narrow screen the panel sits below the table: bring it into view.
+    if (window.matchMedia && window.matchMedia("(max-width: 900px)").matches) {
+      panel.scrollIntoView({ block: "start" });
+    }
+    return api("GET", "/api/cameras/" + encodeURIComponent(gbId)).then(function (answer) {
+      if (answer.ok) {
+        S.current = answer.data;
+        renderDetail(answer.data);
+      } else {
+        $("lg-detail-body").textContent = t("lg_failed", { reason: reasonOf(answer) });
+      }
+    });
+  }
+
+  // A field's value as the form shows it: coordinates to 7 decimals (about 1 cm).
+  function shown(cam, key) {
+    var value = cam[key];
+    if (value === null || value === undefined) { return ""; }
+    return key === "lon" || key === "lat" ? String(Number(value.toFixed(7))) : String(value);
+  }
+
+  // The fields the form changed: a blank number clears it, other text is sent as typed
+  // and the server says what is wrong with it.
+  function changes(form, cam) {
+    var out = {};
+    var name = form.elements.name.value.trim();
+    if (name !== cam.name) { out.name = name; }
+    ["lon", "lat", "heading", "fov", "range_m"].forEach(function (key) {
+      var raw = form.elements[key].value.trim();
+      if (raw === shown(cam, key)) { return; }
+      var number = Number(raw);
+      out[key] = raw === "" ? null : (isFinite(number) ? number : raw);
+    });
+    var tags = form.elements.tags.value.split(/[,，、\s]+/).map(function (s) { return s.trim(); })
+      .filter(Boolean);
+    if (tags.slice().sort().join(",") !== (cam.tags || []).slice().sort().join(",")) { out.tags = tags; }
+    return out;
+  }
+  function saveEdit(event) {
+    event.preventDefault();
+    var cam = S.current;
+    if (!cam) { return; }
+    var form = $("lg-edit");
+    var body = changes(form, cam);
+    var status = $("lg-edit-status");
+    if (!Object.keys(body).length) { status.textContent = t("lg_saved"); return; }
+    status.textContent = t("lg_saving");
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    api("PATCH", "/api/cameras/" + encodeURIComponent(cam.gb_id), body, true).then(function (answer) {
+      button.disabled = false;
+      if (!answer.ok) {
+        status.textContent = t("lg_not_saved", { reason: reasonOf(answer) });
+        status.className = "lg-status lg-bad";
+        return;
+      }
+      S.current = answer.data;
+      S.items[cam.gb_id] = answer.data;
+      renderDetail(answer.data);
+      status.textContent = t("lg_saved");
+      status.className = "lg-status lg-good";
+      var old = document.querySelector('#lg-rows tr[data-gb="' + CSS.escape(cam.gb_id) + '"]');
+      if (old) {
+        var fresh = row(answer.data);
+        fresh.classList.add("lg-selected");
+        old.replaceWith(fresh);
+      }
+    }, function () {
+      button.disabled = false;
+      status.textContent = t("load_failed");
+    });
+  }
+
+  // ------------------------------------------------------------------ import
+
+  function importLedger(event) {
+    event.preventDefault();
+    var file = $("lg-file").files[0];
+    var out = $("lg-import-result");
+    out.textContent = "";
+    out.className = "lg-result";
+    if (!file) { out.textContent = t("lg_pick_file"); return; }
+    var data = new FormData();
+    data.append("file", file, file.name);
+    var button = $("lg-import-go");
+    button.disabled = true;
+    out.textContent = t("lg_importing");
+    api("POST", "/api/cameras/import?datum=" + encodeURIComponent($("lg-datum").value), data)
+      .then(function (answer) {
+        button.disabled = false;
+        out.textContent = "";
+        if (answer.ok) {
+          out.className = "lg-result lg-good";
+          out.appendChild(el("p", { class: "lg-summary", text: t("lg_imported", answer.data) }));
+          var notes = answer.data.warnings || [];
+          if (notes.length) { out.appendChild(report(notes, t("lg_warnings"))); }
+          load(false);
+          return;
+        }
+        out.className = "lg-result lg-bad";
+        var errors = ((answer.data || {}).details || {}).errors || [];
+        out.appendChild(el("p", { class: "lg-summary", text: t("lg_rejected", { reason: reasonOf(answer) }) }));
+        if (errors.length) { out.appendChild(report(errors, t("lg_rows_counted"))); }
+      }, function () {
+        button.disabled = false;
+        out.textContent = t("load_failed");
+      });
+  }
+  function report(rows, caption) {
+    var table = el("table", { class: "lg-report" }, [
+      caption ? el("caption", { text: caption }) : null,
+      el("thead", null, [el("tr", null, [
+        el("th", { scope: "col", text: t("lg_row") }),
+        el("th", { scope: "col", text: t("lg_field") }),
+        el("th", { scope: "col", text: t("lg_problem") })
+      ])])
+    ]);
+    var body = el("tbody");
+    rows.forEach(function (r) {
+      body.appendChild(el("tr", null, [
+        el("td", { text: r.row === undefined || r.row === null ? "" : String(r.row) }),
+        el("td", { text: r.field || "" }),
+        el("td", { text: r.message || r.reason || "" })
+      ]));
+    });
+    table.appendChild(body);
+    return table;
+  }
+
+  // ------------------------------------------------------------------ wiring
+
+  document.addEventListener("DOMContentLoaded", function () {
+    fromUrl();
+    $("lg-filter").addEventListener("submit", function (e) { e.preventDefault(); S.offset = 0; load(true); });
+    ["lg-town", "lg-source", "lg-status", "lg-tag"].forEach(function (id) {
+      $(id).addEventListener("change", function () { S.offset = 0; load(true); });
+    });
+    $("lg-reset").addEventListener("click", function (e) {
+      e.preventDefault();
+      FILTERS.forEach(function (name) { $("lg-" + (name === "area" ? "town" : name)).value = ""; });
+      S.offset = 0;
+      load(true);
+    });
+    $("lg-export-datum").addEventListener("change", updateExports);
+    $("lg-prev").addEventListener("click", function () { S.offset = Math.max(0, S.offset - C.page_size); load(true); });
+    $("lg-next").addEventListener("click", function () { S.offset += C.page_size; load(true); });
+    $("lg-detail-close").addEventListener("click", function () { $("lg-detail").hidden = true; });
+    if ($("lg-edit")) { $("lg-edit").addEventListener("submit", saveEdit); }
+    if ($("lg-import")) { $("lg-import").addEventListener("submit", importLedger); }
+    window.addEventListener("popstate", function () { fromUrl(); load(false); });
+    load(false);
+  });
+})();
