@@ -145,6 +145,9 @@ def test_a_camera_is_corrected_from_its_details(page, live_server, engine, resto
     page.click(f'#lg-rows tr[data-gb="{gb_id}"] .lg-open')
     page.wait_for_function(f"() => document.querySelector('#lg-detail .lg-id')?.textContent === '{gb_id}'")
     assert page.input_value("#lg-edit input[name=name]") == page.inner_text("#lg-detail-title")
+    links = page.eval_on_selector_all(".lg-actions a", "a => a.map(x => x.getAttribute('href'))")
+    assert links == [f"/cameras/{gb_id}/live", f"/videowall?layout=1&cameras={gb_id}",
+                     f"/wall?camera={gb_id}"]
 
     # A field of view over 360° is refused with its reason, and nothing changes.
     with engine.connect() as conn:

@@ -639,3 +639,19 @@ def test_the_team_gaps_layer_marks_grids_without_their_1_plus_1(page, live_serve
     assert others == 1  # every other demo grid has its 1+1
     assert "缺网格长或专职网格员" in page.locator("#wall-legend").inner_text()
     assert page.watch.console_errors == []
+
+
+def test_the_wall_opens_on_a_camera_named_in_its_address(page, live_server, engine):
+    cam = isolated_camera(engine)
+    open_wall(page, live_server, f"?camera={cam['gb_id']}")
+    page.wait_for_function(PANEL_IS, arg=f"camera:{cam['gb_id']}")
+    assert page.locator("#wall-panel .wall-panel-title").inner_text() == cam["name"]
+    # The view is the camera's close-up, not the district: the dot sits mid-map.
+    centre = page.evaluate("() => { const m = document.querySelector('.folium-map').getBoundingClientRect();"
+                           " return gridmapWall.api.fromScreen(m.width / 2, m.height / 2); }")
+    assert haversine_m(centre["lon"], centre["lat"], cam["lon"], cam["lat"]) < 50
+    assert page.evaluate("() => gridmapWall.state.map.getZoom()") >= 18
+    # A malformed value is ignored: the wall opens as usual, with no panel.
+    open_wall(page, live_server, "?camera=12345")
+    assert page.evaluate("() => document.documentElement.dataset.wallPanel || ''") == ""
+    assert page.watch.console_errors == []

@@ -62,6 +62,7 @@ MESSAGES = {
     "lg_sub_url": {"zh": "子码流", "en": "Sub stream"},
     "lg_live": {"zh": "实时视频", "en": "Live view"},
     "lg_to_wall": {"zh": "上视频墙", "en": "To the video wall"},
+    "lg_on_map": {"zh": "在地图上查看", "en": "Show on the map"},
     "lg_edit": {"zh": "修改登记信息", "en": "Edit the record"},
     "lg_heading": {"zh": "朝向（°）", "en": "Heading (°)"},
     "lg_fov": {"zh": "视场角（°）", "en": "Field of view (°)"},

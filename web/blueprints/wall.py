@@ -38,9 +38,15 @@ def _tile_datum() -> str:
     return "gcj02" if datum is Datum.GCJ02 else "wgs84"
 
 
+def _focus_camera() -> str | None:
+    """Return the GB ID the page should open on, if ``?camera=`` holds one (else None)."""
+    raw = request.args.get("camera", "")
+    return raw if raw.isascii() and raw.isdigit() and len(raw) == 20 else None
+
+
 @bp.get("/wall")
 def wall_page() -> Response:
-    """Serve the full-screen map wall (?mode=wall for the dark, touring wall display)."""
+    """Serve the full-screen map wall (?mode=wall: the dark, touring display; ?camera=: open on one)."""
     config = current_app.config
     mode = request.args.get("mode", "desk")
     options = wall_options(current_app._get_current_object())
@@ -58,6 +64,8 @@ def wall_page() -> Response:
             ),
             "datum": _tile_datum(),
             "scope_prefix": current_prefix(),
+            # ?camera=<GB ID>: open on that camera (the ledger and other pages link here).
+            "focus_camera": _focus_camera(),
             "sources": list(SOURCES),
             "statuses": list(STATUSES),
             "tags": camera_tags(get_session(), camera_filters().sql("c")),

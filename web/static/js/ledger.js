@@ -193,7 +193,8 @@
     body.appendChild(el("dl", { class: "lg-facts" }, facts));
     body.appendChild(el("p", { class: "lg-actions" }, [
       el("a", { href: "/cameras/" + encodeURIComponent(cam.gb_id) + "/live", text: t("lg_live") }),
-      el("a", { href: "/videowall?layout=1&cameras=" + encodeURIComponent(cam.gb_id), text: t("lg_to_wall") })
+      el("a", { href: "/videowall?layout=1&cameras=" + encodeURIComponent(cam.gb_id), text: t("lg_to_wall") }),
+      el("a", { href: "/wall?camera=" + encodeURIComponent(cam.gb_id), text: t("lg_on_map") })
     ]));
     var form = $("lg-edit");
     if (form) {

@@ -573,6 +573,10 @@
         S.loaded.cameras = true;
         checkReady();
         startPolling();
+        if (W.focus_camera && !S.focused) {
+          S.focused = true;  // once: a later reload of the layer must not pull the view back
+          openCamera(W.focus_camera, { fly: true });
+        }
       });
     });
   }
@@ -1685,6 +1689,8 @@
     W.features = W.features || {};
     W.tags = W.tags || [];
     S.map = map;
+    // Opened on a camera: the district-wide first view must not replace its close-up.
+    if (W.focus_camera) { S.touched = true; }
     document.body.classList.add("page-wall");
     document.title = t("wall_title");
     pane("wallFill", 340);
