@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from gridmap import db
 from gridmap.config import var_dir
-from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridmap.validation import text_field
 from video import credentials as secret_store
 from video.gbid import InvalidGbId, parse_gb_id
@@ -489,7 +489,20 @@ def create(session: Session, row: Mapping[str, Any]) -> dict[str, Any]:
         raise Conflict("a camera with this gb_id already exists", gb_id=cam.gb_id)
     camera_id = session.execute(text(UPSERT_SQL), _params(cam)).scalar_one()
     _store_credentials(session, camera_id, cam)
-    return get(session, cam.gb_id)
+    return _stored_in_scope(session, cam.gb_id)
+
+
+def _stored_in_scope(session: Session, gb_id: str, prefix: str = "") -> dict[str, Any]:
+    """Return the camera just written, or refuse a write that put it outside the caller's scope.
+
+    Placement (grid, town) and owner are derived on write, so only now can a
+    camera be seen to have left the caller's jurisdiction; the caller's rollback
+    then undoes the write.
+    """
+    try:
+        return get(session, gb_id, prefix=prefix)
+    except NotFound:
+        raise Forbidden("the camera would lie outside your jurisdiction", gb_id=gb_id) from None
 
 
 def update(
@@ -509,7 +522,7 @@ def update(
         raise InvalidInput("location is outside the district", field="lon/lat")
     camera_id = session.execute(text(UPSERT_SQL), _params(cam)).scalar_one()
     _store_credentials(session, camera_id, cam)
-    return get(session, gb_id, prefix=prefix)
+    return _stored_in_scope(session, gb_id, prefix)
 
 
 def _raw_url(session: Session, gb_id: str, column: str) -> str | None:

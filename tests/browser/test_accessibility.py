@@ -109,3 +109,14 @@ def test_an_injected_inline_script_or_handler_does_not_run(signed_in_page, live_
     assert page.evaluate("() => window.__injected === undefined")
     violations = [e for e in page.watch.console_errors if "Content Security Policy" in e]
     assert len(violations) >= 2  # the handler and the script were refused, and said so
+
+
+def test_the_ledgers_details_and_forms_are_accessible(signed_in_page, live_server):
+    page = signed_in_page("district-operator")
+    page.goto(live_server + "/cameras")
+    page.wait_for_function("() => document.documentElement.dataset.lgReady === '1'", timeout=20_000)
+    page.click("#lg-rows tr:first-child .lg-open")
+    page.wait_for_selector("#lg-detail:not([hidden]) .lg-facts")
+    page.click("#lg-new-box summary")
+    assert page.is_visible("#lg-new [name=gb_id]")
+    assert findings(page) == []

@@ -263,3 +263,82 @@ def test_the_ledger_offers_only_what_the_role_may_do(signed_in_page, live_server
         assert page.inner_text("#lg-total") == f"共 {in_town:,} 个摄像机"
         assert page.eval_on_selector_all("#lg-town option[value]:not([value=''])",
                                          "o => o.map(x => x.value)") == ["370812001"]
+
+
+def _stored_login(engine, gb_id: str) -> tuple[str, str]:
+    from video.credentials import decrypt
+
+    with engine.connect() as conn:
+        user, password = conn.execute(text(
+            "SELECT k.username_enc, k.password_enc FROM camera_credentials k "
+            "JOIN cameras c ON c.id = k.camera_id WHERE c.gb_id = :g"), {"g": gb_id}).one()
+    return decrypt(user), decrypt(password)
+
+
+def test_a_camera_is_registered_with_its_login_kept_apart(page, live_server, engine, imported_ids):
+    from gridmap.db import session_factory
+
+    with session_factory(engine)() as s:
+        _, lon, lat = grid_interior_point(s, 23)
+    gb_id = "37081200001310000701"
+    imported_ids.append(gb_id)
+    password = "Pa:ss/w@rd#%1 中"
+    _open(page, live_server + "/cameras")
+    page.click("#lg-new-box summary")
+    form = page.locator("#lg-new")
+    for name, value in {"gb_id": gb_id, "name": "登记测试一", "department": "兖州区公安分局",
+                        "lon": str(lon), "lat": str(lat), "heading": "45", "fov": "60",
+                        "tags": "crowd, road", "main_url": "rtsp://192.0.2.55:554/ch1",
+                        "login_user": "admin", "login_password": password}.items():
+        form.locator(f"[name={name}]").fill(value)
+    form.locator("[name=source]").select_option("skynet")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.getElementById('lg-new-status').textContent === '已登记：登记测试一'")
+    page.wait_for_function(f"() => document.querySelector('#lg-detail .lg-id')?.textContent === '{gb_id}'")
+    assert page.inner_text('#lg-detail-body dd[data-field="main_url"]') == "rtsp://192.0.2.55:554/ch1"
+    assert "已另行加密保存" in page.inner_text("#lg-detail-body")
+    assert page.input_value("#lg-new [name=login_password]") == ""  # the form forgets it
+    assert _stored_login(engine, gb_id) == ("admin", password)
+    with engine.connect() as conn:
+        heading, tags, grid_code = conn.execute(text(
+            "SELECT heading, tags, grid_code FROM cameras WHERE gb_id = :g"), {"g": gb_id}).one()
+    assert heading == 45 and sorted(tags) == ["crowd", "road"] and grid_code
+
+    # A new password through the details' form replaces the stored one; the address stays.
+    page.fill("#lg-edit [name=login_user]", "operator")
+    page.fill("#lg-edit [name=login_password]", "N3w/P@ss")
+    page.click("#lg-edit button[type=submit]")
+    page.wait_for_function("() => document.getElementById('lg-edit-status').textContent === '已保存'")
+    assert _stored_login(engine, gb_id) == ("operator", "N3w/P@ss")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT main_url FROM cameras WHERE gb_id = :g"),
+                            {"g": gb_id}).scalar() == "rtsp://192.0.2.55:554/ch1"
+
+    seen = [page.content(), page.request.get(f"{live_server}/api/cameras/{gb_id}").text(),
+            page.request.get(f"{live_server}/api/cameras/export.geojson?q={gb_id}").text()]
+    for secret in (password, "N3w/P@ss"):
+        for form_ in all_text_forms(secret):
+            assert not any(form_ in body for body in seen), form_
+    assert page.watch.console_errors == []
+
+
+def test_a_town_cannot_register_a_camera_in_another_town(signed_in_page, live_server, engine):
+    from gridmap.db import session_factory
+
+    with session_factory(engine)() as s:
+        lon, lat = s.execute(text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grids "
+            "WHERE code LIKE '370812002%' ORDER BY code LIMIT 1) x")).one()
+    page = signed_in_page("gulou-operator")
+    page.watch.expect_errors = True  # the 403 is the answer under test
+    before = _count(engine)
+    _open(page, live_server + "/cameras")
+    page.click("#lg-new-box summary")
+    form = page.locator("#lg-new")
+    for name, value in {"gb_id": "37081200001310000702", "name": "越界登记", "department": "鼓楼街道",
+                        "lon": str(lon), "lat": str(lat), "main_url": "rtsp://192.0.2.56/a"}.items():
+        form.locator(f"[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.getElementById('lg-new-status').textContent.startsWith('未登记')")
+    assert page.inner_text("#lg-new-status") == "未登记：摄像头将位于您的管辖范围之外"
+    assert _count(engine) == before

@@ -86,3 +86,50 @@ def test_the_page_offers_what_the_guard_allows(client_as, username, can_import, 
     upload = client.post("/api/cameras/import", data={}, content_type="multipart/form-data")
     assert (upload.status_code == 400) is can_import
     assert (upload.status_code == 403) is (not can_import)
+
+
+def _point_in(session, prefix: str) -> tuple[float, float]:
+    return session.execute(text(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grids "
+        "WHERE code LIKE :p ORDER BY code LIMIT 1) x"), {"p": prefix + "%"}).one()
+
+
+def _camera_body(gb_id: str, lon: float, lat: float, department: str = "鼓楼街道办事处") -> dict:
+    return {"gb_id": gb_id, "name": "辖区外测试", "lon": lon, "lat": lat, "source": "skynet",
+            "department": department, "main_url": "rtsp://192.0.2.7/a"}
+
+
+def test_a_town_may_not_register_or_move_a_camera_into_another_town(client_as, session):
+    town_client = client_as("gulou-operator")
+    elsewhere = _point_in(session, "370812002")
+    resp = town_client.post("/api/cameras", json=_camera_body("37081200001310009901", *elsewhere))
+    assert resp.status_code == 403
+    assert resp.get_json()["reason"] == "the camera would lie outside your jurisdiction"
+    assert resp.get_json()["message"] == "摄像头将位于您的管辖范围之外"
+    assert _count(session, "gb_id = '37081200001310009901'") == 0
+
+    home = _point_in(session, TOWN)
+    made = town_client.post("/api/cameras", json=_camera_body("37081200001310009902", *home))
+    assert made.status_code == 201 and made.get_json()["town_code"] == TOWN
+    moved = town_client.patch("/api/cameras/37081200001310009902",
+                              json={"lon": elsewhere[0], "lat": elsewhere[1]})
+    assert moved.status_code == 403
+    kept = session.execute(text(
+        "SELECT grid_code, ST_X(geom), ST_Y(geom) FROM cameras WHERE gb_id = '37081200001310009902'")).one()
+    assert kept.grid_code.startswith(TOWN) and (kept[1], kept[2]) == pytest.approx(home)
+
+
+def test_a_department_registers_only_cameras_it_owns(client_as, session):
+    police = client_as("police-operator")
+    anywhere = _point_in(session, "370812002")
+    own = police.post("/api/cameras", json=_camera_body("37081200001310009911", *anywhere,
+                                                        department="兖州区公安分局"))
+    assert own.status_code == 201
+    other = police.post("/api/cameras", json=_camera_body("37081200001310009912", *anywhere,
+                                                          department="兖州区水务局"))
+    assert other.status_code == 403
+    handed_over = police.patch("/api/cameras/37081200001310009911", json={"department": "兖州区水务局"})
+    assert handed_over.status_code == 403
+    assert session.execute(text(
+        "SELECT department FROM cameras WHERE gb_id = '37081200001310009911'")).scalar() == "兖州区公安分局"
+    assert _count(session, "gb_id = '37081200001310009912'") == 0

@@ -203,6 +203,10 @@
         form.elements[key].value = shown(cam, key);
       });
       form.elements.tags.value = (cam.tags || []).join(", ");
+      form.elements.main_url.value = cam.main_url || "";
+      form.elements.sub_url.value = cam.sub_url || "";
+      form.elements.login_user.value = "";
+      form.elements.login_password.value = "";
       $("lg-edit-status").textContent = "";
     }
   }
@@ -248,18 +252,42 @@
       var number = Number(raw);
       out[key] = raw === "" ? null : (isFinite(number) ? number : raw);
     });
-    var tags = form.elements.tags.value.split(/[,，、\s]+/).map(function (s) { return s.trim(); })
-      .filter(Boolean);
+    var tags = tagList(form.elements.tags.value);
     if (tags.slice().sort().join(",") !== (cam.tags || []).slice().sort().join(",")) { out.tags = tags; }
+    var main = form.elements.main_url.value.trim(), sub = form.elements.sub_url.value.trim();
+    var login = loginOf(form);
+    if (main !== (cam.main_url || "") || login) { out.main_url = withLogin(main, login); }
+    if (sub !== (cam.sub_url || "")) { out.sub_url = sub || null; }
     return out;
+  }
+  function tagList(raw) {
+    return raw.split(/[,，、\s]+/).map(function (s) { return s.trim(); }).filter(Boolean);
+  }
+  function loginOf(form) {
+    var user = form.elements.login_user.value, password = form.elements.login_password.value;
+    return user || password ? { user: user, password: password } : null;
+  }
+  // The stream address with the login written in (user:password@, each percent-encoded):
+  // how the API takes it, and where the server splits it off again before storing.
+  function withLogin(url, login) {
+    if (!login) { return url; }
+    var m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/i.exec(url);
+    if (!m) { throw new Error(t("lg_url_needs_scheme")); }
+    var host = m[2].slice(m[2].lastIndexOf("@") + 1);  // a login already in the address is replaced
+    return m[1] + encodeURIComponent(login.user) + ":" + encodeURIComponent(login.password) + "@" + host + m[3];
   }
   function saveEdit(event) {
     event.preventDefault();
     var cam = S.current;
     if (!cam) { return; }
     var form = $("lg-edit");
-    var body = changes(form, cam);
     var status = $("lg-edit-status");
+    var body;
+    try { body = changes(form, cam); } catch (err) {
+      status.textContent = t("lg_not_saved", { reason: err.message });
+      status.className = "lg-status lg-bad";
+      return;
+    }
     if (!Object.keys(body).length) { status.textContent = t("lg_saved"); return; }
     status.textContent = t("lg_saving");
     var button = form.querySelector("button[type=submit]");
@@ -282,6 +310,53 @@
         fresh.classList.add("lg-selected");
         old.replaceWith(fresh);
       }
+    }, function () {
+      button.disabled = false;
+      status.textContent = t("load_failed");
+    });
+  }
+
+  // ------------------------------------------------------------------ register
+
+  function registerCamera(event) {
+    event.preventDefault();
+    var form = $("lg-new"), status = $("lg-new-status");
+    var body = { gb_id: form.elements.gb_id.value.trim(), name: form.elements.name.value.trim(),
+                 source: form.elements.source.value, department: form.elements.department.value.trim(),
+                 tags: tagList(form.elements.tags.value) };
+    ["lon", "lat", "heading", "fov", "range_m"].forEach(function (key) {
+      var raw = form.elements[key].value.trim();
+      if (raw === "") { return; }  // optional ones stay unset; the server says which are required
+      body[key] = isFinite(Number(raw)) ? Number(raw) : raw;
+    });
+    var sub = form.elements.sub_url.value.trim();
+    if (sub) { body.sub_url = sub; }
+    try {
+      body.main_url = withLogin(form.elements.main_url.value.trim(), loginOf(form));
+    } catch (err) {
+      status.textContent = t("lg_not_registered", { reason: err.message });
+      status.className = "lg-status lg-bad";
+      return;
+    }
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    status.textContent = t("lg_saving");
+    status.className = "lg-status";
+    api("POST", "/api/cameras", body, true).then(function (answer) {
+      button.disabled = false;
+      if (!answer.ok) {
+        status.textContent = t("lg_not_registered", { reason: reasonOf(answer) });
+        status.className = "lg-status lg-bad";
+        return;
+      }
+      var department = form.elements.department.value;
+      form.reset();
+      form.elements.department.value = department;  // the next camera is likely the same owner's
+      status.textContent = t("lg_registered", { name: answer.data.name });
+      status.className = "lg-status lg-good";
+      S.items[answer.data.gb_id] = answer.data;
+      showDetail(answer.data.gb_id);
+      load(false);
     }, function () {
       button.disabled = false;
       status.textContent = t("load_failed");
@@ -363,6 +438,7 @@
     $("lg-next").addEventListener("click", function () { S.offset += C.page_size; load(true); });
     $("lg-detail-close").addEventListener("click", function () { $("lg-detail").hidden = true; });
     if ($("lg-edit")) { $("lg-edit").addEventListener("submit", saveEdit); }
+    if ($("lg-new")) { $("lg-new").addEventListener("submit", registerCamera); }
     if ($("lg-import")) { $("lg-import").addEventListener("submit", importLedger); }
     window.addEventListener("popstate", function () { fromUrl(); load(false); });
     load(false);
