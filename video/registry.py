@@ -617,9 +617,31 @@ def get(
     return _public(row)
 
 
-def _filtered(filters: Filters, q: str | None) -> tuple[str, dict[str, Any]]:
-    """Return the filters' WHERE fragment, plus a name or GB ID prefix search if ``q``."""
+# How a ledger page may be ordered: "snapshot_at" puts the longest-silent first
+# (never sampled before all), "-snapshot_at" the latest pictures first.
+LIST_ORDERS = {
+    "gb_id": "c.gb_id",
+    "name": "c.name, c.gb_id",
+    "snapshot_at": "c.snapshot_at ASC NULLS FIRST, c.gb_id",
+    "-snapshot_at": "c.snapshot_at DESC NULLS LAST, c.gb_id",
+}
+# Whether the view sector (heading and field of view) is in the ledger: coverage
+# falls back to a default circle for cameras without one.
+SECTOR_CLAUSES = {
+    "known": " AND c.heading IS NOT NULL AND c.fov IS NOT NULL",
+    "unknown": " AND (c.heading IS NULL OR c.fov IS NULL)",
+}
+
+
+def _filtered(filters: Filters, q: str | None,
+              sector: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Return the filters' WHERE fragment, plus a name or GB ID prefix search if ``q``
+    and a view-sector condition if ``sector`` ("known" or "unknown")."""
     where, params = filters.sql()
+    if sector:
+        if sector not in SECTOR_CLAUSES:
+            raise InvalidInput("sector must be known or unknown", sector=sector)
+        where += SECTOR_CLAUSES[sector]
     if q:
         where += " AND (c.name ILIKE :q OR c.gb_id LIKE :qs)"
         params["q"] = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
@@ -634,20 +656,24 @@ def list_cameras(
     offset: int = 0,
     limit: int = 100,
     q: str | None = None,
+    sector: str | None = None,
+    order: str = "gb_id",
 ) -> dict[str, Any]:
-    """Return one page of cameras matching the filters, ordered by GB ID."""
+    """Return one page of cameras matching the filters, ordered by GB ID or ``order``."""
     if not 0 < limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"limit must be within 1–{MAX_PAGE_SIZE}")
     if offset < 0:
         raise InvalidInput("offset must be ≥ 0")
-    where, params = _filtered(filters, q)
+    if order not in LIST_ORDERS:
+        raise InvalidInput("sort must be gb_id, name, snapshot_at or -snapshot_at", sort=order)
+    where, params = _filtered(filters, q, sector)
     total = session.execute(
         text(f"SELECT count(*) FROM cameras c WHERE TRUE {where}"), params
     ).scalar_one()
     rows = session.execute(
         text(
             f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE TRUE {where} "
-            "ORDER BY c.gb_id OFFSET :offset LIMIT :limit"
+            f"ORDER BY {LIST_ORDERS[order]} OFFSET :offset LIMIT :limit"
         ),
         {**params, "offset": offset, "limit": limit},
     ).mappings()
@@ -1089,12 +1115,12 @@ def _nan(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def export_rows(session: Session, filters: Filters | None = None,
-                q: str | None = None) -> list[dict[str, Any]]:
+def export_rows(session: Session, filters: Filters | None = None, q: str | None = None,
+                sector: str | None = None) -> list[dict[str, Any]]:
     """Return cameras as flat rows for CSV/GeoJSON/GeoPackage export (no secrets)."""
     # Built per call (not as a default argument) so it picks up the bound scope.
     filters = filters or Filters()
-    where, params = _filtered(filters, q)
+    where, params = _filtered(filters, q, sector)
     rows = session.execute(
         text(
             f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE TRUE {where} ORDER BY c.gb_id"

@@ -128,6 +128,22 @@ def test_the_ledger_lists_filters_and_pages_what_the_database_holds(page, live_s
     page.fill("#lg-q", "没有这样的摄像机")
     _reload_done(page, lambda: page.click("#lg-filter button[type=submit]"))
     assert _ids(page) == [] and page.inner_text("#lg-rows") == "没有符合条件的摄像机"
+    # Cameras whose heading or field of view is missing, for the ledger keeper to fill in.
+    page.fill("#lg-q", "")
+    _reload_done(page, lambda: page.click("#lg-reset"))
+    _reload_done(page, lambda: page.select_option("#lg-sector", "unknown"))
+    missing = _count(engine, "heading IS NULL OR fov IS NULL")
+    assert page.inner_text("#lg-total") == f"共 {missing:,} 个摄像机"
+    assert set(page.eval_on_selector_all(
+        "#lg-rows tr td:nth-child(9)", "cells => cells.map(c => c.textContent)")) == {"未登记"}
+    assert "sector=unknown" in page.get_attribute("#lg-export-csv", "href")
+    _reload_done(page, lambda: page.select_option("#lg-sort", "name"))
+    with engine.connect() as conn:
+        by_name = conn.execute(text(
+            "SELECT gb_id FROM cameras WHERE heading IS NULL OR fov IS NULL ORDER BY name, gb_id "
+            "LIMIT :n"), {"n": PAGE_SIZE}).scalars().all()
+    assert _ids(page) == by_name
+    assert "sort=name" in page.url and "sort" not in page.get_attribute("#lg-export-csv", "href")
     assert page.watch.console_errors == []
     assert page.watch.remote_requests() == []
 

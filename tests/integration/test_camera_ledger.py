@@ -133,3 +133,50 @@ def test_a_department_registers_only_cameras_it_owns(client_as, session):
     assert session.execute(text(
         "SELECT department FROM cameras WHERE gb_id = '37081200001310009911'")).scalar() == "兖州区公安分局"
     assert _count(session, "gb_id = '37081200001310009912'") == 0
+
+
+def test_the_list_and_export_pick_cameras_by_whether_their_sector_is_recorded(client, session):
+    missing = _count(session, "heading IS NULL OR fov IS NULL")
+    known = _count(session, "heading IS NOT NULL AND fov IS NOT NULL")
+    assert missing > 0 and known > 0
+    page = client.get("/api/cameras?sector=unknown&limit=1000").get_json()
+    assert page["total"] == missing
+    assert all(i["heading"] is None or i["fov"] is None for i in page["items"])
+    assert client.get("/api/cameras?sector=known&limit=1").get_json()["total"] == known
+    body = client.get("/api/cameras/export.csv?sector=unknown").get_data(as_text=True)
+    assert len(list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))) == missing
+
+
+def test_the_list_orders_by_name_or_by_how_long_a_camera_has_been_silent(client, session):
+    ids = session.execute(text(
+        "SELECT gb_id FROM cameras WHERE grid_code LIKE :p ORDER BY gb_id LIMIT 3"),
+        {"p": TOWN + "%"}).scalars().all()
+    # Three pictures, an hour apart; every other camera in the town has none.
+    session.execute(text("UPDATE cameras SET snapshot_at = NULL WHERE grid_code LIKE :p"),
+                    {"p": TOWN + "%"})
+    for hours, gb_id in zip((3, 1, 2), ids, strict=True):
+        session.execute(text("UPDATE cameras SET snapshot_at = now() - make_interval(hours => :h) "
+                             "WHERE gb_id = :g"), {"h": hours, "g": gb_id})
+    session.flush()
+    total = _count(session, "grid_code LIKE :p", p=TOWN + "%")
+
+    def order(sort: str, offset: int = 0) -> list[str]:
+        page = client.get(f"/api/cameras?area={TOWN}&sort={sort}&limit=1000&offset={offset}")
+        return [i["gb_id"] for i in page.get_json()["items"]]
+
+    assert order("-snapshot_at")[:3] == [ids[1], ids[2], ids[0]]  # the latest picture first
+    assert order("snapshot_at", offset=total - 3) == [ids[0], ids[2], ids[1]]  # silent ones first
+    assert order("name") == session.execute(text(
+        "SELECT gb_id FROM cameras WHERE grid_code LIKE :p ORDER BY name, gb_id LIMIT 1000"),
+        {"p": TOWN + "%"}).scalars().all()
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("sort=random", "sort must be gb_id, name, snapshot_at or -snapshot_at"),
+    ("sort=gb_id;drop", "sort must be gb_id, name, snapshot_at or -snapshot_at"),
+    ("sector=maybe", "sector must be known or unknown"),
+])
+def test_an_unknown_order_or_sector_is_refused_with_its_reason(client, query, reason):
+    resp = client.get(f"/api/cameras?{query}")
+    assert resp.status_code == 400 and resp.get_json()["reason"] == reason
+    assert resp.get_json()["message"] != reason  # said in Chinese too

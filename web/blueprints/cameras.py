@@ -34,6 +34,10 @@ def list_cameras():
         - {in: query, name: area, schema: {type: string, pattern: '^[0-9]{6,15}$'},
            description: 'a town (9), community (12) or grid (15) code'}
         - {in: query, name: q, schema: {type: string}, description: name or GB ID prefix}
+        - {in: query, name: sector, schema: {type: string, enum: [known, unknown]},
+           description: whether heading and field of view are recorded}
+        - {in: query, name: sort, schema: {type: string, enum: [gb_id, name, snapshot_at, -snapshot_at]},
+           description: 'snapshot_at: longest without a picture first'}
         - {in: query, name: offset, schema: {type: integer, minimum: 0}}
         - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 1000}}
       responses:
@@ -45,14 +49,16 @@ def list_cameras():
         camera_filters(),
         offset=int_arg("offset", 0, maximum=10_000_000),
         limit=int_arg("limit", 100, minimum=1, maximum=registry.MAX_PAGE_SIZE),
-        q=search_arg(),
+        **ledger_args(),
+        order=request.args.get("sort") or "gb_id",
     )
     return jsonify(page)
 
 
-def search_arg() -> str | None:
-    """Return the request's name or GB ID search text (``q``), or None."""
-    return (request.args.get("q") or "").strip()[:60] or None
+def ledger_args() -> dict[str, str | None]:
+    """Return the list's and the export's search text (``q``) and ``sector`` condition."""
+    return {"q": (request.args.get("q") or "").strip()[:60] or None,
+            "sector": request.args.get("sector") or None}
 
 
 @bp.get("/cameras/<gb_id>")
@@ -244,6 +250,7 @@ def export_cameras(fmt: str):
         - {in: query, name: tag, schema: {type: string}}
         - {in: query, name: area, schema: {type: string, pattern: '^[0-9]{6,15}$'}}
         - {in: query, name: q, schema: {type: string}, description: name or GB ID prefix}
+        - {in: query, name: sector, schema: {type: string, enum: [known, unknown]}}
       responses:
         200: {description: The file}
         400: {description: Unknown format}
@@ -252,7 +259,7 @@ def export_cameras(fmt: str):
 
     if fmt not in EXPORT_TYPES:
         raise InvalidInput("format must be csv, geojson or gpkg", format=fmt)
-    rows = registry.export_rows(get_session(), camera_filters(), q=search_arg())
+    rows = registry.export_rows(get_session(), camera_filters(), **ledger_args())
     body = write_camera_file(rows, fmt, request.args.get("datum") or "wgs84")
     mimetype, ext = EXPORT_TYPES[fmt]
     resp = Response(body, mimetype=mimetype)

@@ -6,7 +6,10 @@
 
   var C = window.LEDGER || { i18n: {}, areas: {}, page_size: 50 };
   var el = window.gridmap.el;
-  var FILTERS = ["q", "area", "source", "status", "tag"];
+  // Query parameters of the list, each kept in the address; sort is not a filter, so
+  // the export leaves it out.
+  var FILTERS = ["q", "area", "source", "status", "tag", "sector", "sort"];
+  function box(name) { return $("lg-" + (name === "area" ? "town" : name)); }
   var S = { offset: 0, total: 0, items: {}, current: null, request: 0 };
 
   function t(key, vars) {
@@ -62,8 +65,8 @@
   function filters() {
     var out = {};
     FILTERS.forEach(function (name) {
-      var value = ($("lg-" + (name === "area" ? "town" : name)).value || "").trim();
-      if (value) { out[name] = value; }
+      var value = (box(name).value || "").trim();
+      if (value && !(name === "sort" && value === "gb_id")) { out[name] = value; }
     });
     return out;
   }
@@ -75,10 +78,12 @@
   function fromUrl() {
     var params = new URLSearchParams(window.location.search);
     FILTERS.forEach(function (name) {
-      var box = $("lg-" + (name === "area" ? "town" : name));
+      var field = box(name);
       var value = params.get(name) || "";
-      if (box.tagName === "SELECT" && !box.querySelector('option[value="' + CSS.escape(value) + '"]')) { value = ""; }
-      box.value = value;
+      if (field.tagName === "SELECT" && !field.querySelector('option[value="' + CSS.escape(value) + '"]')) {
+        value = field.options[0].value;
+      }
+      field.value = value;
     });
     var offset = parseInt(params.get("offset") || "0", 10);
     S.offset = isFinite(offset) && offset > 0 ? offset - (offset % C.page_size) : 0;
@@ -94,6 +99,7 @@
   }
   function updateExports() {
     var params = filters();
+    delete params.sort;
     params.datum = $("lg-export-datum").value;
     ["csv", "geojson", "gpkg"].forEach(function (fmt) {
       $("lg-export-" + fmt).setAttribute("href", "/api/cameras/export." + fmt + "?" + query(params));
@@ -117,7 +123,9 @@
       el("td", { text: areaName(item) }),
       el("td", { text: item.snapshot_at ? when(item.snapshot_at) : t("no_snapshot") }),
       el("td", { class: "lg-cred", text: item.has_credentials ? "🔒" : "",
-                 title: item.has_credentials ? t("lg_has_credentials") : "" })
+                 title: item.has_credentials ? t("lg_has_credentials") : "" }),
+      el("td", { class: "lg-sector", text: item.heading === null || item.fov === null
+        ? t("lg_sector_unknown") : item.heading + "° / " + item.fov + "°" })
     ]);
   }
   function load(push) {
@@ -141,7 +149,7 @@
       S.items = {};
       page.items.forEach(function (item) { S.items[item.gb_id] = item; body.appendChild(row(item)); });
       if (!page.items.length) {
-        body.appendChild(el("tr", { class: "lg-empty" }, [el("td", { colspan: "8", text: t("lg_none") })]));
+        body.appendChild(el("tr", { class: "lg-empty" }, [el("td", { colspan: "9", text: t("lg_none") })]));
       }
       $("lg-total").textContent = t("lg_total", { n: count(page.total) });
       var pages = Math.max(1, Math.ceil(page.total / C.page_size));
@@ -424,12 +432,12 @@
   document.addEventListener("DOMContentLoaded", function () {
     fromUrl();
     $("lg-filter").addEventListener("submit", function (e) { e.preventDefault(); S.offset = 0; load(true); });
-    ["lg-town", "lg-source", "lg-status", "lg-tag"].forEach(function (id) {
+    ["lg-town", "lg-source", "lg-status", "lg-tag", "lg-sector", "lg-sort"].forEach(function (id) {
       $(id).addEventListener("change", function () { S.offset = 0; load(true); });
     });
     $("lg-reset").addEventListener("click", function (e) {
       e.preventDefault();
-      FILTERS.forEach(function (name) { $("lg-" + (name === "area" ? "town" : name)).value = ""; });
+      FILTERS.forEach(function (name) { box(name).value = box(name).tagName === "SELECT" ? box(name).options[0].value : ""; });
       S.offset = 0;
       load(true);
     });
