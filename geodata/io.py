@@ -42,7 +42,7 @@ import tempfile
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -252,13 +252,19 @@ def read_features(
     datum: str | Datum | None = None,
     expected_geom: set[str] | None = None,
     required_columns: Iterable[str] = (),
+    column_aliases: Mapping[str, str] | None = None,
     layer: str | None = None,
     encoding: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_features: int = DEFAULT_MAX_FEATURES,
     max_vertices_per_feature: int = DEFAULT_MAX_VERTICES,
 ) -> ImportResult:
-    """Read a vector file into EPSG:4326, rejecting the whole file if any row is bad."""
+    """Read a vector file into EPSG:4326, rejecting the whole file if any row is bad.
+
+    ``column_aliases`` maps other header names (matched without case or surrounding
+    spaces, e.g. a ledger's Chinese headers) to the names the caller reads; the
+    required columns are checked after renaming.
+    """
     wanted = _normalise_geom_types(expected_geom)
     if datum is None:
         flag = None
@@ -278,6 +284,8 @@ def read_features(
             max_vertices=max_vertices_per_feature,
             tmp=Path(tmp),
         )
+    if column_aliases:
+        loaded = _rename_columns(loaded, column_aliases)
     return _validate(
         loaded,
         fmt=detected,
@@ -1109,6 +1117,24 @@ def _check_position(rows: _RowChecker, source: _SourceCRS) -> None:
                 f"the coordinate system is probably wrong{source.hint}",
             )
         )
+
+
+def _rename_columns(loaded: _Loaded, aliases: Mapping[str, str]) -> _Loaded:
+    """Return the rows with aliased headers renamed; two headers for one name reject the file."""
+    wanted = {key.strip().casefold(): name for key, name in aliases.items()}
+    wanted.update({name.strip().casefold(): name for name in aliases.values()})
+    renamed: dict[str, str] = {}
+    sources: dict[str, list[str]] = {}
+    for column in loaded.attrs.columns:
+        name = wanted.get(str(column).strip().casefold())
+        if name is not None:
+            renamed[column] = name
+            sources.setdefault(name, []).append(str(column))
+    clashes = [RowError(None, name, f"columns {', '.join(cols[:-1])} and {cols[-1]} both give {name}")
+               for name, cols in sources.items() if len(cols) > 1]
+    if clashes:
+        raise ImportRejected(clashes)
+    return dataclasses.replace(loaded, attrs=loaded.attrs.rename(columns=renamed))
 
 
 def _validate(

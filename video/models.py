@@ -44,6 +44,37 @@ SOURCES = (
     "other",
 )
 STATUSES = ("unknown", "online", "offline", "no_signal", "frozen", "degraded")
+# What the ledgers and the pages call them, in Chinese and English: the pages'
+# labels and the names a Chinese camera ledger may use for the codes above.
+SOURCE_LABELS = {
+    "skynet": ("天网", "Skynet"),
+    "sharp_eyes": ("雪亮", "Sharp Eyes"),
+    "environment": ("环保", "Environment"),
+    "water": ("水利", "Water"),
+    "housing": ("住建", "Housing"),
+    "urban_management": ("城管", "Urban management"),
+    "traffic": ("交通", "Traffic"),
+    "education": ("教育", "Education"),
+    "other": ("其他", "Other"),
+}
+STATUS_LABELS = {
+    "unknown": ("未知", "Unknown"),
+    "online": ("在线", "Online"),
+    "offline": ("离线", "Offline"),
+    "no_signal": ("无信号", "No signal"),
+    "frozen": ("画面冻结", "Frozen"),
+    "degraded": ("质量下降", "Degraded"),
+}
+# Tags the district's ledgers use; any other short word is a tag too.
+TAG_LABELS = {
+    "key_place": ("重点场所", "Key place"),
+    "crowd": ("人流监测", "Crowd monitoring"),
+    "intersection": ("路口", "Intersection"),
+    "road": ("道路", "Road"),
+    "village": ("村庄", "Village"),
+    "community": ("社区", "Community"),
+    "river": ("河道", "River"),
+}
 
 
 class Camera(Base):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
+from video.models import SOURCE_LABELS, STATUS_LABELS, TAG_LABELS
+
 LANGUAGES = ("zh", "en")
 COOKIE = "gridmap_lang"
 
@@ -56,22 +58,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "open_live": {"zh": "打开实时视频", "en": "Open live view"},
     "back_to_list": {"zh": "返回列表", "en": "Back to list"},
     "snapshot_at": {"zh": "截图时间 {time}", "en": "Snapshot taken {time}"},
-    "src_skynet": {"zh": "天网", "en": "Skynet"},
-    "src_sharp_eyes": {"zh": "雪亮", "en": "Sharp Eyes"},
-    "src_environment": {"zh": "环保", "en": "Environment"},
-    "src_water": {"zh": "水利", "en": "Water"},
-    "src_housing": {"zh": "住建", "en": "Housing"},
-    "src_urban_management": {"zh": "城管", "en": "Urban management"},
-    "src_traffic": {"zh": "交通", "en": "Traffic"},
-    "src_education": {"zh": "教育", "en": "Education"},
-    "src_other": {"zh": "其他", "en": "Other"},
-    "st_unknown": {"zh": "未知", "en": "Unknown"},
-    "st_online": {"zh": "在线", "en": "Online"},
-    "st_offline": {"zh": "离线", "en": "Offline"},
-    "st_no_signal": {"zh": "无信号", "en": "No signal"},
-    "st_frozen": {"zh": "画面冻结", "en": "Frozen"},
-    "st_degraded": {"zh": "质量下降", "en": "Degraded"},
 }
+# Camera sources, statuses and common tags, named where the ledger import reads them.
+for _prefix, _labels in (("src_", SOURCE_LABELS), ("st_", STATUS_LABELS), ("tag_", TAG_LABELS)):
+    MESSAGES.update({_prefix + code: {"zh": zh, "en": en} for code, (zh, en) in _labels.items()})
 
 
 def register(messages: dict[str, dict[str, str]]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -210,6 +211,12 @@ def test_a_bad_ledger_is_reported_row_by_row_and_a_good_one_imported(
         f"37081200001310000604,域外,121.47,31.23,skynet,公安局,rtsp://192.0.2.1/a,\n"
     )
     _open(page, live_server + "/cameras")
+    page.click("#lg-help summary")
+    assert "天网、雪亮、环保" in page.inner_text("#lg-help")
+    with page.expect_download() as download:
+        page.click("#lg-template")
+    template = Path(download.value.path()).read_bytes().decode("utf-8-sig")
+    assert template.startswith("国标编码,名称,经度,纬度,来源,权属单位,主码流")
     page.set_input_files("#lg-file", {"name": "台账.csv", "mimeType": "text/csv",
                                       "buffer": bad.encode()})
     page.watch.expect_errors = True  # the 400 is the answer under test

@@ -180,3 +180,26 @@ def test_an_unknown_order_or_sector_is_refused_with_its_reason(client, query, re
     resp = client.get(f"/api/cameras?{query}")
     assert resp.status_code == 400 and resp.get_json()["reason"] == reason
     assert resp.get_json()["message"] != reason  # said in Chinese too
+
+
+def test_a_ledger_in_the_chinese_template_imports_through_the_api(client, session):
+    template = client.get("/api/cameras/import-template.csv")
+    assert template.status_code == 200 and template.mimetype == "text/csv"
+    assert "filename*=UTF-8''" in template.headers["Content-Disposition"]
+    header = template.get_data().decode("utf-8-sig").strip()
+    assert header.startswith("国标编码,名称,经度,纬度,来源,权属单位,主码流")
+    lon, lat = _point_in(session, TOWN)
+    values = {"国标编码": "37081200001310009931", "名称": "模板导入", "经度": lon, "纬度": lat,
+              "来源": "雪亮", "权属单位": "兖州区委政法委", "主码流": "rtsp://192.0.2.31/a",
+              "状态": "离线", "标签": "重点场所、夜市", "朝向": "30", "视场角": "70"}
+    line = ",".join(str(values.get(h, "")) for h in header.split(","))
+    resp = client.post("/api/cameras/import", data={
+        "file": (io.BytesIO(template.get_data() + line.encode() + b"\r\n"), "台账.csv")},
+        content_type="multipart/form-data")
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["inserted"] == 1
+    cam = client.get("/api/cameras/37081200001310009931").get_json()
+    assert (cam["source"], cam["status"], cam["tags"]) == ("sharp_eyes", "offline", ["key_place", "夜市"])
+    assert (cam["heading"], cam["fov"], cam["town_code"]) == (30, 70, TOWN)
+    english = client.get("/api/cameras/import-template.csv?lang=en").get_data().decode("utf-8-sig")
+    assert english.startswith("gb_id,name,lon,lat,source,department,main_url")

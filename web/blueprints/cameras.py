@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from urllib.parse import quote
+
+from flask import Blueprint, Response, g, jsonify, request
 
 from gridmap.errors import InvalidInput
 from video import registry
@@ -234,6 +236,25 @@ def import_cameras():
     counts = registry.upsert_many(session, rows)
     session.commit()
     return jsonify({**counts, "warnings": localize_rows(warnings)})
+
+
+@bp.get("/cameras/import-template.csv")
+def import_template():
+    """The camera ledger's import template.
+    ---
+    get:
+      summary: An empty camera ledger (header row only) as CSV, Chinese headers unless lang=en
+      responses:
+        200: {description: The CSV file (UTF-8 with BOM, for Excel)}
+    """
+    from video.ledger import template_csv
+
+    chinese = g.lang != "en"
+    resp = Response(template_csv(chinese), mimetype="text/csv; charset=utf-8")
+    name = "摄像机台账模板.csv" if chinese else "camera-ledger-template.csv"
+    resp.headers["Content-Disposition"] = (
+        f"attachment; filename=\"camera-ledger-template.csv\"; filename*=UTF-8''{quote(name)}")
+    return resp
 
 
 @bp.get("/cameras/export.<fmt>")

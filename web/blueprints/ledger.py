@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, render_template
 
 from video import registry
-from video.models import SOURCES, STATUSES
+from video.models import SOURCES, STATUSES, TAG_LABELS
 from web import i18n
 from web.auth import current_actor, write_refusal
 from web.database import get_session
@@ -20,8 +20,6 @@ bp = Blueprint("ledger", __name__)
 
 PAGE_SIZE = 50
 DATUMS = ("wgs84", "cgcs2000", "gcj02")
-# Tags the district's ledgers use, offered in the filter; any other tag still shows.
-COMMON_TAGS = ("key_place", "crowd", "intersection", "road", "village", "community", "river")
 
 MESSAGES = {
     "lg_title": {"zh": "摄像机台账", "en": "Camera ledger"},
@@ -96,8 +94,22 @@ MESSAGES = {
                       "en": "The login is encrypted and kept apart from the address; no page, API or export shows it"},
     "lg_new_login": {"zh": "更换登录", "en": "Change the login"},
     "lg_login_keep": {"zh": "留空则保留已保存的登录", "en": "Leave blank to keep the stored login"},
-    "lg_url_needs_scheme": {"zh": "填写登录时，地址须以 rtsp://、http:// 等开头",
-                            "en": "With a login, the address must start with rtsp://, http:// or the like"},
+    "lg_url_needs_scheme": {"zh": "填写登录时，地址须写明协议，如 rtsp 或 http",
+                            "en": "With a login, the address must name its protocol, such as rtsp or http"},
+    "lg_help": {"zh": "填写说明和模板", "en": "How to fill it in, and a template"},
+    "lg_help_required": {"zh": "必填列：国标编码（20 位）、名称、经度、纬度、来源、权属单位、主码流；表头可用中文或英文（gb_id、name…）。",
+                         "en": "Required columns: gb_id (20 digits), name, lon, lat, source, department, main_url; "
+                               "Chinese headers work too."},
+    "lg_help_sources": {"zh": "来源填写：", "en": "Sources: "},
+    "lg_help_values": {"zh": "状态可填在线、离线等；多个标签用逗号或顿号分隔；朝向、视场角以度计，可视距离以米计。",
+                       "en": "Status may be online, offline and so on; separate tags with commas; "
+                             "heading and field of view in degrees, range in metres."},
+    "lg_help_login": {"zh": "地址中的用户名和密码（rtsp://用户名:密码@地址）导入时拆出并加密保存，不会出现在任何页面或导出中。",
+                      "en": "A login in an address (rtsp://user:password@host) is split off and stored encrypted; "
+                            "no page or export shows it."},
+    "lg_help_upsert": {"zh": "已有的国标编码会被更新；只要有一行有误，整个文件都不导入。",
+                       "en": "Known GB IDs are updated; if any record is wrong, nothing in the file is imported."},
+    "lg_template": {"zh": "下载导入模板（CSV）", "en": "Download the import template (CSV)"},
     "lg_import": {"zh": "导入台账", "en": "Import a ledger"},
     "lg_import_file": {"zh": "台账文件（CSV、GeoJSON 或 GeoPackage，10 MB 以内）",
                        "en": "Ledger file (CSV, GeoJSON or GeoPackage, up to 10 MB)"},
@@ -122,13 +134,6 @@ MESSAGES = {
                            "en": "Ledgers are imported by the district center's operators or grid admins"},
     "lg_export": {"zh": "导出当前查询结果", "en": "Export these results"},
     "lg_failed": {"zh": "加载失败：{reason}", "en": "Could not load: {reason}"},
-    "tag_key_place": {"zh": "重点场所", "en": "Key place"},
-    "tag_crowd": {"zh": "人流监测", "en": "Crowd monitoring"},
-    "tag_intersection": {"zh": "路口", "en": "Intersection"},
-    "tag_road": {"zh": "道路", "en": "Road"},
-    "tag_village": {"zh": "村庄", "en": "Village"},
-    "tag_community": {"zh": "社区", "en": "Community"},
-    "tag_river": {"zh": "河道", "en": "River"},
 }
 i18n.register(MESSAGES)
 
@@ -148,7 +153,7 @@ def ledger_page() -> Response:
         "sources": list(SOURCES),
         "statuses": list(STATUSES),
         "datums": list(DATUMS),
-        "tags": list(COMMON_TAGS),
+        "tags": list(TAG_LABELS),  # offered in the filter; any other tag still shows
         "areas": names,
         "towns": sorted((code, name) for code, name in names.items() if len(code) == 9),
         # A department registers its own cameras: its name is the owner by default.
