@@ -365,3 +365,74 @@ def test_a_town_cannot_register_a_camera_in_another_town(signed_in_page, live_se
     page.wait_for_function("() => document.getElementById('lg-new-status').textContent.startsWith('未登记')")
     assert page.inner_text("#lg-new-status") == "未登记：摄像头将位于您的管辖范围之外"
     assert _count(engine) == before
+
+
+@pytest.fixture(scope="module")
+def demo_streams(tmp_path_factory):
+    """Real local demo stream servers, the private ones behind a password."""
+    from video.streams import serve_demo_streams
+
+    with serve_demo_streams(tmp_path_factory.mktemp("ledger-streams"), 0, password="Ledger-Stream-7",
+                            seconds=3.0, include_uhd=False) as running:
+        yield running
+
+
+@pytest.fixture
+def snapshots_removed():
+    """Collect GB IDs whose sampled pictures a test leaves under var/; remove them after."""
+    import shutil
+
+    from video.sampler import SamplerConfig, snapshot_paths
+
+    ids: list[str] = []
+    yield ids
+    for gb_id in ids:
+        latest, _ = snapshot_paths(SamplerConfig().snapshots(), gb_id)
+        shutil.rmtree(latest.parent, ignore_errors=True)
+
+
+def test_a_fixed_login_is_checked_at_once_against_the_real_stream(
+        page, live_server, engine, imported_ids, snapshots_removed, demo_streams):
+    from gridmap.db import session_factory
+
+    slot = next(s for s in demo_streams.manifest()
+                if s.kind == "mjpeg" and s.expected == "online" and s.username)
+    with session_factory(engine)() as s:
+        _, lon, lat = grid_interior_point(s, 25)
+    gb_id = "37081200001310000703"
+    imported_ids.append(gb_id)
+    snapshots_removed.append(gb_id)
+    _open(page, live_server + "/cameras")
+    page.click("#lg-new-box summary")
+    form = page.locator("#lg-new")
+    for name, value in {"gb_id": gb_id, "name": "检测测试", "department": "兖州区公安分局",
+                        "lon": str(lon), "lat": str(lat), "main_url": slot.url,
+                        "login_user": slot.username, "login_password": "wrong-one"}.items():
+        form.locator(f"[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(f"() => document.querySelector('#lg-detail .lg-id')?.textContent === '{gb_id}'")
+
+    # The wrong password: the check says the login was refused.
+    page.click("#lg-sample")
+    page.wait_for_function("() => /登录失败/.test(document.getElementById('lg-sample-result')?.textContent)",
+                           timeout=30_000)
+    assert page.inner_text("#lg-sample-result").startswith("离线")
+
+    # The right one, through the details' form; the check now finds a picture.
+    page.fill("#lg-edit [name=login_user]", slot.username)
+    page.fill("#lg-edit [name=login_password]", "Ledger-Stream-7")
+    page.click("#lg-edit button[type=submit]")
+    page.wait_for_function("() => document.getElementById('lg-edit-status').textContent === '已保存'")
+    page.click("#lg-sample")
+    page.wait_for_function("() => /^在线/.test(document.getElementById('lg-sample-result')?.textContent)",
+                           timeout=30_000)
+    result = page.inner_text("#lg-sample-result")
+    assert f"{slot.nominal_width}×{slot.nominal_height}" in result and "毫秒" in result
+    page.wait_for_function("() => document.querySelector('#lg-detail img.lg-thumb')?.naturalWidth > 0")
+    with engine.connect() as conn:
+        status, snapshot_at = conn.execute(text(
+            "SELECT status, snapshot_at FROM cameras WHERE gb_id = :g"), {"g": gb_id}).one()
+    assert status == "online" and snapshot_at is not None
+    # Its row (first: its ID sorts before the demo's) shows the new status too.
+    assert page.inner_text(f'#lg-rows tr[data-gb="{gb_id}"] td:nth-child(5)') == "在线"
+    assert "Ledger-Stream-7" not in page.content()

@@ -119,3 +119,12 @@ def test_clashing_aliases_are_an_import_rejection_in_geodata():
         read_features(b"gb_id,GB_ID,lon,lat\n1,2,116.8,35.5\n", fmt="csv", datum="wgs84",
                       column_aliases={"GB_ID": "gb_id"})
     assert caught.value.errors[0].field == "gb_id"
+
+
+def test_every_probe_error_has_a_label_on_the_ledger_page():
+    from video.probe import ErrorClass
+    from web.blueprints.ledger import MESSAGES
+
+    missing = [e.value for e in ErrorClass if f"lg_probe_{e.value}" not in MESSAGES]
+    assert missing == []
+    assert all(MESSAGES[f"lg_probe_{e.value}"]["zh"] for e in ErrorClass)

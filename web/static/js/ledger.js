@@ -204,6 +204,13 @@
       el("a", { href: "/videowall?layout=1&cameras=" + encodeURIComponent(cam.gb_id), text: t("lg_to_wall") }),
       el("a", { href: "/wall?camera=" + encodeURIComponent(cam.gb_id), text: t("lg_on_map") })
     ]));
+    if (C.can_sample) {
+      var check = el("button", { type: "button", id: "lg-sample", text: t("lg_sample") });
+      check.addEventListener("click", function () { sampleNow(cam.gb_id); });
+      body.appendChild(el("p", { class: "lg-sample" }, [
+        check, el("span", { id: "lg-sample-result", role: "status", "aria-live": "polite" })
+      ]));
+    }
     var form = $("lg-edit");
     if (form) {
       form.elements.name.value = cam.name;
@@ -238,6 +245,44 @@
       } else {
         $("lg-detail-body").textContent = t("lg_failed", { reason: reasonOf(answer) });
       }
+    });
+  }
+
+  // Open the stream now, as the sampler does, and say what came back: after a fix of
+  // its address or login, the ledger keeper sees at once whether the camera works.
+  function sampleNow(gbId) {
+    var button = $("lg-sample"), out = $("lg-sample-result");
+    button.disabled = true;
+    out.textContent = t("lg_sampling");
+    out.className = "";
+    api("POST", "/api/cameras/" + encodeURIComponent(gbId) + "/sample").then(function (answer) {
+      if (!answer.ok) {
+        button.disabled = false;
+        out.textContent = t("lg_sample_failed", { reason: reasonOf(answer) });
+        out.className = "lg-bad";
+        return;
+      }
+      var r = answer.data;
+      var parts = [label("st_", r.health)];
+      if (r.error) { parts.push(label("lg_probe_", r.error)); }
+      if (r.width && r.height) { parts.push(t("lg_sample_size", { w: r.width, h: r.height })); }
+      if (r.open_ms !== null && r.open_ms !== undefined) { parts.push(t("lg_sample_open", { ms: Math.round(r.open_ms) })); }
+      var text = parts.join(" · ");
+      var good = r.health === "online";
+      // The camera as stored now (status, picture), with the result kept in view.
+      showDetail(gbId).then(function () {
+        var fresh = $("lg-sample-result");
+        if (fresh) { fresh.textContent = text; fresh.className = good ? "lg-good" : "lg-bad"; }
+        var old = document.querySelector('#lg-rows tr[data-gb="' + CSS.escape(gbId) + '"]');
+        if (old && S.current) {
+          var tr = row(S.current);
+          tr.classList.add("lg-selected");
+          old.replaceWith(tr);
+        }
+      });
+    }, function () {
+      button.disabled = false;
+      out.textContent = t("load_failed");
     });
   }
 
