@@ -1197,8 +1197,13 @@ def write_features(
     layer: str = "features",
     path: str | os.PathLike[str] | None = None,
     csv_geometry: str | None = None,
+    csv_xy_names: tuple[str, str] = ("lon", "lat"),
 ) -> bytes:
-    """Serialise a GeoDataFrame as GeoJSON, zipped Shapefile, GeoPackage or CSV bytes."""
+    """Serialise a GeoDataFrame as GeoJSON, zipped Shapefile, GeoPackage or CSV bytes.
+
+    A CSV of points gets its coordinates in two columns, ``csv_xy_names``
+    (longitude, latitude; e.g. 经度, 纬度 for a Chinese ledger).
+    """
     fmt = normalise_format(fmt)
     target = parse_datum(datum)
     if not isinstance(frame, gpd.GeoDataFrame):
@@ -1230,7 +1235,7 @@ def write_features(
     )
 
     if fmt == CSV:
-        data = _csv_bytes(out, csv_geometry)
+        data = _csv_bytes(out, csv_geometry, csv_xy_names)
     else:
         with tempfile.TemporaryDirectory(prefix="gridmap-export-") as tmp:
             data = _ogr_bytes(out, fmt, layer, Path(tmp))
@@ -1307,7 +1312,8 @@ def _check_shapefile_frame(out: gpd.GeoDataFrame) -> None:
         )
 
 
-def _csv_bytes(out: gpd.GeoDataFrame, csv_geometry: str | None) -> bytes:
+def _csv_bytes(out: gpd.GeoDataFrame, csv_geometry: str | None,
+               xy_names: tuple[str, str] = ("lon", "lat")) -> bytes:
     geoms = np.asarray(out.geometry.array, dtype=object)
     attrs = pd.DataFrame(out.drop(columns=out.geometry.name))
     all_points = bool(len(geoms)) and all(
@@ -1319,7 +1325,7 @@ def _csv_bytes(out: gpd.GeoDataFrame, csv_geometry: str | None) -> bytes:
             raise ExportError(
                 "lon/lat CSV columns need every geometry to be a non-empty Point; use csv_geometry='wkt'"
             )
-        new = {"lon": shapely.get_x(geoms), "lat": shapely.get_y(geoms)}
+        new = {xy_names[0]: shapely.get_x(geoms), xy_names[1]: shapely.get_y(geoms)}
     elif mode == "wkt":
         new = {"wkt": shapely.to_wkt(geoms, rounding_precision=-1)}
     else:

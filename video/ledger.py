@@ -49,6 +49,8 @@ TEMPLATE_HEADERS_ZH = {"gb_id": "国标编码", "name": "名称", "lon": "经度
                        "source": "来源", "department": "权属单位", "main_url": "主码流",
                        "sub_url": "子码流", "snapshot_url": "抓图地址", "heading": "朝向",
                        "fov": "视场角", "range_m": "可视距离", "status": "状态", "tags": "标签"}
+EXPORT_HEADERS_ZH = {**TEMPLATE_HEADERS_ZH, "grid_code": "网格编码", "community_code": "村居编码",
+                     "town_code": "镇街编码"}
 # Headers Chinese camera ledgers (台账) use, beside the export's own English names.
 COLUMN_ALIASES = {
     **dict.fromkeys(("国标编码", "国标ID", "设备编码", "设备国标编码"), "gb_id"),
@@ -111,6 +113,19 @@ def read_camera_file(data: bytes, filename: str,
     return rows, [w._asdict() for w in result.warnings]
 
 
+def _in_chinese(record: dict[str, Any]) -> dict[str, Any]:
+    """Return an export record with Chinese headers and Chinese names for coded values."""
+    out = dict(record)
+    for field, labels in (("source", SOURCE_LABELS), ("status", STATUS_LABELS)):
+        code = out.get(field)
+        if code in labels:
+            out[field] = labels[code][0]
+    tags = out.get("tags")
+    if isinstance(tags, str) and tags:
+        out["tags"] = "、".join(TAG_LABELS[t][0] if t in TAG_LABELS else t for t in tags.split(","))
+    return {EXPORT_HEADERS_ZH[k]: v for k, v in out.items()}
+
+
 def _coded(row: dict[str, Any]) -> dict[str, Any]:
     """Return the row with Chinese names of sources, statuses and tags read as their codes."""
     for field in ("source", "status"):
@@ -130,16 +145,28 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_camera_file(rows: list[dict[str, Any]], fmt: str, datum: str) -> bytes:
-    """Serialise registry rows (no secrets) as CSV, GeoJSON or GeoPackage bytes."""
+def write_camera_file(rows: list[dict[str, Any]], fmt: str, datum: str,
+                      chinese: bool = False) -> bytes:
+    """Serialise registry rows (no secrets) as CSV, GeoJSON or GeoPackage bytes.
+
+    ``chinese`` writes a CSV as a Chinese ledger: Chinese headers and Chinese names
+    of sources, statuses and tags (what the import reads back as the same records).
+    """
+    records = [{k: r.get(k) for k in EXPORT_COLUMNS} for r in rows]
+    columns = list(EXPORT_COLUMNS)
+    xy_names = ("lon", "lat")
+    if chinese and fmt == "csv":
+        records = [_in_chinese(r) for r in records]
+        columns = [EXPORT_HEADERS_ZH[c] for c in columns]
+        xy_names = ("经度", "纬度")
     frame = gpd.GeoDataFrame(
-        [{k: r.get(k) for k in EXPORT_COLUMNS} for r in rows],
-        columns=list(EXPORT_COLUMNS),
+        records,
+        columns=columns,
         geometry=[Point(r["lon"], r["lat"]) for r in rows],
         crs="EPSG:4326",
     )
     try:
-        return write_features(frame, fmt, datum=datum, layer="cameras")
+        return write_features(frame, fmt, datum=datum, layer="cameras", csv_xy_names=xy_names)
     except (ExportError, ValueError) as exc:
         raise InvalidInput(str(exc)) from None
 

@@ -117,6 +117,10 @@ def test_the_ledger_lists_filters_and_pages_what_the_database_holds(page, live_s
     body = page.request.get(live_server + href).text()
     rows = list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))
     assert len(rows) == water_here and {r["source"] for r in rows} == {"water"}
+    href = page.get_attribute("#lg-export-csv-zh", "href")
+    assert "headers=zh" in href and "source=water" in href and "datum=gcj02" in href
+    rows = list(csv.DictReader(io.StringIO(page.request.get(live_server + href).text().lstrip("\ufeff"))))
+    assert len(rows) == water_here and {r["来源"] for r in rows} == {"水利"}
 
     # A search by name finds the camera; one that matches nothing says so.
     with engine.connect() as conn:

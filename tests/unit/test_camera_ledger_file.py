@@ -128,3 +128,23 @@ def test_every_probe_error_has_a_label_on_the_ledger_page():
     missing = [e.value for e in ErrorClass if f"lg_probe_{e.value}" not in MESSAGES]
     assert missing == []
     assert all(MESSAGES[f"lg_probe_{e.value}"]["zh"] for e in ErrorClass)
+
+
+def test_a_chinese_export_reads_back_as_the_same_records():
+    from video.ledger import write_camera_file
+
+    rows, _ = read_camera_file(CHINESE_LEDGER.encode("utf-8"), "台账.csv", "wgs84")
+    for row in rows:
+        row["tags"] = ",".join(validate(row).tags)
+        row.update(grid_code="370812001001001", community_code="370812001001", town_code="370812001")
+    body = write_camera_file(rows, "csv", "gcj02", chinese=True)
+    text = body.decode("utf-8-sig")
+    header = text.splitlines()[0].split(",")
+    assert header[:3] == ["国标编码", "名称", "来源"] and header[-2:] == ["经度", "纬度"]
+    assert "天网" in text and "skynet" not in text and "路口、重点场所" in text.replace('"', "")
+    again, _ = read_camera_file(body, "导出.csv", "gcj02")
+    for before, after in zip(rows, again, strict=True):
+        assert {k: after[k] for k in ("gb_id", "source", "status")} == {
+            k: before[k] for k in ("gb_id", "source", "status")}
+        assert validate(after).tags == validate(before).tags
+        assert (after["lon"], after["lat"]) == pytest.approx((before["lon"], before["lat"]), abs=1e-5)

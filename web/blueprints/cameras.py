@@ -272,6 +272,8 @@ def export_cameras(fmt: str):
         - {in: query, name: area, schema: {type: string, pattern: '^[0-9]{6,15}$'}}
         - {in: query, name: q, schema: {type: string}, description: name or GB ID prefix}
         - {in: query, name: sector, schema: {type: string, enum: [known, unknown]}}
+        - {in: query, name: headers, schema: {type: string, enum: [en, zh]},
+           description: 'zh: a CSV with Chinese headers and Chinese names of sources, statuses and tags'}
       responses:
         200: {description: The file}
         400: {description: Unknown format}
@@ -281,7 +283,11 @@ def export_cameras(fmt: str):
     if fmt not in EXPORT_TYPES:
         raise InvalidInput("format must be csv, geojson or gpkg", format=fmt)
     rows = registry.export_rows(get_session(), camera_filters(), **ledger_args())
-    body = write_camera_file(rows, fmt, request.args.get("datum") or "wgs84")
+    headers = request.args.get("headers") or "en"
+    if headers not in ("en", "zh"):
+        raise InvalidInput("headers must be en or zh", headers=headers)
+    body = write_camera_file(rows, fmt, request.args.get("datum") or "wgs84",
+                             chinese=headers == "zh")
     mimetype, ext = EXPORT_TYPES[fmt]
     resp = Response(body, mimetype=mimetype)
     resp.headers["Content-Disposition"] = f'attachment; filename="cameras.{ext}"'

@@ -57,6 +57,7 @@ MESSAGES = {
     "lg_prev": {"zh": "上一页", "en": "Previous"},
     "lg_next": {"zh": "下一页", "en": "Next"},
     "lg_pages": {"zh": "翻页", "en": "Pages"},
+    "lg_csv_zh": {"zh": "CSV（中文表头，可直接导入）", "en": "CSV (Chinese headers)"},
     "lg_export_datum": {"zh": "导出坐标系", "en": "Export coordinates"},
     "lg_page": {"zh": "第 {page} / {pages} 页", "en": "Page {page} of {pages}"},
     "lg_detail": {"zh": "摄像机详情", "en": "Camera details"},

@@ -101,8 +101,10 @@
     var params = filters();
     delete params.sort;
     params.datum = $("lg-export-datum").value;
-    ["csv", "geojson", "gpkg"].forEach(function (fmt) {
-      $("lg-export-" + fmt).setAttribute("href", "/api/cameras/export." + fmt + "?" + query(params));
+    Array.prototype.forEach.call(document.querySelectorAll(".lg-export a[data-format]"), function (a) {
+      var these = Object.assign({}, params);
+      if (a.dataset.headers) { these.headers = a.dataset.headers; }
+      a.setAttribute("href", "/api/cameras/export." + a.dataset.format + "?" + query(these));
     });
   }
 
