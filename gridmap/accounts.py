@@ -344,6 +344,7 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_action_at", "action", "at"),
         Index("ix_audit_log_user_at", "user_id", "at"),
+        Index("ix_audit_log_target_at", "target", "at"),
     )
 
 
@@ -924,6 +925,18 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)[:100]
+
+
+def audit_history(session: Session, target: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Return the latest audit entries about one target, newest first (who, when, what)."""
+    rows = session.execute(
+        select(AuditEntry.at, AuditEntry.username, AuditEntry.action, AuditEntry.detail)
+        .where(AuditEntry.target == target, AuditEntry.status < 400)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    ).all()
+    return [{"at": r.at, "username": r.username, "action": r.action, "detail": r.detail or {}}
+            for r in rows]
 
 
 def record_audit(

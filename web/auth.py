@@ -73,7 +73,8 @@ DISPATCHED_VIEW_WRITES = frozenset({"health.sample"})
 # Writes that record their own, more specific audit entries.
 SELF_AUDITED_BLUEPRINTS = frozenset({"auth", "dispatch", "videowall", "matters"})
 # Single endpoints that write their own, more telling entry.
-SELF_AUDITED_ENDPOINTS = frozenset({"teams.import_roster"})
+SELF_AUDITED_ENDPOINTS = frozenset({"teams.import_roster", "cameras.create_camera",
+                                    "cameras.update_camera", "cameras.import_cameras"})
 VIEW_AUDIT_INTERVAL_S = 300.0
 AREA_CODE_LENGTHS = (6, 9, 12, 15)
 

@@ -197,6 +197,9 @@ def test_a_camera_is_corrected_from_its_details(page, live_server, engine, resto
     assert "crowd" in after.tags and set(before.tags) <= set(after.tags)
     assert abs((after.aim - heading + 180) % 360 - 180) < 5
     assert "人流监测" in page.inner_text("#lg-detail-body")
+    # The change is in the camera's history: who, and which fields (never their values).
+    page.wait_for_selector("#lg-history li time")
+    assert page.inner_text("#lg-history li:first-child").endswith("district-operator 修改：朝向、标签")
 
 
 def test_a_bad_ledger_is_reported_row_by_row_and_a_good_one_imported(

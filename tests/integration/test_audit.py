@@ -131,10 +131,14 @@ def test_escalations_are_audited(client_as, session):
 def test_data_edits_are_audited(client_as, session):
     admin = client_as("district-gridadmin")
     gb_id = camera_in(session, TOWN)
+    start = session.execute(text("SELECT coalesce(max(id), 0) FROM audit_log")).scalar()
     assert admin.patch(f"/api/cameras/{gb_id}", json={"name": "新名称"}).status_code == 200
-    row = entries(session, "data.edit")[-1]
+    # A camera change names the camera and the fields (the ledger shows it as its history).
+    row = entries(session, "camera.changed")[-1]
     assert row["username"] == "district-gridadmin" and row["method"] == "PATCH"
-    assert row["path"] == f"/api/cameras/{gb_id}" and row["target"] == "cameras.update_camera"
+    assert row["path"] == f"/api/cameras/{gb_id}" and row["target"] == f"camera:{gb_id}"
+    assert row["detail"] == {"fields": ["name"], "login": False}
+    assert not [r for r in entries(session, "data.edit") if r["id"] > start]  # not twice
 
 
 def test_no_secret_ever_reaches_the_audit_log(app, client_as, session):

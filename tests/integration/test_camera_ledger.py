@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -203,3 +205,49 @@ def test_a_ledger_in_the_chinese_template_imports_through_the_api(client, sessio
     assert (cam["heading"], cam["fov"], cam["town_code"]) == (30, 70, TOWN)
     english = client.get("/api/cameras/import-template.csv?lang=en").get_data().decode("utf-8-sig")
     assert english.startswith("gb_id,name,lon,lat,source,department,main_url")
+
+
+def test_a_cameras_history_names_who_changed_which_fields_never_the_login(client_as, session):
+    from tests.integration.test_cameras import all_text_forms
+
+    client = client_as("district-operator")
+    home = _point_in(session, TOWN)
+    gb_id = "37081200001310009941"
+    secret = "Hist0ry:P@ss/1"
+    made = client.post("/api/cameras", json={**_camera_body(gb_id, *home),
+                                             "main_url": f"rtsp://admin:{quote(secret, safe='')}@192.0.2.41/a"})
+    assert made.status_code == 201
+    changed = client.patch(f"/api/cameras/{gb_id}", json={
+        "heading": 120, "fov": 50, "tags": ["crowd"],
+        "main_url": f"rtsp://operator:{quote(secret + 'x', safe='')}@192.0.2.41/a"})
+    assert changed.status_code == 200
+    refused = client.patch(f"/api/cameras/{gb_id}", json={"fov": 999})
+    assert refused.status_code == 400
+    items = client.get(f"/api/cameras/{gb_id}/changes").get_json()["items"]
+    assert [(i["action"], i["username"]) for i in items] == [
+        ("camera.changed", "district-operator"), ("camera.registered", "district-operator")]
+    assert sorted(items[0]["detail"]["fields"]) == ["fov", "heading", "tags"]  # the address kept its host
+    assert items[0]["detail"]["login"] is True and items[1]["detail"]["login"] is True
+    trail = json.dumps(session.execute(text(
+        "SELECT json_agg(a) FROM audit_log a WHERE target = :t"), {"t": f"camera:{gb_id}"}).scalar(),
+        ensure_ascii=False)
+    for form in all_text_forms(secret):
+        assert form not in trail
+    # Outside the caller's jurisdiction the camera, and so its history, does not exist.
+    assert client_as("daan-operator").get(f"/api/cameras/{gb_id}/changes").status_code == 404
+
+
+def test_an_import_enters_every_camera_in_its_history(client, session):
+    lon, lat = _point_in(session, TOWN)
+    ledger = "gb_id,name,lon,lat,source,department,main_url\n" + "".join(
+        f"3708120000131000995{i},导入历史{i},{lon + i * 1e-4},{lat},skynet,公安局,rtsp://192.0.2.5{i}/a\n"
+        for i in range(3))
+    resp = client.post("/api/cameras/import", data={"file": (io.BytesIO(ledger.encode()), "历史.csv")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 200 and resp.get_json()["inserted"] == 3
+    for i in range(3):
+        items = client.get(f"/api/cameras/3708120000131000995{i}/changes").get_json()["items"]
+        assert [x["action"] for x in items] == ["camera.imported"]
+    summary = session.execute(text(
+        "SELECT detail FROM audit_log WHERE action = 'cameras.imported' ORDER BY at DESC LIMIT 1")).scalar()
+    assert summary == {"filename": "历史.csv", "inserted": 3, "updated": 0}

@@ -6,8 +6,11 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from gridmap import accounts
 from gridmap.errors import InvalidInput
 from video import registry
+from video.urls import split_credentials
+from web.auth import audit
 from web.database import get_session, read_connection
 from web.params import bbox_arg, float_arg, int_arg, json_object, uploaded_file
 from web.reasons import localize_rows
@@ -93,9 +96,11 @@ def create_camera():
         400: {description: Invalid field, with the reason}
         409: {description: Duplicate GB ID}
     """
+    body = json_object()
     session = get_session()
-    camera = registry.create(session, json_object())
+    camera = registry.create(session, body)
     session.commit()
+    audit("camera.registered", target=f"camera:{camera['gb_id']}", login=_login_given(body))
     return jsonify(camera), 201
 
 
@@ -110,10 +115,37 @@ def update_camera(gb_id: str):
         400: {description: Invalid field}
         404: {description: Unknown camera}
     """
+    body = json_object()
     session = get_session()
-    camera = registry.update(session, gb_id, json_object(), prefix=current_prefix())
+    before = registry.get(session, gb_id, prefix=current_prefix())
+    camera = registry.update(session, gb_id, body, prefix=current_prefix())
     session.commit()
+    # Which fields changed, never their values: the trail says who did what, and a
+    # stream address is not for every reader of it (its login never is).
+    changed = [k for k in registry.CAMERA_FIELDS if before.get(k) != camera.get(k)]
+    audit("camera.changed", target=f"camera:{gb_id}", fields=changed, login=_login_given(body))
     return jsonify(camera)
+
+
+def _login_given(body: dict) -> bool:
+    """Return whether a request's stream addresses carry a login (stored apart, never logged)."""
+    return any(isinstance(body.get(k), str) and split_credentials(body[k])[1] is not None
+               for k in ("main_url", "sub_url", "snapshot_url"))
+
+
+@bp.get("/cameras/<gb_id>/changes")
+def camera_changes(gb_id: str):
+    """Who registered and changed a camera, and when.
+    ---
+    get:
+      summary: The camera's latest registrations, changes and imports from the audit trail
+      responses:
+        200: {description: '{items: [{at, username, action, detail: {fields, login}}]}'}
+        404: {description: Unknown camera or outside the caller's jurisdiction}
+    """
+    session = get_session()
+    registry.get(session, gb_id, prefix=current_prefix())
+    return jsonify({"items": accounts.audit_history(session, f"camera:{gb_id}")})
 
 
 @bp.get("/cameras/nearby")
@@ -235,6 +267,12 @@ def import_cameras():
     session = get_session()
     counts = registry.upsert_many(session, rows)
     session.commit()
+    audit("cameras.imported", target="cameras", filename=filename[:120], **counts)
+    # Each camera's history names the import too; it does not say which fields a
+    # ledger changed (the file is the record of that).
+    for row in rows:
+        audit("camera.imported", target=f"camera:{str(row.get('gb_id') or '').strip()}",
+              login=_login_given(row))
     return jsonify({**counts, "warnings": localize_rows(warnings)})
 
 

@@ -227,6 +227,31 @@
       $("lg-edit-status").textContent = "";
     }
   }
+  // Who registered and changed the camera, and when (the audit trail; field names only).
+  function loadHistory(gbId) {
+    return api("GET", "/api/cameras/" + encodeURIComponent(gbId) + "/changes").then(function (answer) {
+      if (!answer.ok || !S.current || S.current.gb_id !== gbId) { return; }
+      var items = answer.data.items || [];
+      var list = el("ol", { class: "lg-history", id: "lg-history" });
+      items.forEach(function (item) {
+        var what = [];
+        ((item.detail || {}).fields || []).forEach(function (f) { what.push(label("lg_field_", f)); });
+        if ((item.detail || {}).login) { what.push(t("lg_act_login")); }
+        list.appendChild(el("li", null, [
+          el("time", { datetime: item.at, text: when(item.at) }),
+          el("span", { text: " " + (item.username || "—") + " " + label("lg_act_", item.action)
+                              + (what.length ? "：" + what.join("、") : "") })
+        ]));
+      });
+      if (!items.length) { list.appendChild(el("li", { text: t("lg_history_none") })); }
+      var old = $("lg-history-box");
+      if (old) { old.remove(); }
+      $("lg-detail-body").appendChild(el("section", { id: "lg-history-box" }, [
+        el("h3", { text: t("lg_history") }), list
+      ]));
+    });
+  }
+
   function showDetail(gbId) {
     S.current = S.items[gbId] || null;
     var panel = $("lg-detail");
@@ -244,6 +269,7 @@
       if (answer.ok) {
         S.current = answer.data;
         renderDetail(answer.data);
+        return loadHistory(gbId);
       } else {
         $("lg-detail-body").textContent = t("lg_failed", { reason: reasonOf(answer) });
       }
@@ -357,6 +383,7 @@
       S.current = answer.data;
       S.items[cam.gb_id] = answer.data;
       renderDetail(answer.data);
+      loadHistory(cam.gb_id);
       status.textContent = t("lg_saved");
       status.className = "lg-status lg-good";
       var old = document.querySelector('#lg-rows tr[data-gb="' + CSS.escape(cam.gb_id) + '"]');
