@@ -130,6 +130,15 @@
         ? t("lg_sector_unknown") : item.heading + "° / " + item.fov + "°" })
     ]);
   }
+  // Redraw a camera's row (if the page shows it) from the camera as stored now.
+  function refreshRow(cam) {
+    var old = document.querySelector('#lg-rows tr[data-gb="' + CSS.escape(cam.gb_id) + '"]');
+    if (!old) { return; }
+    S.items[cam.gb_id] = cam;
+    var fresh = row(cam);
+    fresh.classList.toggle("lg-selected", old.classList.contains("lg-selected"));
+    old.replaceWith(fresh);
+  }
   function load(push) {
     toUrl(push);
     updateExports();
@@ -301,12 +310,7 @@
       showDetail(gbId).then(function () {
         var fresh = $("lg-sample-result");
         if (fresh) { fresh.textContent = text; fresh.className = good ? "lg-good" : "lg-bad"; }
-        var old = document.querySelector('#lg-rows tr[data-gb="' + CSS.escape(gbId) + '"]');
-        if (old && S.current) {
-          var tr = row(S.current);
-          tr.classList.add("lg-selected");
-          old.replaceWith(tr);
-        }
+        if (S.current) { refreshRow(S.current); }
       });
     }, function () {
       button.disabled = false;
@@ -386,12 +390,7 @@
       loadHistory(cam.gb_id);
       status.textContent = t("lg_saved");
       status.className = "lg-status lg-good";
-      var old = document.querySelector('#lg-rows tr[data-gb="' + CSS.escape(cam.gb_id) + '"]');
-      if (old) {
-        var fresh = row(answer.data);
-        fresh.classList.add("lg-selected");
-        old.replaceWith(fresh);
-      }
+      refreshRow(answer.data);
     }, function () {
       button.disabled = false;
       status.textContent = t("load_failed");
