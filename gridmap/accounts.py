@@ -927,11 +927,13 @@ def scrub(value: Any, depth: int = 0) -> Any:
     return str(value)[:100]
 
 
-def audit_history(session: Session, target: str, limit: int = 20) -> list[dict[str, Any]]:
-    """Return the latest audit entries about one target, newest first (who, when, what)."""
+def audit_history(session: Session, target: str, actions: Sequence[str],
+                  limit: int = 20) -> list[dict[str, Any]]:
+    """Return the latest successful audit entries of these actions on one target, newest first."""
     rows = session.execute(
         select(AuditEntry.at, AuditEntry.username, AuditEntry.action, AuditEntry.detail)
-        .where(AuditEntry.target == target, AuditEntry.status < 400)
+        .where(AuditEntry.target == target, AuditEntry.action.in_(actions),
+               AuditEntry.status < 400)
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         .limit(limit)
     ).all()

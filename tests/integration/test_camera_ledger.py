@@ -235,6 +235,10 @@ def test_a_cameras_history_names_who_changed_which_fields_never_the_login(client
         assert form not in trail
     # Outside the caller's jurisdiction the camera, and so its history, does not exist.
     assert client_as("daan-operator").get(f"/api/cameras/{gb_id}/changes").status_code == 404
+    # That refusal is in the trail under the camera, but a camera's history shows its writes only.
+    assert session.execute(text("SELECT count(*) FROM audit_log WHERE target = :t AND "
+                                "action = 'scope.denied'"), {"t": f"camera:{gb_id}"}).scalar() == 1
+    assert len(client.get(f"/api/cameras/{gb_id}/changes").get_json()["items"]) == 2
 
 
 def test_an_import_enters_every_camera_in_its_history(client, session):

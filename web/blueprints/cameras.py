@@ -19,6 +19,8 @@ from web.scope import camera_filters, current_prefix
 bp = Blueprint("cameras", __name__, url_prefix="/api")
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
+# The audit actions a camera's history shows (its writes, not who looked at it).
+CAMERA_HISTORY = ("camera.registered", "camera.changed", "camera.imported")
 EXPORT_TYPES = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "geojson": ("application/geo+json", "geojson"),
@@ -145,7 +147,7 @@ def camera_changes(gb_id: str):
     """
     session = get_session()
     registry.get(session, gb_id, prefix=current_prefix())
-    return jsonify({"items": accounts.audit_history(session, f"camera:{gb_id}")})
+    return jsonify({"items": accounts.audit_history(session, f"camera:{gb_id}", CAMERA_HISTORY)})
 
 
 @bp.get("/cameras/nearby")
