@@ -234,6 +234,9 @@ def test_a_bad_ledger_is_reported_row_by_row_and_a_good_one_imported(
                                      "rows => rows.map(r => r.cells[0].textContent)")
     assert rows == ["2", "3", "4"]  # records, counted without the header (the caption says so)
     assert "不含表头" in page.inner_text("#lg-import-result caption")
+    fields = page.eval_on_selector_all("#lg-import-result tbody tr",
+                                       "rows => rows.map(r => r.cells[1].textContent)")
+    assert fields[:2] == ["国标编码", "主码流"]  # named as the page names them
     problems = page.inner_text("#lg-import-result tbody")
     assert "不在本区范围内" in problems or "区界之外" in problems  # the point in Shanghai
     assert _count(engine) == before

@@ -155,6 +155,8 @@ MESSAGES = {
     "lg_field_snapshot_url": {"zh": "抓图地址", "en": "snapshot address"},
     "lg_field_status": {"zh": "状态", "en": "status"},
     "lg_field_tags": {"zh": "标签", "en": "tags"},
+    "lg_field_lon/lat": {"zh": "经纬度", "en": "longitude/latitude"},
+    "lg_field_file": {"zh": "文件", "en": "file"},
     "lg_import": {"zh": "导入台账", "en": "Import a ledger"},
     "lg_import_file": {"zh": "台账文件（CSV、GeoJSON 或 GeoPackage，10 MB 以内）",
                        "en": "Ledger file (CSV, GeoJSON or GeoPackage, up to 10 MB)"},

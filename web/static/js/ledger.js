@@ -492,7 +492,7 @@
     rows.forEach(function (r) {
       body.appendChild(el("tr", null, [
         el("td", { text: r.row === undefined || r.row === null ? "" : String(r.row) }),
-        el("td", { text: r.field || "" }),
+        el("td", { text: r.field ? label("lg_field_", r.field) : "" }),
         el("td", { text: r.message || r.reason || "" })
       ]));
     });
