@@ -124,7 +124,10 @@ def update_camera(gb_id: str):
     session.commit()
     # Which fields changed, never their values: the trail says who did what, and a
     # stream address is not for every reader of it (its login never is).
-    changed = [k for k in registry.CAMERA_FIELDS if before.get(k) != camera.get(k)]
+    # Tags are a set: stored sorted on write, so an older unsorted list is not a change.
+    changed = [k for k in registry.CAMERA_FIELDS
+               if (sorted(before[k] or []) != sorted(camera[k] or []) if k == "tags"
+                   else before.get(k) != camera.get(k))]
     audit("camera.changed", target=f"camera:{gb_id}", fields=changed, login=_login_given(body))
     return jsonify(camera)
 
