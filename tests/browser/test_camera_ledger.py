@@ -153,11 +153,20 @@ def test_the_ledger_lists_filters_and_pages_what_the_database_holds(page, live_s
     assert page.watch.remote_requests() == []
 
 
-def test_the_ledger_speaks_english_on_request(page, live_server):
+def test_the_ledger_speaks_english_on_request(page, live_server, engine):
     _open(page, live_server + "/cameras?lang=en")
     assert page.inner_text("h1") == "Camera ledger"
     assert page.inner_text("#lg-table thead th:first-child") == "GB ID"
     assert page.inner_text("#lg-total").endswith(" cameras")
+    with engine.connect() as conn:
+        gb_id = conn.execute(text("SELECT gb_id FROM cameras WHERE cardinality(tags) > 1 "
+                                  "ORDER BY gb_id LIMIT 1")).scalar()
+    _open(page, f"{live_server}/cameras?lang=en&q={gb_id}")
+    page.click(f'#lg-rows tr[data-gb="{gb_id}"] .lg-open')
+    page.wait_for_selector("#lg-history")
+    details = page.inner_text("#lg-detail-body")
+    assert "、" not in details and "：" not in details  # no Chinese punctuation in English
+    assert "Road" in details or "Village" in details or "Intersection" in details
 
 
 def test_a_camera_is_corrected_from_its_details(page, live_server, engine, restored_camera):

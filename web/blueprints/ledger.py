@@ -23,6 +23,8 @@ DATUMS = ("wgs84", "cgcs2000", "gcj02")
 
 MESSAGES = {
     "lg_title": {"zh": "摄像机台账", "en": "Camera ledger"},
+    "lg_list_sep": {"zh": "、", "en": ", "},
+    "lg_colon": {"zh": "：", "en": ": "},
     "lg_nav": {"zh": "摄像机台账", "en": "Camera ledger"},
     "lg_back": {"zh": "← 地图", "en": "← Map"},
     "lg_search": {"zh": "名称或国标编码", "en": "Name or GB ID"},

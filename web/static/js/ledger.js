@@ -195,7 +195,7 @@
       fact(t("lg_area"), areaName(cam)),
       fact(t("lg_grid"), cam.grid_code || "—"),
       fact(t("lg_sector"), sectorText(cam)),
-      fact(t("lg_tags"), (cam.tags || []).map(function (tag) { return label("tag_", tag); }).join("、") || "—"),
+      fact(t("lg_tags"), (cam.tags || []).map(function (tag) { return label("tag_", tag); }).join(t("lg_list_sep")) || "—"),
       fact(t("lg_main_url"), cam.main_url || "—", { class: "lg-url", "data-field": "main_url" }),
       fact(t("lg_sub_url"), cam.sub_url || "—", { class: "lg-url", "data-field": "sub_url" }),
       fact(t("lg_credentials"), cam.has_credentials ? t("lg_has_credentials") : t("lg_no_credentials")),
@@ -249,7 +249,7 @@
         list.appendChild(el("li", null, [
           el("time", { datetime: item.at, text: when(item.at) }),
           el("span", { text: " " + (item.username || "—") + " " + label("lg_act_", item.action)
-                              + (what.length ? "：" + what.join("、") : "") })
+                              + (what.length ? t("lg_colon") + what.join(t("lg_list_sep")) : "") })
         ]));
       });
       if (!items.length) { list.appendChild(el("li", { text: t("lg_history_none") })); }
