@@ -9,6 +9,7 @@ import io
 import json
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from pyproj import Geod
@@ -209,6 +210,12 @@ def test_a_camera_is_corrected_from_its_details(page, live_server, engine, resto
     # The change is in the camera's history: who, and which fields (never their values).
     page.wait_for_selector("#lg-history li time")
     assert page.inner_text("#lg-history li:first-child").endswith("district-operator 修改：朝向、标签")
+    # When, on Yanzhou's clock whatever the browser's zone (here the machine's, UTC).
+    with engine.connect() as conn:
+        at = conn.execute(text("SELECT max(at) FROM audit_log WHERE target = :t "
+                               "AND action = 'camera.changed'"), {"t": f"camera:{gb_id}"}).scalar()
+    shown = page.inner_text("#lg-history li:first-child time")
+    assert shown == at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y/%m/%d %H:%M"), (shown, at)
 
 
 def test_a_bad_ledger_is_reported_row_by_row_and_a_good_one_imported(

@@ -148,3 +148,20 @@ def test_alert_panel_acknowledges_without_reloading(page, live_server, engine):
         assert state == "closed" and [n["note"] for n in notes] == ["patrol sent", "crowd dispersed"]
     assert page.watch.remote_requests() == []
     assert page.watch.console_errors == []
+
+
+def test_the_layer_list_is_folded_on_a_phone_and_open_on_a_desk(page, signed_in_page, live_server):
+    open_crowd(page, live_server)
+    desk_item = page.locator(".leaflet-control-layers-overlays label").first
+    assert desk_item.is_visible()
+    phone = signed_in_page("district-operator", viewport={"width": 390, "height": 844},
+                           has_touch=True, is_mobile=True)
+    open_crowd(phone, live_server)
+    control = phone.locator(".leaflet-control-layers")
+    assert not phone.locator(".leaflet-control-layers-overlays label").first.is_visible()
+    control.locator(".leaflet-control-layers-toggle").tap()  # a tap unfolds it
+    phone.wait_for_function(
+        "() => document.querySelector('.leaflet-control-layers')"
+        ".classList.contains('leaflet-control-layers-expanded')")
+    assert phone.locator(".leaflet-control-layers-overlays label").first.is_visible()
+    assert phone.watch.console_errors == []

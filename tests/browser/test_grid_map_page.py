@@ -69,3 +69,19 @@ def test_english_switch(page, live_server):
     page.wait_for_function("() => document.documentElement.dataset.loadedGrids === '930'")
     assert "Yanzhou" in page.locator(".gm-title").inner_text()
     assert page.locator(".leaflet-control-layers").inner_text().count("Grids") == 1
+
+
+def test_times_read_on_yanzhous_clock_whatever_the_browsers_zone(signed_in_page, live_server):
+    # A kiosk PC that runs on New York's zone: 2026-11-26T17:30Z is still the 26th
+    # there, but 01:30 on the 27th in Yanzhou, and that is what the pages show.
+    page = signed_in_page("district-operator", timezone_id="America/New_York")
+    page.goto(live_server + "/")
+    page.wait_for_function("() => document.documentElement.dataset.loadedGrids !== undefined")
+    day_and_time = "{month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit'}"
+    assert page.evaluate(f"gridmap.dateTime('2026-11-26T17:30:00Z', {day_and_time})") == "11/27 01:30"
+    assert page.evaluate(
+        f"gridmap.dateTime('2026-11-26T17:30:00Z', {day_and_time}, 'en')") == "27/11, 01:30"
+    # A time of day gets its date only when it is not today's, today on Yanzhou's clock.
+    assert re.fullmatch(r"\d\d:\d\d", page.evaluate("gridmap.timeOfDay(new Date())"))
+    assert page.evaluate("gridmap.timeOfDay('2026-11-26T17:30:00Z')") == "11/27 01:30"
+    assert page.evaluate("gridmap.dateTime('not a time', {})") == "not a time"

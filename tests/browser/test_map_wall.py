@@ -188,6 +188,23 @@ def test_english_switch_and_chinese_dates(page, live_server):
     assert page.watch.console_errors == []
 
 
+
+def test_the_layer_list_is_folded_on_a_phone_and_unfolds_on_a_tap(signed_in_page, live_server):
+    phone = signed_in_page("district-operator", viewport={"width": 390, "height": 844},
+                           has_touch=True, is_mobile=True)
+    open_wall(phone, live_server)
+    head = phone.locator(".wall-layers .wall-control-head")
+    grids = phone.locator('.wall-layers input[data-layer="grids"]')
+    assert head.get_attribute("aria-expanded") == "false"
+    assert not grids.is_visible()
+    head.tap()
+    assert head.get_attribute("aria-expanded") == "true"
+    assert grids.is_visible()
+    grids.uncheck()  # the unfolded list works as on a desk
+    assert phone.evaluate("gridmapWall.api.gridsDrawn()") == 0
+    assert phone.watch.console_errors == []
+
+
 # --------------------------------------------------------------------------- search
 
 

@@ -122,7 +122,7 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
         # today's), not when the sampler last tried the camera.
         taken_label = viewer.locator(".patrol-taken").inner_text()
         day = phone.evaluate(
-            "iso => new Date(iso).toLocaleString('zh-CN', {month: '2-digit', day: '2-digit'})",
+            "iso => new Date(iso).toLocaleString('zh-CN', {timeZone: 'Asia/Shanghai', month: '2-digit', day: '2-digit'})",
             taken.isoformat())
         assert "截图时间" in taken_label and day in taken_label, (taken_label, day)
         # One-handed: both actions inside the screen, in its lowest fifth.

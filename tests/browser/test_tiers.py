@@ -322,7 +322,7 @@ def test_a_tile_without_live_video_shows_the_picture_and_when_it_was_taken(
             assert "离线" in tile.locator(".vw-mode").inner_text()
             # When it was taken, with its date (it is not today's).
             day = page.evaluate(
-                "t => new Date(t * 1000).toLocaleString('zh-CN', {month: '2-digit', day: '2-digit'})",
+                "t => new Date(t * 1000).toLocaleString('zh-CN', {timeZone: 'Asia/Shanghai', month: '2-digit', day: '2-digit'})",
                 two_days_ago)
             taken = tile.locator(".vw-taken").inner_text()
             assert taken.startswith("截图时间") and day in taken, (taken, day)

@@ -23,11 +23,9 @@
     return t(key).replace(/\{(\w+)\}/g, function (m, k) { return values[k] === undefined ? m : values[k]; });
   }
   function setFlag(name, value) { document.documentElement.setAttribute("data-" + name, String(value)); }
-  function locale() { return cfg().lang === "en" ? "en-GB" : "zh-CN"; }
   function fmtTime(iso) {
     if (!iso) { return ""; }
-    return new Date(iso).toLocaleString(locale(), { hour12: false, month: "2-digit", day: "2-digit",
-                                                     hour: "2-digit", minute: "2-digit" });
+    return window.gridmap.dateTime(iso, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
   }
   function fmtDensity(d) { return (Math.round(d * 100) / 100).toFixed(2) + " " + t("crowd_per_m2"); }
 
@@ -116,7 +114,7 @@
                         { padding: [40, 40], maxZoom: 15 });
       }
       setFlag("crowd-heat", pts.length);
-      setStatus(tf("crowd_updated", { t: new Date().toLocaleTimeString(locale(), { hour12: false }) }) +
+      setStatus(tf("crowd_updated", { t: window.gridmap.dateTime(new Date(), { hour: "2-digit", minute: "2-digit", second: "2-digit" }) }) +
                 " · " + tf("crowd_points_n", { n: pts.length }), true);
     });
   }
@@ -302,7 +300,7 @@
     S.points = L.layerGroup().addTo(map);
     S.alerts = L.layerGroup().addTo(map);
     var control = (window.gridmap.state && window.gridmap.state.control) ||
-                  L.control.layers(null, null, { collapsed: false, position: "topright" }).addTo(map);
+                  L.control.layers(null, null, { collapsed: window.gridmap.onPhone(), position: "topright" }).addTo(map);
     control.addOverlay(S.grids, t("crowd_grids"));
     control.addOverlay(S.heat, t("crowd_heat"));
     if (S.replay) { control.addOverlay(S.replay, t("crowd_replay")); }

@@ -363,7 +363,8 @@
         var label = "v" + v.version + " · " + (v.kind === "loaded" ? t("ge_loaded_state") : t("ge_kind_" + v.kind));
         if (v.current) { label += " (" + t("ge_current") + ")"; }
         if (v.retired) { label += " (" + t("ge_retired") + ")"; }
-        var meta = [v.edited_by, (v.valid_from || "").slice(0, 19).replace("T", " "), v.reason].filter(Boolean).join(" · ");
+        var meta = [v.edited_by, v.valid_from && window.gridmap.dateTime(v.valid_from, {
+          year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }), v.reason].filter(Boolean).join(" · ");
         var item = el("li", { class: "ge-version", "data-version": String(v.version) }, [
           el("div", { class: "ge-version-label", text: label }),
           el("div", { class: "ge-version-meta", text: meta })

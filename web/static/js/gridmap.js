@@ -86,9 +86,14 @@
     communities: function () { return { color: "#6a51a3", weight: 1.2, fill: false }; }
   };
 
+  // A phone's map is small: controls that stay open on a desk start folded there.
+  function onPhone() {
+    return !!(window.matchMedia && window.matchMedia("(max-width: 600px)").matches);
+  }
+
   function layerControl(map) {
     if (!state.control) {
-      state.control = L.control.layers(null, null, { collapsed: false, position: "topright" }).addTo(map);
+      state.control = L.control.layers(null, null, { collapsed: onPhone(), position: "topright" }).addTo(map);
     }
     return state.control;
   }
@@ -165,13 +170,28 @@
     return new Ctl({ position: "bottomright" }).addTo(map);
   }
 
+  // Times read on Yanzhou's clock, whatever the browser's zone (a wall's kiosk PC
+  // often runs on UTC): the API's RFC 3339 instants, shown as the district reads them.
+  var TZ = "Asia/Shanghai";
+
+  // A date and time in the page's language on Yanzhou's clock; opts as toLocaleString's.
+  function dateTime(value, opts, lang) {
+    var d = value instanceof Date ? value : new Date(value);
+    if (isNaN(d.getTime())) { return String(value); }
+    return d.toLocaleString((lang || cfg().lang) === "en" ? "en-GB" : "zh-CN",
+                            Object.assign({ timeZone: TZ, hour12: false }, opts));
+  }
+
   // A time of day, with the month and day when it is not today's (how old a picture is).
   function timeOfDay(value, lang) {
     var d = value instanceof Date ? value : new Date(value);
     if (isNaN(d.getTime())) { return String(value); }
+    var day = { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit" };
     var opts = { hour: "2-digit", minute: "2-digit" };
-    if (d.toDateString() !== new Date().toDateString()) { opts.month = "2-digit"; opts.day = "2-digit"; }
-    return d.toLocaleString((lang || cfg().lang) === "en" ? "en-GB" : "zh-CN", opts);
+    if (d.toLocaleDateString("en-GB", day) !== new Date().toLocaleDateString("en-GB", day)) {
+      opts.month = "2-digit"; opts.day = "2-digit";
+    }
+    return dateTime(d, opts, lang);
   }
 
   function notify(text) {
@@ -220,7 +240,7 @@
         }
         // On a phone the open menu would cover a third of the small map: it starts
         // folded there, one tap away; on a desk it starts open as before.
-        setOpen(!(window.matchMedia && window.matchMedia("(max-width: 600px)").matches));
+        setOpen(!onPhone());
         toggle.addEventListener("click", function () {
           setOpen(box.getAttribute("data-open") !== "true");
         });
@@ -248,6 +268,7 @@
     L.control.scale({ imperial: false, position: "bottomleft", maxWidth: 160 }).addTo(map);
   }
 
-  window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t,
-                     csrfToken: csrfToken, foldingLegend: foldingLegend, timeOfDay: timeOfDay };
+  window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t, onPhone: onPhone,
+                     csrfToken: csrfToken, foldingLegend: foldingLegend, timeOfDay: timeOfDay,
+                     dateTime: dateTime, TZ: TZ };
 })();

@@ -22,10 +22,8 @@
   function count(n) { return Number(n).toLocaleString(locale()); }
   function when(iso) {
     if (!iso) { return ""; }
-    var d = new Date(iso);
-    if (isNaN(d.getTime())) { return String(iso); }
-    return d.toLocaleString(locale(), { year: "numeric", month: "2-digit", day: "2-digit",
-                                        hour: "2-digit", minute: "2-digit" });
+    return window.gridmap.dateTime(iso, { year: "numeric", month: "2-digit", day: "2-digit",
+                                          hour: "2-digit", minute: "2-digit" }, C.lang);
   }
   function label(prefix, value) {
     var key = prefix + value;

@@ -872,6 +872,14 @@
 
   // ------------------------------------------------------------------ controls
 
+  // On a phone the top bar spans the screen (wall.css): the map's top controls
+  // start below it, at its height as it wraps, or the bar would cover them.
+  function keepControlsBelowBar(bar) {
+    function measure() { document.body.style.setProperty("--wall-bar-h", bar.offsetHeight + "px"); }
+    measure();
+    if (window.ResizeObserver) { new ResizeObserver(measure).observe(bar); }
+  }
+
   function layerControl() {
     var Ctl = L.Control.extend({
       options: { position: "topright" },
@@ -879,7 +887,13 @@
         var box = el("div", { class: "wall-control wall-layers" });
         var head = el("button", { type: "button", class: "wall-control-head", text: t("wall_layers") });
         var body = el("div", { class: "wall-control-body" });
-        head.addEventListener("click", function () { box.classList.toggle("collapsed"); });
+        // Folded on a phone, where the open list would cover most of the map.
+        function fold(folded) {
+          box.classList.toggle("collapsed", folded);
+          head.setAttribute("aria-expanded", folded ? "false" : "true");
+        }
+        fold(G.onPhone());
+        head.addEventListener("click", function () { fold(!box.classList.contains("collapsed")); });
         box.appendChild(head);
         box.appendChild(body);
         W.layers.slice().reverse().forEach(function (spec) {
@@ -1737,6 +1751,7 @@
     });
 
     document.getElementById("wall-bar-title").textContent = t("wall_title");
+    keepControlsBelowBar(document.getElementById("wall-bar"));
     document.getElementById("wall-panel-close").addEventListener("click", closePanel);
     document.getElementById("wall-panel-close").setAttribute("title", t("wall_close"));
     document.getElementById("wall-mode").addEventListener("click", function () { setMode(S.dark ? "desk" : "wall"); });
