@@ -6,6 +6,9 @@ or through the page itself, marks them in the title, and deletes them afterwards
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -413,3 +416,25 @@ def test_cameras_snapshot_evidence_and_video_dispatch(page, live_server, engine,
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM dispatch_orders WHERE incident_ref = :r"),
                          {"r": m["ref"]})
+
+
+def test_a_supervisions_respond_by_is_typed_and_shown_on_yanzhous_clock(
+        signed_in_page, live_server, engine, filed):
+    here = spot(engine, TOWN, 6)
+    m = filed("district-operator", category="BJ.02", lon=here["lon"], lat=here["lat"], title="督办时限")
+    # The operator's PC runs on another zone; the deadline typed is Yanzhou's 18:00.
+    desk = signed_in_page("district-operator", timezone_id="America/New_York")
+    open_page(desk, f"{live_server}/matters/{m['id']}")
+    day = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=3)).date()
+    desk.click("#mt-actions button[data-action='supervise']")
+    desk.fill("#mt-action-form input[name=respond_by]", f"{day.isoformat()}T18:00")
+    desk.fill("#mt-action-form textarea", "限期答复")
+    desk.click("#mt-action-confirm")
+    desk.wait_for_selector("#mt-supervisions li")
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT respond_by FROM matter_supervisions WHERE matter_id = :m"), {"m": m["id"]}).scalar_one()
+    assert stored == datetime(day.year, day.month, day.day, 10, 0, tzinfo=UTC)  # 18:00 at UTC+8
+    shown = desk.inner_text("#mt-supervisions li .mt-meta")
+    assert f"{day.month}月{day.day}日 18:00" in shown, shown
+    assert desk.watch.console_errors == []

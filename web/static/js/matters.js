@@ -79,6 +79,10 @@
     dateFormat.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
     return p;
   }
+  // A date-time field's wall-clock value ("2026-12-01T18:00") read on Yanzhou's clock,
+  // as every time on the page is shown, not the browser's zone: China keeps UTC+8
+  // all year, so the offset is fixed.
+  function yanzhouInstant(value) { return value + (value.length === 16 ? ":00" : "") + "+08:00"; }
   // Chinese conventions: 2025年11月26日 14:05 (the year left out in lists when it is this one).
   function fmtDate(iso, short) {
     if (!iso) { return ""; }
@@ -799,7 +803,7 @@
     if (c.rating) { payload.rating = Number(c.rating.value); payload.by = c.by.value; }
     if (c.kind) {
       payload.kind = c.kind.value;
-      if (c.respond.value) { payload.respond_by = new Date(c.respond.value).toISOString(); }
+      if (c.respond.value) { payload.respond_by = yanzhouInstant(c.respond.value); }
     }
     button.disabled = true;
     message($("mt-msg"), t("mt_submitting"));
