@@ -202,6 +202,13 @@ def test_the_layer_list_is_folded_on_a_phone_and_unfolds_on_a_tap(signed_in_page
     assert grids.is_visible()
     grids.uncheck()  # the unfolded list works as on a desk
     assert phone.evaluate("gridmapWall.api.gridsDrawn()") == 0
+    # The legend, too, is folded to its title until tapped.
+    legend = phone.locator("#wall-legend .wall-legend-title")
+    assert legend.get_attribute("aria-expanded") == "false"
+    assert not phone.locator("#wall-legend .wall-legend-row").first.is_visible()
+    legend.tap()
+    assert phone.locator("#wall-legend .wall-legend-row").first.is_visible()
+    assert phone.locator("#wall-legend .wall-legend-title").get_attribute("aria-expanded") == "true"
     assert phone.watch.console_errors == []
 
 

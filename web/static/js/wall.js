@@ -987,7 +987,13 @@
     var box = document.getElementById("wall-legend");
     if (!box) { return; }
     box.textContent = "";
-    box.appendChild(el("div", { class: "wall-legend-title", text: t("wall_legend") }));
+    // Folded to its title on a phone, where the open legend covers a third of the map.
+    if (S.legendFolded === undefined) { S.legendFolded = G.onPhone(); }
+    var head = el("button", { type: "button", class: "wall-legend-title", text: t("wall_legend"),
+                              "aria-expanded": S.legendFolded ? "false" : "true" });
+    head.addEventListener("click", function () { S.legendFolded = !S.legendFolded; renderLegend(); });
+    box.classList.toggle("collapsed", S.legendFolded);
+    box.appendChild(head);
     if (S.on.cameras && S.cam && S.cam.n) {
       var counts = {};
       if (S.colorMode === "status") {
