@@ -874,10 +874,17 @@
 
   // On a phone the top bar spans the screen (wall.css): the map's top controls
   // start below it, at its height as it wraps, or the bar would cover them.
+  // The observer reports the bar's height after layout (reading offsetHeight here
+  // would force a layout of the whole page while it loads: 60 ms on the wall PC),
+  // and the variable is written only when the height changes.
   function keepControlsBelowBar(bar) {
-    function measure() { document.body.style.setProperty("--wall-bar-h", bar.offsetHeight + "px"); }
-    measure();
-    if (window.ResizeObserver) { new ResizeObserver(measure).observe(bar); }
+    if (!window.ResizeObserver) { return; }
+    var height = null;
+    new ResizeObserver(function (entries) {
+      var box = entries[entries.length - 1].borderBoxSize;
+      var h = Math.round(box && box.length ? box[0].blockSize : entries[entries.length - 1].contentRect.height);
+      if (h !== height) { height = h; document.body.style.setProperty("--wall-bar-h", h + "px"); }
+    }).observe(bar);
   }
 
   function layerControl() {
