@@ -77,7 +77,12 @@ CROWD_DOM = """
 .crowd-panel { width: 300px; max-height: calc(100vh - 380px); overflow-y: auto;  /* clear of the legend below */
   background: rgba(255,255,255,0.96); border-radius: 6px; box-shadow: 0 1px 6px rgba(0,0,0,0.25);
   font-size: 13px; }
-.crowd-panel h2 { font-size: 15px; margin: 0; padding: 8px 10px; border-bottom: 1px solid #e3e6ea; }
+.crowd-panel h2 { font-size: 15px; margin: 0; border-bottom: 1px solid #e3e6ea; }
+.crowd-panel-head { display: block; width: 100%; padding: 8px 10px; border: none; background: transparent;
+  font: inherit; font-weight: 700; color: inherit; text-align: left; cursor: pointer; }
+.crowd-panel.collapsed > :not(h2) { display: none; }
+.crowd-panel.collapsed h2 { border-bottom: none; }
+@media (max-width: 600px) { .crowd-panel { width: min(300px, calc(100vw - 24px)); max-height: 45vh; } }
 .crowd-status { padding: 4px 10px; color: #555; font-size: 12px; }
 .crowd-alerts { list-style: none; margin: 0; padding: 0; }
 .crowd-alert { padding: 8px 10px; border-top: 1px solid #eef0f3; }
@@ -107,7 +112,7 @@ a.timecontrol-play.loading:before, .timecontrol-date.loading:before { content: "
 .timecontrol-loop:before { content: "\\21BA"; }
 </style>
 <aside id="crowd-panel" class="crowd-panel" aria-live="polite">
-  <h2 id="crowd-panel-title"></h2>
+  <h2><button type="button" id="crowd-panel-title" class="crowd-panel-head" aria-expanded="true"></button></h2>
   <div id="crowd-status" class="crowd-status"></div>
   <ol id="crowd-alerts" class="crowd-alerts"></ol>
 </aside>

@@ -123,7 +123,9 @@ def test_alert_panel_acknowledges_without_reloading(page, live_server, engine):
         open_crowd(page, live_server, "?lang=en")
         item = page.locator(f"li[data-alert-id='{alert_id}']")
         assert item.get_attribute("data-state") == "open"
-        assert page.locator("#crowd-panel-title").inner_text() == "Crowd alerts"
+        # The title counts the open alerts the panel lists (a folded panel still tells).
+        listed = page.locator("#crowd-alerts li[data-alert-id]").count()
+        assert page.locator("#crowd-panel-title").inner_text() == f"Crowd alerts ({listed})"
         # However many alerts it lists, the panel stops above the legend.
         lowest, legend_top = page.evaluate("""() => {
             const panel = document.querySelector('.crowd-panel');
@@ -164,4 +166,12 @@ def test_the_layer_list_is_folded_on_a_phone_and_open_on_a_desk(page, signed_in_
         "() => document.querySelector('.leaflet-control-layers')"
         ".classList.contains('leaflet-control-layers-expanded')")
     assert phone.locator(".leaflet-control-layers-overlays label").first.is_visible()
+    # The alert panel, too, is folded to its title, and a tap opens it.
+    head = phone.locator("#crowd-panel-title")
+    assert head.get_attribute("aria-expanded") == "false"
+    assert not phone.locator("#crowd-status").is_visible()
+    head.tap()
+    assert head.get_attribute("aria-expanded") == "true"
+    assert phone.locator("#crowd-status").is_visible()
+    assert page.locator("#crowd-panel-title").get_attribute("aria-expanded") == "true"  # the desk's
     assert phone.watch.console_errors == []

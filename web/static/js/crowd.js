@@ -221,7 +221,17 @@
           .addTo(S.alerts);
       });
       setFlag("crowd-alerts", page.items.length);
+      S.alertCount = page.items.length;
+      panelTitle();
     });
+  }
+
+  // The panel's title says how many alerts are open, so a folded panel still tells.
+  function panelTitle() {
+    var head = document.getElementById("crowd-panel-title");
+    head.textContent = t("crowd_alerts") + (S.alertCount ? " (" + S.alertCount + ")" : "");
+    head.setAttribute("aria-expanded",
+                      document.getElementById("crowd-panel").classList.contains("collapsed") ? "false" : "true");
   }
 
   // ---------------------------------------------------------------- controls
@@ -246,12 +256,26 @@
     var Ctl = L.Control.extend({
       onAdd: function () {
         var panel = document.getElementById("crowd-panel");
+        // Folded to its title on a phone, where the open list covers the small map.
+        panel.classList.toggle("collapsed", window.gridmap.onPhone());
+        panelTitle();
+        document.getElementById("crowd-panel-title").addEventListener("click", function () {
+          panel.classList.toggle("collapsed");
+          panelTitle();
+        });
         L.DomEvent.disableClickPropagation(panel);
         L.DomEvent.disableScrollPropagation(panel);
         return panel;
       }
     });
     new Ctl({ position: "topright" }).addTo(map);
+    if (window.gridmap.onPhone()) {
+      // On a phone the folded layer list opens on a tap and folds again when the
+      // finger leaves it: stacked above the panel, its folding would move the panel
+      // away under the tap meant for the panel's title. So the panel goes first.
+      var panel = document.getElementById("crowd-panel");
+      panel.parentNode.insertBefore(panel, panel.parentNode.firstChild);
+    }
   }
 
   // The replay's frames come from /api/crowd/replay when it is switched on (again
@@ -286,7 +310,6 @@
     S.map = map;
     document.body.classList.add("page-crowd");
     document.title = t("crowd_title") + " · " + t("app_title");
-    document.getElementById("crowd-panel-title").textContent = t("crowd_alerts");
     S.heat = window[crowd().heat_layer];
     S.replay = window[crowd().replay_layer];
     map.createPane("crowdGrids").style.zIndex = 350;  // under the heat and the markers
