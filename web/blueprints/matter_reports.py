@@ -125,14 +125,15 @@ def column_chart(items: Sequence[tuple[str, float]], *, label: str, width: int =
     if not items:
         return Markup("")
     top = max(v for _, v in items) or 1
-    left, bottom = 36, 22
-    step = (width - left) / len(items)
+    # The right margin leaves room for half the last day's label, centred on its column.
+    left, right, bottom = 36, 18, 22
+    step = (width - left - right) / len(items)
     parts = [f'<svg class="mb-chart" role="img" aria-label="{escape(label)}" '
              f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="{FONT}" '
              'xmlns="http://www.w3.org/2000/svg">',
              f'<text x="{left - 4}" y="12" font-size="11" text-anchor="end">{top:,.0f}</text>',
              f'<text x="{left - 4}" y="{height - bottom}" font-size="11" text-anchor="end">0</text>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" '
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
              'stroke="#999"/>']
     plot = height - bottom - 8
     for i, (label, value) in enumerate(items):
