@@ -3,7 +3,9 @@ save offers a reload, a refused edit shows its problem on the map, history compa
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
@@ -66,6 +68,13 @@ def test_edit_page_is_offline_and_an_edit_bumps_the_version(page, live_server, e
     page.wait_for_function("() => document.documentElement.dataset.geHistory === '2'")
     assert page.locator(".ge-version").count() == 2
     assert page.locator("#ge-message").inner_text().endswith("2")
+    # When, on Yanzhou's clock whatever the browser's zone (here the machine's, UTC).
+    versions = page.evaluate(
+        "code => fetch('/api/grids/' + code + '/versions').then(r => r.json())", GRID)["versions"]
+    saved = next(v for v in versions if v["version"] == 2)["valid_from"]
+    beijing = datetime.fromisoformat(saved).astimezone(ZoneInfo("Asia/Shanghai"))
+    meta = page.locator('.ge-version[data-version="2"] .ge-version-meta').inner_text()
+    assert beijing.strftime("%Y/%m/%d %H:%M:%S") in meta, (meta, saved)
     assert page.watch.remote_requests() == []
     assert page.watch.console_errors == []
 
