@@ -35,3 +35,17 @@ def test_bulletin_shows_the_month_and_prints_to_pdf(page, live_server, engine):
     assert counts and max(counts) >= 2  # the sections break onto their own pages
     assert page.watch.console_errors == []
     assert page.watch.remote_requests() == []
+
+
+def test_on_a_phone_the_bulletin_fits_the_screen_and_its_wide_tables_scroll(
+        signed_in_page, live_server):
+    phone = signed_in_page("district-operator", viewport={"width": 390, "height": 844},
+                           is_mobile=True, has_touch=True)
+    phone.goto(live_server + f"/matters/bulletin?month={_last_month()}&lang=en")
+    assert phone.locator("#mb-units tbody tr").count() > 0
+    widths = phone.evaluate("""() => ({page: document.documentElement.scrollWidth,
+        shown: document.getElementById('mb-units').clientWidth,
+        table: document.getElementById('mb-units').scrollWidth})""")
+    assert widths["page"] <= 390, widths  # the browser does not shrink the whole page
+    assert widths["shown"] <= 390 - 2 * 16 and widths["table"] > widths["shown"], widths
+    assert phone.watch.console_errors == []
