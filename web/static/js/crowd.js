@@ -252,10 +252,10 @@
   }
 
   function panelControl(map) {
+    var panel = document.getElementById("crowd-panel");
     // The alert panel is a Leaflet control, so it stacks under the layer list.
     var Ctl = L.Control.extend({
       onAdd: function () {
-        var panel = document.getElementById("crowd-panel");
         // Folded to its title on a phone, where the open list covers the small map.
         panel.classList.toggle("collapsed", window.gridmap.onPhone());
         panelTitle();
@@ -273,7 +273,6 @@
       // On a phone the folded layer list opens on a tap and folds again when the
       // finger leaves it: stacked above the panel, its folding would move the panel
       // away under the tap meant for the panel's title. So the panel goes first.
-      var panel = document.getElementById("crowd-panel");
       panel.parentNode.insertBefore(panel, panel.parentNode.firstChild);
     }
   }

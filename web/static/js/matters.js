@@ -6,7 +6,7 @@
 (function () {
   "use strict";
 
-  var TZ = "Asia/Shanghai";  // Yanzhou's clock, whatever the browser's zone
+  var TZ = window.gridmap.TZ;  // Yanzhou's clock, whatever the browser's zone
   var PAGE = 50;
   var STEPS = ["report", "transfer", "handle", "verify", "close"];
   // How far along the five steps each state is: [index of the step, whether it is done].

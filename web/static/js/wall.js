@@ -24,7 +24,7 @@
                         traffic: "#d62728", education: "#9467bd", other: "#7f7f7f" };
   var KIND_FILL = { urban: "#2b8cbe", rural: "#74c476", special: "#fd8d3c" };
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-  var TZ = "Asia/Shanghai";  // the command centre's clock, whatever the browser's zone
+  var TZ = G.TZ;  // the command centre's clock, whatever the browser's zone
   var SEARCH_OK = /^[\p{L}\p{N} \-·.()（）#/、+]+$/u;
 
   // ------------------------------------------------------------------ formatting
@@ -881,8 +881,9 @@
     if (!window.ResizeObserver) { return; }
     var height = null;
     new ResizeObserver(function (entries) {
-      var box = entries[entries.length - 1].borderBoxSize;
-      var h = Math.round(box && box.length ? box[0].blockSize : entries[entries.length - 1].contentRect.height);
+      var entry = entries[entries.length - 1];
+      var box = entry.borderBoxSize;
+      var h = Math.round(box && box.length ? box[0].blockSize : entry.contentRect.height);
       if (h !== height) { height = h; document.body.style.setProperty("--wall-bar-h", h + "px"); }
     }).observe(bar);
   }
