@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pyproj import Geod
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -761,34 +763,96 @@ def knn_extra(limit: int) -> int:
 
 
 _SPHERE_M = f"(c.geom::geography <-> {PT}::geography)"
-# The nearby answer's keys in sorted order, as the JSON provider writes them: a
-# dict built in that order leaves orjson's key sort nothing to move (sorting
-# twenty shuffled items cost as much as encoding them). The query selects them in
-# this order, less the two Python adds, with the KNN's sphere distance last.
-NEARBY_KEYS = ("bearing", "community_code", "department", "distance_m", "fov", "gb_id",
-               "grid_code", "has_credentials", "heading", "last_sample_at", "lat", "lon",
-               "main_url", "name", "range_m", "sees_point", "snapshot_at", "snapshot_url",
-               "source", "status", "sub_url", "tags", "town_code")
-_NEARBY_COLUMNS = f"""
-  left(c.grid_code, 12) AS community_code, c.department, c.fov, c.gb_id, c.grid_code,
-  c.has_credentials, c.heading, c.last_sample_at, ST_Y(c.geom) AS lat, ST_X(c.geom) AS lon,
-  c.main_url, c.name, c.range_m,
-  (c.heading IS NOT NULL AND c.fov IS NOT NULL
-   AND ST_Intersects(c.view_sector, {PT})) AS sees_point,
-  c.snapshot_at, c.snapshot_url, c.source, c.status, c.sub_url, c.tags,
-  left(c.grid_code, 9) AS town_code,
-  {_SPHERE_M} AS sphere_m"""
-# The query's columns, by name (tests hold the query to them), and the positions
-# the ranking reads.
-NEARBY_ROW = (*(k for k in NEARBY_KEYS if k not in ("bearing", "distance_m")), "sphere_m")
-_LAT, _LON, _SEES, _SPHERE = (NEARBY_ROW.index(k) for k in ("lat", "lon", "sees_point", "sphere_m"))
+# What the query selects for each key a nearby item may carry (bearing and
+# distance_m are computed in Python): the camera's public fields, plus whether
+# its view sector contains the point.
+_NEARBY_EXPRESSIONS = {
+    "community_code": "left(c.grid_code, 12)",
+    "department": "c.department",
+    "fov": "c.fov",
+    "gb_id": "c.gb_id",
+    "grid_code": "c.grid_code",
+    "has_credentials": "c.has_credentials",
+    "heading": "c.heading",
+    "last_sample_at": "c.last_sample_at",
+    "lat": "ST_Y(c.geom)",
+    "lon": "ST_X(c.geom)",
+    "main_url": "c.main_url",
+    "name": "c.name",
+    "range_m": "c.range_m",
+    "sees_point": ("(c.heading IS NOT NULL AND c.fov IS NOT NULL"
+                   f" AND ST_Intersects(c.view_sector, {PT}))"),
+    "snapshot_at": "c.snapshot_at",
+    "snapshot_url": "c.snapshot_url",
+    "source": "c.source",
+    "status": "c.status",
+    "sub_url": "c.sub_url",
+    "tags": "c.tags",
+    "town_code": "left(c.grid_code, 9)",
+}
+# Every key a nearby item can carry (``fields``), in sorted order.
+NEARBY_FIELDS = tuple(sorted((*_NEARBY_EXPRESSIONS, "bearing", "distance_m")))
+# What an item carries unless asked otherwise: what a list of nearby cameras shows
+# and its map draws (the patrol page, the wall, crowd alerts). The rest of a
+# camera's record is one GET /api/cameras/<gb_id> away; on a phone's link the
+# summary is under half the bytes, and the query and its items cost less too.
+NEARBY_SUMMARY = ("bearing", "distance_m", "fov", "gb_id", "grid_code", "heading", "lat",
+                  "lon", "name", "sees_point", "snapshot_at", "source", "status")
+# Columns the ranking reads whatever the items carry.
+_RANKING_COLUMNS = ("lat", "lon", "sees_point")
 
 
-def _nearby_item(row: tuple[Any, ...], distance_m: float, bearing: float) -> dict[str, Any]:
-    """Return one nearby answer item: the row's public fields plus distance and bearing."""
-    # bearing and distance_m sort first and fourth among the keys.
-    return dict(zip(NEARBY_KEYS, (bearing, row[0], row[1], distance_m, *row[2:_SPHERE]),
-                    strict=True))
+@dataclass(frozen=True)
+class NearbyPlan:
+    """How the nearby query's rows become items for one set of fields."""
+
+    columns: str  # the SELECT list, its columns sorted by name, the KNN's sphere distance last
+    row: tuple[str, ...]  # the query's column names, in order
+    keys: tuple[str, ...]  # the item's keys, sorted as the JSON provider writes them
+    positions: tuple[int, ...]  # where each key's value sits in (bearing, distance_m, *row)
+    lat: int
+    lon: int
+    sees: int
+    sphere: int
+
+    def item(self, row: Sequence[Any], distance_m: float, bearing: float) -> dict[str, Any]:
+        """Return one item: the requested fields of the row plus distance and bearing."""
+        return dict(zip(self.keys, self._pick((bearing, distance_m, *row)), strict=True))
+
+    @functools.cached_property
+    def _pick(self) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+        # itemgetter picks in C, twice as fast as a comprehension; given one
+        # position it returns the value itself, not a 1-tuple.
+        if len(self.positions) == 1:
+            only = self.positions[0]
+            return lambda values: (values[only],)
+        return operator.itemgetter(*self.positions)
+
+
+@functools.lru_cache(maxsize=64)
+def nearby_plan(fields: tuple[str, ...] = NEARBY_SUMMARY) -> NearbyPlan:
+    """Return the plan for items carrying ``fields`` (any of NEARBY_FIELDS; order and repeats ignored)."""
+    unknown = [f for f in fields if f not in NEARBY_FIELDS]
+    if unknown or not fields:
+        raise InvalidInput(
+            f"fields must name some of: {', '.join(NEARBY_FIELDS)}", unknown=unknown[:5])
+    keys = tuple(sorted(set(fields)))
+    selected = sorted(set(keys).union(_RANKING_COLUMNS).intersection(_NEARBY_EXPRESSIONS))
+    row = (*selected, "sphere_m")
+    # A dict built in the provider's key order leaves orjson's key sort nothing
+    # to move (sorting twenty shuffled items cost as much as encoding them).
+    source = ("bearing", "distance_m", *row)
+    return NearbyPlan(
+        columns=",\n  ".join([*(f"{_NEARBY_EXPRESSIONS[k]} AS {k}" for k in selected),
+                              f"{_SPHERE_M} AS sphere_m"]),
+        row=row,
+        keys=keys,
+        positions=tuple(source.index(k) for k in keys),
+        lat=row.index("lat"),
+        lon=row.index("lon"),
+        sees=row.index("sees_point"),
+        sphere=row.index("sphere_m"),
+    )
 
 
 # One index-ordered scan reads the candidates' columns as it goes: the geography
@@ -796,19 +860,19 @@ def _nearby_item(row: tuple[Any, ...], distance_m: float, bearing: float) -> dic
 # hand. (Reading the ids first and the rows again through the primary key cost a
 # fifth more.) The radius is applied outside the LIMIT so the KNN stays an index
 # scan.
-NEARBY_SQL = f"""
+NEARBY_SQL = """
 SELECT * FROM (
-  SELECT {_NEARBY_COLUMNS}
-  FROM cameras c WHERE TRUE {{where}}
-  ORDER BY sphere_m LIMIT {{candidates:d}}
-) knn WHERE sphere_m <= :reach{{aimed}}
+  SELECT {columns}
+  FROM cameras c WHERE TRUE {where}
+  ORDER BY sphere_m LIMIT {candidates:d}
+) knn WHERE sphere_m <= :reach{aimed}
 """
 # Cameras aimed at the point may be farther than the nearest few: with "sees the
 # point first" they are added too (GiST on view_sector), so none in range is missed.
 # UNION drops the rows both parts found (their columns are identical).
 _AIMED_UNION = f"""
 UNION
-SELECT {_NEARBY_COLUMNS}
+SELECT {{columns}}
 FROM cameras c
 WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
   AND ST_Intersects(c.view_sector, {PT}) {{where}}
@@ -816,16 +880,17 @@ WHERE c.heading IS NOT NULL AND c.fov IS NOT NULL
 
 
 @functools.lru_cache(maxsize=256)
-def _nearby_sql(where: str, sees_first: bool, candidates: int) -> str:
-    """Return the nearby query for a scope/filter clause and KNN size, in psycopg's style.
+def _nearby_sql(where: str, sees_first: bool, candidates: int, columns: str) -> str:
+    """Return the nearby query for a scope/filter clause, KNN size and columns, in psycopg's style.
 
     The KNN's LIMIT is written into the text: with a parameter there, PostgreSQL
     cannot cost a generic plan and plans the prepared statement on every call.
     """
     statement = text(NEARBY_SQL.format(
+        columns=columns,
         candidates=int(candidates),
         where=where,
-        aimed=_AIMED_UNION.format(where=where) if sees_first else "",
+        aimed=_AIMED_UNION.format(columns=columns, where=where) if sees_first else "",
     ))
     return db.driver_sql(statement)
 
@@ -839,12 +904,14 @@ def nearby(
     limit: int = DEFAULT_NEARBY,
     filters: Filters | None = None,
     sees_first: bool = False,
+    fields: tuple[str, ...] = NEARBY_SUMMARY,
 ) -> list[dict[str, Any]]:
     """Return the nearest cameras within a radius, with distance and bearing.
 
     Distances are geodesic on the WGS-84 ellipsoid; the bearing is the forward
     azimuth from the point to the camera. With ``sees_first`` the cameras whose
     view sector contains the point come first (nearest first), then the rest.
+    Items carry ``fields`` (NEARBY_FIELDS; the summary by default).
     ``reader`` is a session, or a driver connection (a GET's read_connection).
     """
     # Built per call (not as a default argument) so it picks up the bound scope.
@@ -855,30 +922,38 @@ def nearby(
     check_radius(radius_m)
     if not 0 < limit <= MAX_NEARBY:
         raise InvalidInput(f"limit must be within 1–{MAX_NEARBY}")
+    plan = nearby_plan(fields)
     where, params = filters.sql(ordered=True)
     floor = sphere_floor(lat)
     candidates = limit + knn_extra(limit)
     while True:
         _, rows = db.driver_rows(
-            reader, _nearby_sql(where, sees_first, candidates),
+            reader, _nearby_sql(where, sees_first, candidates, plan.columns),
             {**params, "lon": lon, "lat": lat, "reach": radius_m / floor},
         )
         if not rows:
             return []
         n = len(rows)
-        bearings, _, distances = _GEOD.inv([lon] * n, [lat] * n, [r[_LON] for r in rows],
-                                           [r[_LAT] for r in rows])
+        # pyproj on arrays, not lists: a third of the call's cost was converting them.
+        azimuths, _, metres = _GEOD.inv(
+            np.full(n, lon), np.full(n, lat), np.array([r[plan.lon] for r in rows]),
+            np.array([r[plan.lat] for r in rows]), inplace=True)
+        distances = metres.tolist()
         ranked = sorted(
-            (not rows[i][_SEES] if sees_first else False, distances[i], i)
+            (not rows[i][plan.sees] if sees_first else False, distances[i], i)
             for i in range(n) if distances[i] <= radius_m
         )
-        spheres = [r[_SPHERE] for r in rows]
+        spheres = [r[plan.sphere] for r in rows]
         if candidates >= MAX_CANDIDATES or _knn_complete(
                 spheres, ranked, candidates, limit, radius_m, sees_first, floor):
             break
         candidates = min(candidates * 4, MAX_CANDIDATES)
-    return [_nearby_item(rows[i], round(distance, 1), round(bearings[i] % 360.0, 1) % 360.0)
-            for _, distance, i in ranked[:limit]]
+    shown = [i for _, _, i in ranked[:limit]]
+    # Decimetres and tenths of a degree; a bearing of 359.96° shows as 0.0, not 360.0.
+    shown_m = np.round(metres[shown], 1).tolist()
+    shown_bearing = (np.round(azimuths[shown] % 360.0, 1) % 360.0).tolist()
+    return [plan.item(rows[i], distance, bearing)
+            for i, distance, bearing in zip(shown, shown_m, shown_bearing, strict=True)]
 
 
 def _knn_complete(spheres: Sequence[float], ranked: list[tuple[bool, float, int]],

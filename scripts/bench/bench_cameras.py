@@ -11,7 +11,8 @@
    loop right before the endpoints (everything hot: the strictest), and in the same
    rotation as the HTTP calls (the caches as cold as the endpoint's own query finds
    them). A signed-in handler that runs only the bare query and answers a constant
-   shows what that query costs inside a request.
+   shows what that query costs inside a request. The endpoint answers its default
+   items (the summary); the same request for every field is timed beside it.
 2. The camera layer for the map: payload bytes (raw, gzip) and server time.
 
 Uses the demo database (GRIDMAP_DATABASE, default gridmap) for 8,600 cameras and a
@@ -120,6 +121,7 @@ def bench_nearby(url: str, label: str) -> None:
     app.add_url_rule("/api/bench-bare-knn", "bench_bare_knn", bare_knn_view)
     server, port = serve(app)
     timers = {}
+    sizes: dict[str, float] = {}
     samples: dict[str, list[float]] = {}
     met = {(base, raw): 0 for base in TRIVIAL for raw in RAW_FIGURES}
     print(f"\nnearby KNN-20 within 500 m — {label}")
@@ -145,8 +147,11 @@ def bench_nearby(url: str, label: str) -> None:
             # public, /api/bench-ping the trivial signed-in one, /api/me the user's
             # own record. They run round-robin, each over its own keep-alive
             # connection, with the bare query in the rotation.
+            every_field = "&fields=" + ",".join(registry.NEARBY_FIELDS)
             timers = {
                 "nearby": http_timer(port, nearby_paths, cookie),
+                "nearby all fields": http_timer(port, [path + every_field for path in nearby_paths],
+                                                cookie),
                 "version": http_timer(port, ["/api/version"], cookie),
                 "ping": http_timer(port, ["/api/bench-ping"], cookie),
                 "bare knn": http_timer(port, [path.replace("/api/cameras/nearby", "/api/bench-bare-knn")
@@ -184,6 +189,8 @@ def bench_nearby(url: str, label: str) -> None:
                       f"nearby {p50['nearby']:.3f}, signed-in trivial {p50['ping']:.3f}, "
                       f"public trivial {p50['version']:.3f} ms; margins "
                       + " ".join(verdicts))
+            sizes = {name: sum(len(timers[name](i)) for i in range(100)) / 100
+                     for name in ("nearby", "nearby all fields")}
     finally:
         for timer in timers.values():
             timer.close()
@@ -199,11 +206,15 @@ def bench_nearby(url: str, label: str) -> None:
     print(row("bare SQL KNN via SQLAlchemy Core, tight", stats["core tight"], stats["raw tight"])
           + "   (the baseline before this figure)")
     print(row("video.registry.nearby", stats["registry"], stats["raw tight"]))
-    print(row("GET /api/cameras/nearby (HTTP)", stats["nearby"], stats["raw rotation"]))
+    print(row("GET /api/cameras/nearby (HTTP)", stats["nearby"], stats["raw rotation"])
+          + "   (items: the summary, the default)")
+    print(row("  … with fields= all 23 keys", stats["nearby all fields"], stats["raw rotation"]))
     print(row("trivial endpoint /api/version (HTTP)", stats["version"]))
     print(row("trivial signed-in endpoint (HTTP)", stats["ping"]))
     print(row("GET /api/me (HTTP)", stats["me"]))
     print(row("bare-KNN handler (HTTP)", stats["bare knn"]))
+    print(f"  answer size, mean of 100 points: {sizes['nearby'] / 1024:.1f} KB summary, "
+          f"{sizes['nearby all fields'] / 1024:.1f} KB every field (uncompressed)")
     inside = stats["bare knn"]["p50"] - stats["ping"]["p50"]
     print(f"  the bare KNN inside a request (handler − signed-in trivial, p50): {inside:.3f} ms"
           f" = ×{inside / stats['raw tight']['p50']:.2f} the tight loop's,"

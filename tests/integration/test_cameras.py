@@ -87,9 +87,12 @@ def test_create_derives_grid_and_hides_credentials(client, session):
     assert cam["community_code"] == code[:12] and cam["town_code"] == code[:9]
     assert cam["has_credentials"] is True
     assert cam["main_url"] == "rtsp://192.0.2.10:554/Streaming/Channels/101"
-    near = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=50&limit=200")
+    # Every field a nearby item can carry, the stream URLs among them.
+    fields = ",".join(registry.NEARBY_FIELDS)
+    near = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=50&limit=200&fields={fields}")
     mine = [i for i in near.get_json()["items"] if i["gb_id"] == cam["gb_id"]]
     assert mine and mine[0]["has_credentials"] is True and mine[0]["distance_m"] < 1
+    assert mine[0]["main_url"] == cam["main_url"]
     with_secret = set(session.scalars(text(
         "SELECT c.gb_id FROM cameras c JOIN camera_credentials k ON k.camera_id = c.id")))
     assert all(i["has_credentials"] is (i["gb_id"] in with_secret)
@@ -166,7 +169,7 @@ def test_nearby_matches_geodesic_brute_force_across_borders(client, session):
     assert [i["gb_id"] for i in items] == [g for _, g in truth]
     for item, (dist, _) in zip(items, truth, strict=True):
         assert item["distance_m"] == pytest.approx(dist, abs=1.0)
-    assert len({i["town_code"] for i in items}) >= 2
+    assert len({i["grid_code"][:9] for i in items}) >= 2  # towns
     fwd = GEOD.inv(lon, lat, items[0]["lon"], items[0]["lat"])[0] % 360
     assert items[0]["bearing"] == pytest.approx(fwd, abs=0.5)
 
@@ -226,34 +229,79 @@ def test_sees_first_ranks_view_sectors_before_distance(client, session):
     assert ranked["items"][0]["sees_point"] is True
 
 
-def test_nearby_items_are_the_cameras_public_fields(client, session):
+@pytest.mark.parametrize("fields", [None, ",".join(registry.NEARBY_FIELDS)])
+def test_nearby_items_are_the_cameras_public_fields(client, session, fields):
     # The nearby query's rows become items by position (its columns sorted as the
     # answer's keys): a column out of place would put a value under another name.
     _, lon, lat = grid_interior_point(session, 5)
     aimed = GEOD.fwd(lon, lat, 180, 40)
     client.post("/api/cameras", json=new_camera(aimed[0], aimed[1], 21, heading=0, fov=40,
                                                range_m=100, tags=["key_place"]))
+    asked = f"&fields={fields}" if fields else ""
+    keys = registry.NEARBY_FIELDS if fields else registry.NEARBY_SUMMARY
     for sees in (0, 1):
         items = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&limit=30"
-                           f"&sees={sees}").get_json()["items"]
+                           f"&sees={sees}{asked}").get_json()["items"]
         assert len(items) > 5
         for item in items:
-            assert list(item) == list(registry.NEARBY_KEYS)
+            assert list(item) == list(keys)
             camera = client.get(f"/api/cameras/{item['gb_id']}").get_json()
-            assert {key: item[key] for key in camera} == camera
+            assert {key: camera[key] for key in camera if key in item} == {
+                key: item[key] for key in camera if key in item}
             assert item["distance_m"] == pytest.approx(
                 GEOD.inv(lon, lat, item["lon"], item["lat"])[2], abs=0.06)
         mine = next(i for i in items if i["gb_id"] == "37081200001310000021")
-        assert mine["sees_point"] is True and mine["tags"] == ["key_place"]
-        assert mine["bearing"] == pytest.approx(180.0, abs=0.1)
+        assert mine["sees_point"] is True and mine["bearing"] == pytest.approx(180.0, abs=0.1)
+        assert mine["heading"] == 0 and mine["fov"] == 40
+        if fields:
+            assert mine["tags"] == ["key_place"] and mine["range_m"] == 100
+            assert set(camera) <= set(item)  # every public field of the camera's record
+
+
+def test_nearby_fields_choose_what_each_item_carries(client, session):
+    _, lon, lat = grid_interior_point(session, 5)
+    near = f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&limit=10"
+    default = client.get(near).get_json()["items"]
+    # Order and repeats do not matter; keys come sorted; the ranking is the same.
+    asked = client.get(f"{near}&fields=name,gb_id,distance_m,name&fields=tags").get_json()["items"]
+    assert [list(i) for i in asked] == [["distance_m", "gb_id", "name", "tags"]] * len(default)
+    assert [i["gb_id"] for i in asked] == [i["gb_id"] for i in default]
+    assert [i["distance_m"] for i in asked] == [i["distance_m"] for i in default]
+    # One key alone (the ranking's own columns are still read, just not returned).
+    only = client.get(f"{near}&fields=gb_id&sees=1").get_json()["items"]
+    assert only and all(list(i) == ["gb_id"] for i in only)
+
+
+def test_the_api_description_lists_the_nearby_fields_and_the_summary(client):
+    [param] = [p for p in client.get("/api/openapi.json").get_json()["paths"][
+        "/api/cameras/nearby"]["get"]["parameters"] if p["name"] == "fields"]
+    every, summary = param["description"].split("Default:")
+    assert every.count(", ") + 1 == len(registry.NEARBY_FIELDS)
+    assert all(f" {key}," in every or f" {key}." in every for key in registry.NEARBY_FIELDS)
+    assert summary.split("(")[1].split(")")[0].split(", ") == list(registry.NEARBY_SUMMARY)
+
+
+@pytest.mark.parametrize("fields", ["password", "gb_id,main_url_with_credentials", "geom",
+                                    "sphere_m", "gb_id,,nope", "name;DROP TABLE cameras"])
+def test_nearby_refuses_unknown_fields(client, session, fields):
+    _, lon, lat = grid_interior_point(session, 5)
+    resp = client.get("/api/cameras/nearby",
+                      query_string={"lon": lon, "lat": lat, "fields": fields})
+    assert resp.status_code == 400
+    assert "fields must name some of" in resp.get_json()["reason"]
+    assert client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}").status_code == 200
 
 
 def test_nearby_query_columns_are_the_ones_items_are_built_from(session):
     where, params = registry.Filters(scope=registry.Scope(prefix="")).sql(ordered=True)
-    for sees_first in (False, True):
-        names, _ = db.driver_rows(session, registry._nearby_sql(where, sees_first, 22),
-                                  {**params, "lon": 116.83, "lat": 35.55, "reach": 500.0})
-        assert tuple(names) == registry.NEARBY_ROW
+    for fields in (registry.NEARBY_SUMMARY, registry.NEARBY_FIELDS, ("gb_id",),
+                   ("tags", "bearing")):
+        plan = registry.nearby_plan(fields)
+        for sees_first in (False, True):
+            names, _ = db.driver_rows(
+                session, registry._nearby_sql(where, sees_first, 22, plan.columns),
+                {**params, "lon": 116.83, "lat": 35.55, "reach": 500.0})
+            assert tuple(names) == plan.row
 
 
 def test_nearby_filters(client, session):
@@ -261,8 +309,10 @@ def test_nearby_filters(client, session):
     resp = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&source=sharp_eyes")
     items = resp.get_json()["items"]
     assert items and all(i["source"] == "sharp_eyes" for i in items)
-    resp = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&tag=key_place")
-    assert all("key_place" in i["tags"] for i in resp.get_json()["items"])
+    resp = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=3000&tag=key_place"
+                      "&fields=gb_id,tags")
+    items = resp.get_json()["items"]
+    assert items and all("key_place" in i["tags"] for i in items)
 
 
 @pytest.mark.parametrize(

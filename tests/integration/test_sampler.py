@@ -125,7 +125,9 @@ def test_a_failed_sample_keeps_the_time_of_the_last_picture(session):
     assert last.timestamp() > taken + 500  # the failed attempt, ten minutes later
     # The camera's answers carry both.
     assert registry.get(session, gb_id)["snapshot_at"] == picture
-    [near] = [c for c in registry.nearby(session, lon, lat, radius_m=50) if c["gb_id"] == gb_id]
+    [near] = [c for c in registry.nearby(session, lon, lat, radius_m=50,
+                                            fields=registry.NEARBY_FIELDS)
+              if c["gb_id"] == gb_id]
     assert (near["snapshot_at"], near["last_sample_at"]) == (picture, last)
 
 

@@ -12,7 +12,7 @@ from video import registry
 from video.urls import split_credentials
 from web.auth import audit
 from web.database import get_session, read_connection
-from web.params import bbox_arg, float_arg, int_arg, json_object, uploaded_file
+from web.params import bbox_arg, float_arg, int_arg, json_object, list_arg, uploaded_file
 from web.reasons import localize_rows
 from web.scope import camera_filters, current_prefix
 
@@ -169,9 +169,16 @@ def nearby():
         - {in: query, name: source, schema: {type: string}}
         - {in: query, name: status, schema: {type: string}}
         - {in: query, name: tag, schema: {type: string}}
+        - {in: query, name: fields, schema: {type: string},
+           description: "comma-separated keys each item carries: any of bearing, community_code,
+             department, distance_m, fov, gb_id, grid_code, has_credentials, heading,
+             last_sample_at, lat, lon, main_url, name, range_m, sees_point, snapshot_at,
+             snapshot_url, source, status, sub_url, tags, town_code. Default: the summary
+             (bearing, distance_m, fov, gb_id, grid_code, heading, lat, lon, name,
+             sees_point, snapshot_at, source, status); GET /api/cameras/{gb_id} has the rest"}
       responses:
         200: {description: '{count, items}'}
-        400: {description: Bad coordinates, radius or limit}
+        400: {description: Bad coordinates, radius, limit or fields}
     """
     items = registry.nearby(
         read_connection(),  # driver SQL only: no ORM session to open (web.database)
@@ -181,6 +188,7 @@ def nearby():
         limit=int_arg("limit", registry.DEFAULT_NEARBY, minimum=1, maximum=registry.MAX_NEARBY),
         filters=camera_filters(),
         sees_first=int_arg("sees", 0, maximum=1) == 1,
+        fields=list_arg("fields") or registry.NEARBY_SUMMARY,
     )
     return jsonify({"count": len(items), "items": items})
 
