@@ -33,6 +33,7 @@ Z and M values are dropped (the database stores 2-D geometries); a note says so.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import os
@@ -791,6 +792,14 @@ def _csv_frame(data: bytes, max_rows: int, noun: str = "rows") -> pd.DataFrame:
         raise _reject("the file is empty") from None
     except pd.errors.ParserError as exc:
         raise _reject(f"malformed CSV: {exc}") from None
+    header = next(csv.reader([first_line.rstrip("\r")], delimiter=sep), [])
+    seen: set[str] = set()
+    for name in (h.strip() for h in header):
+        if name and name in seen:
+            # pandas would keep both as "name" and "name.1", and the second would be
+            # silently ignored: which of the two did the author mean?
+            raise _reject(f"the header names column {name!r} twice")
+        seen.add(name)
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame) > max_rows:
         raise _reject(f"the file has more than {max_rows:,} {noun}")

@@ -47,6 +47,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from gridmap import db, notify
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.models import Base
+from gridmap.validation import mask_url_userinfo
 from video.models import Camera
 from video.registry import NO_AREA, Scope, open_target_sql
 
@@ -903,7 +904,6 @@ def addressable_units(session: Session, actor: Actor, kind: str) -> list[Unit]:
 
 _SECRET_KEY_RE = re.compile(r"pass|secret|token|credential|authori[sz]ation|cookie|csrf|key$",
                             re.IGNORECASE)
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
 
 
 def scrub(value: Any, depth: int = 0) -> Any:
@@ -919,7 +919,7 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple | set):
         return [scrub(v, depth + 1) for v in list(value)[:50]]
     if isinstance(value, str):
-        return _USERINFO_RE.sub(r"\1***@", value)[:300]
+        return mask_url_userinfo(value)[:300]
     if isinstance(value, bool | int | float) or value is None:
         return value
     if isinstance(value, datetime):

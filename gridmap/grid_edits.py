@@ -51,8 +51,8 @@ from gridmap.editing import (
     InvalidGeometry,
 )
 from gridmap.errors import InvalidInput, NotFound
+from gridmap.validation import BIGINT_MAX, text_field
 from gridmap.validation import check_grid_code as check_code
-from gridmap.validation import text_field
 
 MAX_REASON = 500
 MAX_UPLOAD_FEATURES = 500
@@ -222,7 +222,7 @@ def parse_version(value: Any) -> int:
         if not (value.isascii() and value.isdigit() and len(value) < 10):
             raise InvalidInput("version must be a positive integer", version=value[:20])
         value = int(value)
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or not 1 <= value <= BIGINT_MAX:
         raise InvalidInput("version must be a positive integer (the version you edited)")
     return value
 

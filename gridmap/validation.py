@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from gridmap.errors import InvalidInput, NotFound
 
+# PostgreSQL's bigint, the type of every row id and version.
+BIGINT_MAX = 2**63 - 1
 # Line breaks and tabs are text; every other C0 control and DEL is refused.
 ALLOWED_CONTROLS = frozenset("\n\t\r")
 
@@ -33,7 +36,20 @@ def text_field(payload: Mapping[str, Any], key: str, limit: int, *, required: bo
         raise InvalidInput(f"{key} must be one line without control characters", field=key)
     if any((ord(ch) < 32 and ch not in ALLOWED_CONTROLS) or ch == "\x7f" for ch in value):
         raise InvalidInput(f"{key} contains control characters", field=key)
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        # Half of a UTF-16 pair: no character at all, and the database cannot store it.
+        raise InvalidInput(f"{key} contains an unpaired surrogate (not valid Unicode)", field=key)
     return value
+
+
+# A URL's user:password@ part, up to the last @ before whitespace: a password may
+# hold a raw "@" or "/" in a hand-typed ledger.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s]*@")
+
+
+def mask_url_userinfo(text: str) -> str:
+    """Return ``text`` with every URL's user:password part replaced by ***."""
+    return _URL_USERINFO.sub(r"\1***@", text) if "@" in text else text
 
 
 def check_grid_code(code: Any, prefix: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -11,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from geodata.coords import CoordinateError
 from gridmap import errors as domain
+from gridmap.validation import mask_url_userinfo
 from web import i18n
 from web.params import NUL_REASON
 from web.reasons import localize, localize_rows
@@ -55,7 +57,32 @@ def error_response(status: int, reason: str, *, message: str | None = None, **de
         if isinstance(rows, list):
             details = {**details, "errors": localize_rows(rows, lang)}
         body["details"] = details
-    return jsonify(body), status
+    return jsonify(_answerable(body)), status
+
+
+def _answerable(value: Any, depth: int = 0) -> Any:
+    """Return an error body safe to send: no URL password, and nothing JSON cannot carry.
+
+    Reasons and details quote what the client sent ("unknown source '…'", the
+    version it edited). A stream URL typed into the wrong field must not come
+    back with its password, and a value orjson refuses (an integer past 64 bits,
+    half a surrogate pair) must not turn the 4xx into a 500.
+    """
+    if isinstance(value, str):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return mask_url_userinfo(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if depth > 64:  # GeoJSON in details nests about ten deep; deeper is no answer of ours
+        return None
+    if isinstance(value, Mapping):
+        return {_answerable(str(k), depth + 1): _answerable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_answerable(v, depth + 1) for v in value]
+    return _answerable(str(value), depth + 1)
 
 
 ERROR_TITLES = {
@@ -113,7 +140,7 @@ def error_page(status: int, detail: str | None = None) -> Response:
 def reason_answer(status: int, reason: str, **details) -> Response:
     """Return a domain reason as an error page for a browser, or as the JSON error body."""
     if wants_page():
-        return error_page(status, localize(reason, i18n.current_language()))
+        return error_page(status, _answerable(localize(reason, i18n.current_language())))
     answer, _ = error_response(status, reason, **details)
     answer.status_code = status
     return answer
@@ -173,6 +200,12 @@ def _refused_value(exc: Exception):
     request's transaction is rolled back by its owner, so nothing is half-written.
     """
     cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, UnicodeEncodeError) and "surrogate" in str(cause):
+        # Half a surrogate pair in text that no input check looked at: the driver
+        # cannot encode it, so nothing was sent.
+        log.warning("the driver refused text on %s %s: unpaired surrogate", request.method,
+                    request.path)
+        return reason_answer(400, SURROGATE_REASON)
     if not isinstance(cause, psycopg.DataError):
         return None
     # psycopg refuses NUL in text itself, before anything is sent (no SQLSTATE).
@@ -185,6 +218,7 @@ def _refused_value(exc: Exception):
                          "a value in the request is malformed or out of range")
 
 
+SURROGATE_REASON = "text must be valid Unicode (it holds an unpaired surrogate)"
 DATABASE_UNAVAILABLE_REASON = "the database is unavailable at the moment; try again shortly"
 RETRY_AFTER_S = 5
 

@@ -57,6 +57,18 @@ class OrjsonProvider(DefaultJSONProvider):
             return super().dumps(obj, **kwargs)
         return orjson.dumps(obj, default=_default, option=self._options(indent)).decode()
 
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse JSON with orjson: strict where the json module is lenient.
+
+        A request body of a lone surrogate (``"\\ud800"``), NaN, a number beyond
+        a double, or arrays nested past 1,024 levels is refused here (ValueError)
+        rather than failing later: the json module let the surrogate reach the
+        database driver and ran out of Python stack on the nesting, both 500s.
+        """
+        if kwargs:
+            return super().loads(s, **kwargs)
+        return orjson.loads(s)
+
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """Return ``jsonify``'s response, its body orjson's UTF-8 bytes as they come.
 

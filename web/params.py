@@ -6,13 +6,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from werkzeug.routing import IntegerConverter
 
 from gridmap.errors import InvalidInput
-
-# PostgreSQL's bigint, the type of every row id.
-BIGINT_MAX = 2**63 - 1
+from gridmap.validation import BIGINT_MAX
 
 
 class RowIdConverter(IntegerConverter):
@@ -118,7 +116,12 @@ def json_object(max_bytes: int | None = None, *, optional: bool = False) -> dict
         request.max_content_length = max_bytes
     if optional and not request.content_length and not request.is_json:
         return {}
-    data = request.get_json(silent=True)
+    if not request.is_json:
+        raise InvalidInput("the body must be a JSON object")
+    try:
+        data = current_app.json.loads(request.get_data(cache=True))
+    except ValueError as error:  # orjson's JSONDecodeError says what and where
+        raise InvalidInput(f"the body is not valid JSON: {str(error)[:120]}") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     return data

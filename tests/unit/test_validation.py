@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridmap.errors import InvalidInput
-from gridmap.validation import text_field
+from gridmap.validation import mask_url_userinfo, text_field
 
 
 def test_text_is_stripped_and_may_hold_line_breaks() -> None:
@@ -45,3 +45,26 @@ def test_a_grid_edit_reason_is_text_a_person_wrote(reason, words):
         EditContext("district-gridadmin", reason).checked()
     kept = EditContext("district-gridadmin", " 道路改线后\n调整边界 ").checked()
     assert kept.reason == "道路改线后\n调整边界"
+
+
+@pytest.mark.parametrize("value", ["cam \ud800", "\udfff", "a\udc00b"])
+def test_half_a_surrogate_pair_is_refused(value) -> None:
+    with pytest.raises(InvalidInput, match="unpaired surrogate"):
+        text_field({"name": value}, "name", 50)
+
+
+def test_characters_beyond_the_basic_plane_are_text() -> None:
+    assert text_field({"name": "摄像头 \N{CAMERA}"}, "name", 50) == "摄像头 \N{CAMERA}"
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("unknown source 'rtsp://admin:pw@192.0.2.1/ch1'", "unknown source 'rtsp://***@192.0.2.1/ch1'"),
+    # A raw @ or / inside the password: everything up to the host's @ goes.
+    ("rtsp://admin:S3cr@t!x@192.0.2.1/ch1", "rtsp://***@192.0.2.1/ch1"),
+    ("rtsp://admin:pa/ss@host/x", "rtsp://***@host/x"),
+    ("HTTP://u:p@h/ and http://v:q@k/", "HTTP://***@h/ and http://***@k/"),
+    ("rtsp://192.0.2.1/ch1", "rtsp://192.0.2.1/ch1"),
+    ("mail a@b.example", "mail a@b.example"),
+])
+def test_url_passwords_are_masked_in_any_text(text, masked) -> None:
+    assert mask_url_userinfo(text) == masked
