@@ -77,6 +77,7 @@ i18n.register(
         "vw_state_acknowledged": {"zh": "已签收", "en": "acknowledged"},
         "vw_back_to_map": {"zh": "返回地图", "en": "Back to the map"},
         "vw_from": {"zh": "来自", "en": "From"},
+        "vw_not_shown": {"zh": "另有 {n} 个摄像头未上墙", "en": "{n} more cameras not on the wall"},
         "vw_empty_hint": {"zh": "空闲画面：在上方输入摄像头名称或编号上墙，或在调度指令上点“查看视频”",
                           "en": "Free tile: enter a camera name or IDs above, or press “Watch” on an order"},
     }
@@ -102,12 +103,13 @@ def external_live_url(gb_id: str) -> str | None:
     return template.replace("{gb_id}", gb_id) if template else None
 
 
-def _layout(raw: str | None, default: int = 4) -> int:
+def _layout(raw: str | None) -> int | None:
+    """Return the layout the URL asks for (1, 4, 9 or 16), else None: the wall fits its cameras."""
     try:
-        value = int(raw or default)
+        value = int(raw or 0)
     except ValueError:
-        return default
-    return value if value in LAYOUTS else default
+        return None
+    return value if value in LAYOUTS else None
 
 
 def _page_config(extra: dict) -> dict:
@@ -127,7 +129,10 @@ def _page_config(extra: dict) -> dict:
 
 @bp.get("/videowall")
 def videowall() -> Response:
-    """Serve the video wall: ?layout=1|4|9|16, &cameras=<gb ids>, &order=<id> or &tour=<id>."""
+    """Serve the video wall: ?layout=1|4|9|16, &cameras=<gb ids>, &order=<id> or &tour=<id>.
+
+    Without a layout the page picks the smallest one that shows all the cameras given.
+    """
     cameras = [c for c in list_arg("cameras") if c.isascii() and c.isdigit() and len(c) == 20]
     order = request.args.get("order", "")
     tour = request.args.get("tour", "")

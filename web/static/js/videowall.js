@@ -4,9 +4,18 @@
 (function () {
   "use strict";
 
-  var C = window.VIDEOWALL || { i18n: {}, layout: 4, cameras: [] };
-  var S = { layout: C.layout || 4, cameras: (C.cameras || []).slice(), page: 0, tour: null,
-            tourTimer: null, since: null, orders: {}, snapTimers: [], orderId: null };
+  var LAYOUTS = [1, 4, 9, 16];
+  // The smallest layout that shows n cameras (16 at most); an empty wall shows 4 free tiles.
+  function fit(n) {
+    if (!n) { return 4; }
+    return LAYOUTS.filter(function (size) { return size >= n; })[0] || 16;
+  }
+
+  var C = window.VIDEOWALL || { i18n: {}, layout: null, cameras: [] };
+  // A layout named in the URL wins; otherwise the wall fits the cameras it was opened with.
+  var S = { layout: C.layout || fit((C.cameras || []).length), cameras: (C.cameras || []).slice(),
+            page: 0, tour: null, tourTimer: null, since: null, orders: {}, snapTimers: [],
+            orderId: null };
 
   function t(key) { return (C.i18n || {})[key] || key; }
   function $(id) { return document.getElementById(id); }
@@ -177,6 +186,14 @@
       grid.appendChild(el("div", { class: "vw-tile vw-empty" }, [el("div", { class: "vw-empty-hint", text: t("vw_empty_hint") })]));
     }
     grid.setAttribute("data-tiles", String(shown.length));
+    // Cameras beyond the layout are said, never silently dropped (a tour pages through them).
+    var hidden = S.tour ? 0 : S.cameras.length - shown.length;
+    grid.setAttribute("data-not-shown", String(hidden));
+    var more = $("vw-not-shown");
+    if (more) {
+      more.textContent = hidden > 0 ? t("vw_not_shown").replace("{n}", String(hidden)) : "";
+      more.hidden = hidden <= 0;
+    }
     Array.prototype.forEach.call(document.querySelectorAll(".vw-layout"), function (b) {
       b.classList.toggle("active", Number(b.getAttribute("data-layout")) === S.layout);
     });
@@ -186,9 +203,7 @@
     S.cameras = cameras.slice(0, 64);
     S.page = 0;
     if (layout) { S.layout = layout; }
-    else if (S.cameras.length > S.layout) {
-      S.layout = [1, 4, 9, 16].filter(function (n) { return n >= S.cameras.length; })[0] || 16;
-    }
+    else if (S.cameras.length > S.layout) { S.layout = fit(S.cameras.length); }
     render();
   }
 
