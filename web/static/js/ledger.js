@@ -226,7 +226,7 @@
       ["lon", "lat", "heading", "fov", "range_m"].forEach(function (key) {
         form.elements[key].value = shown(cam, key);
       });
-      form.elements.tags.value = (cam.tags || []).join(", ");
+      form.elements.tags.value = tagNames(cam.tags);
       form.elements.main_url.value = cam.main_url || "";
       form.elements.sub_url.value = cam.sub_url || "";
       form.elements.login_user.value = "";
@@ -343,8 +343,31 @@
     if (sub !== (cam.sub_url || "")) { out.sub_url = sub || null; }
     return out;
   }
+  // Tags as the reader knows them: the form shows a known tag by its name in the page's
+  // language and reads back names (in any case) or codes, sending the codes the API
+  // stores; any other word is a tag of its own, and the server says if it is not one.
+  function tagNames(tags) {
+    return (tags || []).map(function (tag) { return label("tag_", tag); }).join(C.lang === "en" ? ", " : "，");
+  }
+  function tagCode(word) {
+    var wanted = word.toLowerCase();
+    var code = (C.tags || []).filter(function (c) {
+      return c === word || t("tag_" + c).toLowerCase() === wanted;
+    })[0];
+    return code || word;
+  }
   function tagList(raw) {
-    return raw.split(/[,，、\s]+/).map(function (s) { return s.trim(); }).filter(Boolean);
+    var out = [];
+    raw.split(/[,，、;；]+/).forEach(function (item) {
+      item = item.trim();
+      if (!item) { return; }
+      // A name with a space ("Key place") is one tag; other spaces separate tags.
+      var code = tagCode(item);
+      (code !== item ? [code] : item.split(/\s+/).map(tagCode)).forEach(function (tag) {
+        if (out.indexOf(tag) < 0) { out.push(tag); }
+      });
+    });
+    return out;
   }
   function loginOf(form) {
     var user = form.elements.login_user.value, password = form.elements.login_password.value;
