@@ -332,6 +332,15 @@ i18n.register(
         "wall_close": {"zh": "关闭", "en": "Close"},
         "wall_base_counts": {"zh": "基础数据", "en": "Base counts"},
         "wall_key_person_categories": {"zh": "重点人员分类", "en": "Key persons by category"},
+        # Key-person categories, by the names geodata/generator.py stores (wall.js
+        # shows a category without an entry here as it is stored).
+        "wall_kpc_严重精神障碍患者": {"zh": "严重精神障碍患者", "en": "Severe mental illness"},
+        "wall_kpc_刑满释放人员": {"zh": "刑满释放人员", "en": "Released prisoners"},
+        "wall_kpc_困境儿童": {"zh": "困境儿童", "en": "Children in difficulty"},
+        "wall_kpc_残疾人": {"zh": "残疾人", "en": "People with disabilities"},
+        "wall_kpc_独居老人": {"zh": "独居老人", "en": "Elderly living alone"},
+        "wall_kpc_留守老人": {"zh": "留守老人", "en": "Left-behind elderly"},
+        "wall_kpc_社区矫正对象": {"zh": "社区矫正对象", "en": "Under community correction"},
         "wall_grid_cameras": {"zh": "网格内摄像头", "en": "Cameras in this grid"},
         "wall_online_rate": {"zh": "在线率", "en": "Online rate"},
         "wall_coverage_share": {"zh": "覆盖面积比例", "en": "Share of area covered"},

@@ -1243,13 +1243,13 @@
       body.appendChild(section(t("wall_base_counts"), [kvTable(
         ["houses", "residents", "key_persons", "key_places", "components"].map(function (k) {
           return [t(k), fmtNum(grid[k]), k];
-        }), "wall-counts")]));
+        }), "wall-counts wall-num")]));
       var cats = grid.key_person_categories || {};
       var catKeys = Object.keys(cats);
       if (catKeys.length) {
         body.appendChild(section(t("wall_key_person_categories"), [kvTable(catKeys.map(function (k) {
-          return [k, fmtNum(cats[k])];
-        }))]));
+          return [categoryLabel(k), fmtNum(cats[k])];
+        }), "wall-num")]));
       }
       body.appendChild(section(t("team"), [teamProblems(grid.team_problems || []),
                                            teamList(grid.workers || [])]));
@@ -1261,6 +1261,14 @@
       extraSections(body, "grid", { code: code }, token);
       setFlag("wall-panel", "grid:" + code);
     }).catch(function () { if (!stale(token)) { body.textContent = t("load_failed"); } });
+  }
+
+  // Key-person categories are stored by their Chinese names (geodata/generator.py);
+  // wall.py names the known ones in each language, any other shows as stored.
+  function categoryLabel(name) {
+    var key = "wall_kpc_" + name;
+    var label = t(key);
+    return label === key ? name : label;
   }
 
   // A grid without its "1+1" (after a split, a vacancy) is flagged where the team is listed.
@@ -1306,7 +1314,7 @@
     box.appendChild(kvTable([
       [t("cameras"), tf("wall_cameras_total", { n: fmtNum(cams.length) }), "cameras"],
       [t("wall_online_rate"), fmtPct(rate), "online_rate"]
-    ]));
+    ], "wall-num"));
     var chips = el("div", { class: "wall-chips" });
     W.statuses.forEach(function (s) {
       if (!counts[s]) { return; }
@@ -1384,7 +1392,7 @@
         [t("wall_source"), sourceLabel(cam.source), "source"],
         [t("wall_owner"), cam.department, "owner"],
         [t("wall_grid"), gridLink, "grid"],
-        [t("wall_tags"), (cam.tags || []).map(tagLabel).join("、"), "tags"],
+        [t("wall_tags"), (cam.tags || []).map(tagLabel).join(t("list_sep")), "tags"],
         [t("wall_last_sample"), health && health.last_sample_at ? fmtDateTime(health.last_sample_at) : null, "last_sample"],
         [t("wall_position"), Number(cam.lon).toFixed(6) + ", " + Number(cam.lat).toFixed(6), "position"]
       ], "wall-camera-info"));
