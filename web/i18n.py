@@ -49,7 +49,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "tap_hint": {"zh": "或在地图上点选位置", "en": "or tap a spot on the map"},
     "locating": {"zh": "正在定位…", "en": "Locating…"},
     "searching": {"zh": "正在查找…", "en": "Searching…"},
-    "found_n": {"zh": "附近 {n} 个摄像头", "en": "{n} cameras nearby"},
+    "found_n": {"zh": "500 米内 {n} 个摄像头", "en": "{n} cameras within 500 m"},
+    # The search asks for the nearest few: when it got that many, more may lie in range.
+    "found_nearest_n": {"zh": "500 米内最近的 {n} 个摄像头", "en": "The nearest {n} cameras within 500 m"},
     "no_cameras": {"zh": "500 米内没有摄像头", "en": "No camera within 500 m"},
     "geo_denied": {"zh": "无法获取位置，请在地图上点选", "en": "Location unavailable; tap the map"},
     "geo_unavailable": {"zh": "浏览器不支持定位", "en": "This browser cannot locate"},

@@ -32,6 +32,20 @@ def phone(browser, request, auth_states):
     context.close()
 
 
+def expected_status(engine, lon: float, lat: float, shown: int) -> str:
+    """Return the status line for a search that showed ``shown`` cameras.
+
+    The page asks for the nearest 20: a full answer says "the nearest 20", not
+    that 20 are all there are in range.
+    """
+    with engine.connect() as conn:
+        in_range = conn.execute(text(
+            "SELECT count(*) FROM cameras WHERE ST_DWithin(geom::geography, "
+            "ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography, 500)"), {"x": lon, "y": lat}).scalar()
+    assert shown == min(in_range, 20)
+    return f"500 米内最近的 {shown} 个摄像头" if in_range >= 20 else f"500 米内 {shown} 个摄像头"
+
+
 def test_cameras_near_me_from_geolocation(phone, live_server, engine):
     phone.goto(live_server + "/patrol")
     phone.wait_for_function("() => document.documentElement.dataset.nearbyCount !== undefined")
@@ -46,6 +60,8 @@ def test_cameras_near_me_from_geolocation(phone, live_server, engine):
             )
         ).scalars().all()
     assert count == len(expected) > 0
+    assert phone.locator("#patrol-status").inner_text() == expected_status(
+        engine, 116.8260, 35.5530, count)
     items = phone.locator("button.patrol-item")
     assert items.count() == count
     shown = set(items.evaluate_all("els => els.map(e => e.dataset.gbId)"))
@@ -107,6 +123,9 @@ def test_tap_on_map_searches_there_and_opens_a_camera(phone, live_server, engine
         )
         item = phone.locator(f"button.patrol-item[data-gb-id='{gb_id}']")
         assert "0 m" in item.inner_text()  # the camera stands where we searched
+        shown = phone.locator("button.patrol-item").count()
+        assert phone.locator("#patrol-status").inner_text() == expected_status(
+            engine, lon, lat, shown)
         # Only a camera with a stored picture is asked for a thumbnail.
         assert item.locator("img.patrol-thumb").get_attribute("src")
         assert phone.locator(f"button.patrol-item[data-gb-id='{tried}'] img.patrol-thumb"

@@ -96,6 +96,8 @@
     }).catch(function () { box.hidden = true; });
   }
 
+  var NEARBY_LIMIT = 20;
+
   function search(lat, lon) {
     state.here = [lat, lon];
     if (state.hereMarker) { state.hereMarker.setLatLng(state.here); }
@@ -103,12 +105,14 @@
     state.map.setView(state.here, Math.max(state.map.getZoom(), 16));
     setStatus(t("searching"));
     showGrid(lat, lon);
-    var url = "/api/cameras/nearby?sees=1&radius=500&limit=20&lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6);
+    var url = "/api/cameras/nearby?sees=1&radius=500&limit=" + NEARBY_LIMIT + "&lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6);
     fetch(url).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (res) {
         if (!res.ok) { setStatus((res.body.message || res.body.reason) || t("load_failed")); render([]); return; }
         state.items = res.body.items;
-        setStatus(t("found_n").replace("{n}", res.body.count));
+        // count is what came back, at most the limit: a full answer is the nearest
+        // few, not all there are in range.
+        setStatus(t(res.body.count >= NEARBY_LIMIT ? "found_nearest_n" : "found_n").replace("{n}", res.body.count));
         render(res.body.items);
         document.documentElement.setAttribute("data-nearby-count", String(res.body.count));
       })
