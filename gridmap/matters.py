@@ -110,6 +110,11 @@ INTAKE_ROLES = frozenset({"operator", "patrol_lead", "grid_admin"})
 STEP_ROLES = frozenset({"operator", "patrol_lead"})
 COMMAND_ROLES = frozenset({"operator"})
 COMMENT_ROLES = frozenset({"operator", "patrol_lead", "grid_admin"})
+# Notes the system itself writes in the timeline, stored in the jurisdiction's language
+# (the demo loader writes the same text). Readers get a code for them too, so a page
+# shows them in its own language, old rows included (see ``system_note``).
+AUTO_ROUTED_NOTE = "智能流转"
+VIDEO_DISPATCH_NOTE = "视频调度 #{order}"
 STATE_COLORS = {
     "reported": "#6a3d9a", "transferred": "#1f78b4", "handling": "#33a02c",
     "handled": "#b2df8a", "verified": "#a6cee3", "closed": "#999999",
@@ -627,7 +632,7 @@ def intake(session: Session, actor: Actor, payload: Mapping[str, Any], *,
         m.current_unit_id = m.handling_unit_id = routing.unit_id
         _start_clocks(session, m, reported_at)
         _event(session, m, "transfer", None, reported_at, from_state="reported",
-               to_state="transferred", to_unit_id=routing.unit_id, note="智能流转",
+               to_state="transferred", to_unit_id=routing.unit_id, note=AUTO_ROUTED_NOTE,
                detail={"rule": routing.rule_id, "auto": True})
     session.flush()
     record_audit(session, "matter.report", actor=actor, target=f"matter:{m.ref}",
@@ -821,9 +826,9 @@ def _detail(session: Session, actor: Actor, m: Matter, *, now: datetime | None =
             "FROM grid_workers w JOIN grids g ON g.id = w.grid_id WHERE w.id = :w"),
             {"w": m.reported_by_worker}).mappings().first()
         out["reported_by_worker"] = dict(worker) if worker else None
-    out["events"] = [dict(r) for r in session.execute(
+    out["events"] = [_event_out(r) for r in session.execute(
         text("SELECT e.at, e.action, e.from_state, e.to_state, e.username, u.name AS unit, "
-             "tu.name AS to_unit, e.note FROM matter_events e "
+             "tu.name AS to_unit, e.note, e.user_id, e.detail FROM matter_events e "
              "LEFT JOIN units u ON u.id = e.unit_id LEFT JOIN units tu ON tu.id = e.to_unit_id "
              "WHERE e.matter_id = :m ORDER BY e.at, e.id"),
         {"m": m.id},
@@ -841,6 +846,29 @@ def _detail(session: Session, actor: Actor, m: Matter, *, now: datetime | None =
         {"m": m.id},
     ).mappings()]
     out["allowed_actions"] = allowed_actions(session, actor, m)
+    return out
+
+
+def system_note(action: str, user_id: int | None, note: str | None,
+                detail: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Return ``{"code": ..., args}`` when the system wrote an event's note, else None.
+
+    The stored note stays as written (in Chinese); a page shows the code's text in its
+    reader's language instead, for rows written before the code existed too.
+    """
+    if action == "transfer" and user_id is None and note == AUTO_ROUTED_NOTE:
+        return {"code": "auto_routed"}
+    order = (detail or {}).get("dispatch_order")
+    if action == "comment" and order is not None and note == VIDEO_DISPATCH_NOTE.format(order=order):
+        return {"code": "video_dispatch", "order": order}
+    return None
+
+
+def _event_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a timeline event as the detail answers it (who, when, steps, note)."""
+    out = {k: row[k] for k in ("at", "action", "from_state", "to_state", "username", "unit",
+                               "to_unit", "note")}
+    out["system_note"] = system_note(row["action"], row["user_id"], row["note"], row["detail"])
     return out
 
 
@@ -1351,7 +1379,8 @@ def dispatch_video(session: Session, actor: Actor, matter_id: int, unit_ids: Seq
         "incident": m.ref, "expires_in_minutes": minutes,
     })
     _event(session, m, "comment", actor, datetime.now(UTC), from_state=m.state,
-           to_state=m.state, note=f"视频调度 #{order_id}", detail={"dispatch_order": order_id})
+           to_state=m.state, note=VIDEO_DISPATCH_NOTE.format(order=order_id),
+           detail={"dispatch_order": order_id})
     session.flush()
     return order_id
 

@@ -60,6 +60,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "open_live": {"zh": "打开实时视频", "en": "Open live view"},
     "back_to_list": {"zh": "返回列表", "en": "Back to list"},
     "snapshot_at": {"zh": "截图时间 {time}", "en": "Snapshot taken {time}"},
+    # Between the items of an inline list ("Category, Location, Title").
+    "list_sep": {"zh": "、", "en": ", "},
+    # Leaflet's own controls (gridmap.js translates their titles and labels).
+    "lf_zoom_in": {"zh": "放大", "en": "Zoom in"},
+    "lf_zoom_out": {"zh": "缩小", "en": "Zoom out"},
+    "lf_layers": {"zh": "图层", "en": "Layers"},
+    "lf_close_popup": {"zh": "关闭弹窗", "en": "Close popup"},
+    # The replay player (leaflet-timedimension).
+    "td_backward": {"zh": "后退", "en": "Backward"},
+    "td_forward": {"zh": "前进", "en": "Forward"},
+    "td_play": {"zh": "播放", "en": "Play"},
+    "td_play_reverse": {"zh": "倒放", "en": "Play reverse"},
+    "td_pause": {"zh": "暂停", "en": "Pause"},
+    "td_loop": {"zh": "循环", "en": "Loop"},
+    "td_date": {"zh": "日期", "en": "Date"},
+    "td_utc_time": {"zh": "UTC 时间", "en": "UTC time"},
+    "td_local_time": {"zh": "本地时间", "en": "Local time"},
 }
 # Camera sources, statuses and common tags, named where the ledger import reads them.
 for _prefix, _labels in (("src_", SOURCE_LABELS), ("st_", STATUS_LABELS), ("tag_", TAG_LABELS)):

@@ -106,6 +106,9 @@ i18n.register({
     "mt_submitting": {"zh": "正在提交…", "en": "Submitting…"},
     "mt_filed": {"zh": "已上报：{ref}", "en": "Filed: {ref}"},
     "mt_need": {"zh": "请填写：{f}", "en": "Please fill in: {f}"},
+    # Timeline notes the system writes (gridmap.matters.system_note's codes).
+    "mt_note_auto_routed": {"zh": "智能流转", "en": "Routed automatically"},
+    "mt_note_video_dispatch": {"zh": "视频调度 #{order}", "en": "Video dispatch #{order}"},
     "mt_dups": {"zh": "疑似重复事项（50米内、7天内同类）", "en": "Possible duplicates (same kind, 50 m, 7 days)"},
     "mt_no_dups": {"zh": "附近没有同类事项", "en": "No similar matter nearby"},
     "mt_mark_dup": {"zh": "标记为此事项的重复", "en": "Mark as a duplicate of this"},

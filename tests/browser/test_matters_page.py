@@ -358,6 +358,43 @@ def test_english_switch(signed_in_page, live_server, categories):
     assert page.watch.console_errors == []
 
 
+@pytest.mark.parametrize("lang,expected", [
+    ("en", "Please fill in: Category, Location, Title"),
+    ("zh", "请填写：事项类别、位置、标题"),
+])
+def test_an_empty_report_lists_the_missing_fields_in_the_pages_language(
+        signed_in_page, live_server, categories, lang, expected):
+    page = signed_in_page("district-operator")
+    open_page(page, f"{live_server}/matters?lang={lang}")
+    page.click("#mt-tab-new")
+    page.click("#mt-submit")
+    assert page.inner_text("#mt-form-msg") == expected
+    assert page.watch.console_errors == []
+
+
+@pytest.mark.parametrize("lang,note", [("en", "Routed automatically"), ("zh", "智能流转")])
+def test_the_automatic_routing_note_reads_in_the_pages_language(
+        signed_in_page, live_server, engine, filed, lang, note):
+    here = spot(engine, TOWN, 6)
+    fresh = filed("district-operator", category="BJ.02", lon=here["lon"], lat=here["lat"],
+                  title="路灯不亮")
+    assert fresh["state"] == "transferred"
+    # A matter routed before the note had a code (the demo data's): stored as "智能流转".
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT matter_id FROM matter_events WHERE action = 'transfer' AND note = '智能流转' "
+            "AND user_id IS NULL ORDER BY id LIMIT 1")).scalar()
+    page = signed_in_page("district-operator")
+    for matter_id in (fresh["id"], stored):
+        open_page(page, f"{live_server}/matters/{matter_id}?lang={lang}")
+        page.wait_for_function("() => document.documentElement.dataset.mtLoaded === '1'")
+        notes = page.locator("#mt-timeline .mt-event[data-action='transfer'] .mt-event-note")
+        texts = notes.all_inner_texts()
+        assert note in texts
+        assert lang == "zh" or not any("智能流转" in t for t in texts), texts
+    assert page.watch.console_errors == []
+
+
 @pytest.fixture
 def seen_camera(engine, snapshot_file):
     """A camera of the town whose view covers a spot, with a sampled snapshot (restored after)."""

@@ -99,7 +99,7 @@
   // A split leaves the new grid without a team, a merge may bring two leaders: say so.
   function gapNotes(gaps) {
     return Object.keys(gaps || {}).map(function (code) {
-      var problems = gaps[code].map(function (p) { return t("team_" + p); }).join("、");
+      var problems = gaps[code].map(function (p) { return t("team_" + p); }).join(t("list_sep"));
       return t("ge_new_gaps", { code: code, problems: problems });
     });
   }
@@ -567,7 +567,7 @@
         });
         list.appendChild(el("li", { class: "ge-gap", "data-code": g.code }, [link, el("span", {
           class: "ge-gap-problems",
-          text: g.problems.map(function (p) { return t("team_" + p); }).join("、")
+          text: g.problems.map(function (p) { return t("team_" + p); }).join(t("list_sep"))
         })]));
       });
       var more = res.data.total - res.data.grids.length;

@@ -251,8 +251,61 @@
     new Ctl({ position: "bottomleft" }).addTo(map);
   }
 
+  // Leaflet and its plugins write their controls' hover titles and screen-reader
+  // labels in English, and some rewrite them later (the replay's play button, the
+  // date button's time zone). Each known English text maps to a catalog key; the
+  // controls are translated when the map starts and whenever they change.
+  var LEAFLET_TEXT = {
+    "Zoom in": "lf_zoom_in", "Zoom out": "lf_zoom_out", "Layers": "lf_layers",
+    "Close popup": "lf_close_popup",
+    "Backward": "td_backward", "Forward": "td_forward", "Play": "td_play",
+    "Play Reverse": "td_play_reverse", "Pause": "td_pause", "Loop": "td_loop",
+    "Date": "td_date", "UTC Time": "td_utc_time", "Local Time": "td_local_time"
+  };
+  var LOCALIZED_ATTRS = ["title", "aria-label"];
+
+  function localizeNode(node) {
+    if (!node || node.nodeType !== 1) { return; }
+    var cls = node.classList;
+    if (cls.contains("timecontrol-play")) {
+      // The player marks playing by a class only; its title should say what a click does.
+      var key = cls.contains("pause") ? "td_pause" : cls.contains("reverse") ? "td_play_reverse" : "td_play";
+      if (node.getAttribute("title") !== t(key)) { node.setAttribute("title", t(key)); }
+      return;
+    }
+    LOCALIZED_ATTRS.forEach(function (attr) {
+      var value = node.getAttribute(attr);
+      var key = value && LEAFLET_TEXT[value];
+      if (key && t(key) !== value) { node.setAttribute(attr, t(key)); }
+    });
+  }
+
+  function localizeTree(root) {
+    if (!root || root.nodeType !== 1) { return; }
+    localizeNode(root);
+    root.querySelectorAll("[title], [aria-label], .timecontrol-play").forEach(localizeNode);
+  }
+
+  function localizeControls(map) {
+    var box = map._controlContainer || map.getContainer();
+    localizeTree(box);
+    if (window.MutationObserver) {
+      new MutationObserver(function (records) {
+        records.forEach(function (r) {
+          if (r.type === "attributes") { localizeNode(r.target); }
+          else { Array.prototype.forEach.call(r.addedNodes, localizeTree); }
+        });
+      }).observe(box, { subtree: true, childList: true, attributes: true,
+                        attributeFilter: LOCALIZED_ATTRS.concat(["class"]) });
+    }
+    map.on("popupopen", function (e) { localizeTree(e.popup.getElement()); });
+    // Geoman's drawing hints ("Click to place first vertex") have their own catalog.
+    if (map.pm && map.pm.setLang) { map.pm.setLang(cfg().lang === "en" ? "en" : "zh"); }
+  }
+
   function init(map) {
     state.map = map;
+    localizeControls(map);
     document.documentElement.lang = cfg().lang === "en" ? "en" : "zh-CN";
     document.title = t("app_title");
     // The map is the page's main content (its controls, title and panels live in it).

@@ -506,7 +506,7 @@
     if (!$("mt-category").value) { missing.push(t("mt_category")); }
     if (!p) { missing.push(t("mt_location")); }
     if (!$("mt-title-input").value.trim()) { missing.push(t("mt_field_title")); }
-    if (missing.length) { message(msg, tf("mt_need", { f: missing.join("、") }), "error"); return null; }
+    if (missing.length) { message(msg, tf("mt_need", { f: missing.join(t("list_sep")) }), "error"); return null; }
     var payload = {
       source: $("mt-source").value, category: $("mt-category").value, lon: p.lon, lat: p.lat,
       title: $("mt-title-input").value.trim(), description: $("mt-description").value.trim(),
@@ -673,6 +673,14 @@
     }
   }
 
+  // A note the system wrote ("智能流转") comes with a code: shown in the reader's language.
+  function eventNote(e) {
+    var sys = e.system_note;
+    if (!sys || !sys.code) { return e.note; }
+    var key = "mt_note_" + sys.code;
+    return t(key) === key ? e.note : tf(key, sys);
+  }
+
   function renderTimeline(d) {
     var list = $("mt-timeline");
     list.textContent = "";
@@ -687,7 +695,7 @@
           el("time", { class: "mt-event-time", datetime: text(e.at), text: fmtDate(e.at, true) })
         ]),
         el("div", { class: "mt-meta", text: [who, to].filter(Boolean).join(" · ") }),
-        e.note ? el("div", { class: "mt-event-note", text: e.note }) : null
+        e.note ? el("div", { class: "mt-event-note", text: eventNote(e) }) : null
       ]));
     });
     var sups = d.supervisions || [];
