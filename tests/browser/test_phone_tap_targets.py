@@ -12,7 +12,12 @@ PHONE = {"width": 390, "height": 844}
 MIN_PX = 40
 CONTROLS = ("a, button, input[type=button], input[type=submit], select")
 # The page, what says it is drawn, and the header/toolbars whose controls are measured.
+MAP_READY = "() => document.querySelector('.leaflet-control-zoom-in') && document.querySelector('.gm-user')"
+MAP_CONTROLS = [".leaflet-control-zoom", ".gm-lang-box", ".gm-user"]
 PAGES = [
+    ("/", MAP_READY, MAP_CONTROLS),
+    ("/patrol", MAP_READY, MAP_CONTROLS),
+    ("/crowd", MAP_READY, MAP_CONTROLS),
     ("/videowall", "() => document.documentElement.dataset.videowall === 'ready'",
      [".vw-bar"]),
     ("/cameras/{gb_id}/live", "() => document.documentElement.dataset.videowall === 'ready'",
@@ -54,7 +59,8 @@ def ids(engine, demo_loaded) -> dict:
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("path, ready, scopes", PAGES,
-                         ids=["videowall", "live", "ledger", "matters", "matter"])
+                         ids=["grid-map", "patrol", "crowd", "videowall", "live", "ledger",
+                              "matters", "matter"])
 def test_header_and_toolbar_controls_are_big_enough_to_tap(signed_in_page, live_server, ids,
                                                            path, ready, scopes, lang):
     page = signed_in_page("district-operator", viewport=PHONE, device_scale_factor=3,
