@@ -18,6 +18,7 @@ PAGES = [
     ("/", MAP_READY, MAP_CONTROLS),
     ("/patrol", MAP_READY, MAP_CONTROLS),
     ("/crowd", MAP_READY, MAP_CONTROLS),
+    ("/wall", MAP_READY, [".leaflet-control-zoom", ".wall-bar", ".wall-legend", ".gm-user"]),
     ("/videowall", "() => document.documentElement.dataset.videowall === 'ready'",
      [".vw-bar"]),
     ("/cameras/{gb_id}/live", "() => document.documentElement.dataset.videowall === 'ready'",
@@ -59,7 +60,7 @@ def ids(engine, demo_loaded) -> dict:
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("path, ready, scopes", PAGES,
-                         ids=["grid-map", "patrol", "crowd", "videowall", "live", "ledger",
+                         ids=["grid-map", "patrol", "crowd", "wall", "videowall", "live", "ledger",
                               "matters", "matter"])
 def test_header_and_toolbar_controls_are_big_enough_to_tap(signed_in_page, live_server, ids,
                                                            path, ready, scopes, lang):
