@@ -188,3 +188,17 @@ def _placed_snapshot(gb_id: str, channel: int = 1):
 def snapshot_file():
     """Return a context manager that gives a camera a sampled snapshot, restored after."""
     return _placed_snapshot
+
+
+def restore_camera_row(engine, saved: dict) -> None:
+    """Put a camera's row back exactly as ``to_jsonb`` saved it (a test edited it through the page)."""
+    import json
+
+    from sqlalchemy import text
+
+    columns = [k for k in saved if k != "id"]
+    with engine.begin() as conn:
+        conn.execute(text(
+            f"UPDATE cameras c SET ({', '.join(columns)}) = (SELECT {', '.join(columns)} "
+            "FROM jsonb_populate_record(NULL::cameras, CAST(:row AS jsonb))) WHERE c.id = :id"),
+            {"row": json.dumps(saved), "id": saved["id"]})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -16,6 +15,7 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from geodata.coords import wgs84_to_gcj02
+from tests.browser.conftest import restore_camera_row
 from tests.integration.test_cameras import all_text_forms, grid_interior_point
 
 pytestmark = pytest.mark.browser
@@ -57,12 +57,7 @@ def restored_camera(engine, demo_loaded):
     try:
         yield gb_id
     finally:
-        with engine.begin() as conn:
-            columns = [k for k in saved if k != "id"]
-            conn.execute(text(
-                f"UPDATE cameras c SET ({', '.join(columns)}) = (SELECT {', '.join(columns)} "
-                "FROM jsonb_populate_record(NULL::cameras, CAST(:row AS jsonb))) WHERE c.id = :id"),
-                {"row": json.dumps(saved), "id": saved["id"]})
+        restore_camera_row(engine, saved)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 import pytest
 from sqlalchemy import text
 
+from tests.browser.conftest import restore_camera_row
 from video.models import TAG_LABELS
 
 pytestmark = pytest.mark.browser
@@ -27,13 +28,7 @@ def tagged_camera(engine, demo_loaded):
     try:
         yield row.gb_id, list(row.tags)
     finally:
-        saved = row.saved
-        with engine.begin() as conn:
-            columns = [k for k in saved if k != "id"]
-            conn.execute(text(
-                f"UPDATE cameras c SET ({', '.join(columns)}) = (SELECT {', '.join(columns)} "
-                "FROM jsonb_populate_record(NULL::cameras, CAST(:row AS jsonb))) WHERE c.id = :id"),
-                {"row": json.dumps(saved), "id": saved["id"]})
+        restore_camera_row(engine, row.saved)
 
 
 def stored_tags(engine, gb_id: str) -> list[str]:
