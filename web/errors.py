@@ -69,9 +69,7 @@ def _answerable(value: Any, depth: int = 0) -> Any:
     half a surrogate pair) must not turn the 4xx into a 500.
     """
     if isinstance(value, str):
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            value = value.encode("utf-8", "replace").decode("utf-8")
-        return mask_url_userinfo(value)
+        return mask_url_userinfo(value.encode("utf-8", "replace").decode("utf-8"))
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
@@ -200,12 +198,6 @@ def _refused_value(exc: Exception):
     request's transaction is rolled back by its owner, so nothing is half-written.
     """
     cause = getattr(exc, "orig", None) or exc
-    if isinstance(cause, UnicodeEncodeError) and "surrogate" in str(cause):
-        # Half a surrogate pair in text that no input check looked at: the driver
-        # cannot encode it, so nothing was sent.
-        log.warning("the driver refused text on %s %s: unpaired surrogate", request.method,
-                    request.path)
-        return reason_answer(400, SURROGATE_REASON)
     if not isinstance(cause, psycopg.DataError):
         return None
     # psycopg refuses NUL in text itself, before anything is sent (no SQLSTATE).
@@ -218,7 +210,6 @@ def _refused_value(exc: Exception):
                          "a value in the request is malformed or out of range")
 
 
-SURROGATE_REASON = "text must be valid Unicode (it holds an unpaired surrogate)"
 DATABASE_UNAVAILABLE_REASON = "the database is unavailable at the moment; try again shortly"
 RETRY_AFTER_S = 5
 

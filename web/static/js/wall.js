@@ -74,8 +74,10 @@
   }
   function sourceLabel(s) { return t("src_" + s); }
   function statusLabel(s) { return t("st_" + s); }
-  function tagLabel(tag) { var k = "wall_tag_" + tag; var v = t(k); return v === k ? tag : v; }
-  function placeLabel(kind) { var k = "wall_place_" + kind; var v = t(k); return v === k ? kind : v; }
+  // A coded value's name in the page's language, or the value itself where it has none.
+  function labelOr(prefix, value) { var k = prefix + value; var v = t(k); return v === k ? value : v; }
+  function tagLabel(tag) { return labelOr("wall_tag_", tag); }
+  function placeLabel(kind) { return labelOr("wall_place_", kind); }
 
   function getJson(url) {
     // No extra headers: the page preloads the default layers and fetch() must match them.
@@ -1265,11 +1267,7 @@
 
   // Key-person categories are stored by their Chinese names (geodata/generator.py);
   // wall.py names the known ones in each language, any other shows as stored.
-  function categoryLabel(name) {
-    var key = "wall_kpc_" + name;
-    var label = t(key);
-    return label === key ? name : label;
-  }
+  function categoryLabel(name) { return labelOr("wall_kpc_", name); }
 
   // A grid without its "1+1" (after a split, a vacancy) is flagged where the team is listed.
   function teamProblems(problems) {
