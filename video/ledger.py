@@ -17,7 +17,7 @@ from shapely.geometry import Point
 
 from geodata.io import ExportError, ImportRejected, read_features, write_features
 from gridmap.errors import InvalidInput
-from video.models import SOURCE_LABELS, STATUS_LABELS, TAG_LABELS
+from video.models import SOURCE_LABELS, STATUS_LABELS, TAG_LABELS, tag_code
 
 FORMAT_BY_SUFFIX = {
     ".csv": "csv",
@@ -66,10 +66,10 @@ COLUMN_ALIASES = {
     **dict.fromkeys(("子码流", "子码流地址"), "sub_url"),
     **dict.fromkeys(("抓图地址", "截图地址"), "snapshot_url"),
 }
-# A coded value (source, status, tag) may be written as its code or its Chinese name.
+# A source or status may be written as its code or its Chinese name (tags: models.tag_code).
 _CODE_BY_LABEL = {
     field: {zh: code for code, (zh, _en) in labels.items()}
-    for field, labels in (("source", SOURCE_LABELS), ("status", STATUS_LABELS), ("tags", TAG_LABELS))
+    for field, labels in (("source", SOURCE_LABELS), ("status", STATUS_LABELS))
 }
 _TAG_SEPARATORS = re.compile(r"[,，、;；\s]+")
 
@@ -135,7 +135,7 @@ def _coded(row: dict[str, Any]) -> dict[str, Any]:
     tags = row.get("tags")
     if isinstance(tags, str):
         words = [w for w in _TAG_SEPARATORS.split(tags) if w]
-        row["tags"] = ",".join(_CODE_BY_LABEL["tags"].get(w, w) for w in words)
+        row["tags"] = ",".join(map(tag_code, words))
     return row
 
 

@@ -75,6 +75,14 @@ TAG_LABELS = {
     "community": ("社区", "Community"),
     "river": ("河道", "River"),
 }
+# A known tag may be written as its code or as its Chinese or English name, in any case.
+_TAG_CODE_BY_NAME = {name.casefold(): code
+                     for code, names in TAG_LABELS.items() for name in (code, *names)}
+
+
+def tag_code(word: str) -> str:
+    """Return the code of a known tag written by code or name (zh or en); any other word unchanged."""
+    return _TAG_CODE_BY_NAME.get(word.casefold(), word)
 
 
 class Camera(Base):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridmap.validation import text_field
 from video import credentials as secret_store
 from video.gbid import InvalidGbId, parse_gb_id
-from video.models import SOURCES, STATUSES
+from video.models import SOURCES, STATUSES, tag_code
 from video.urls import StreamURLError, split_credentials, validate_stream_url
 
 MAX_RADIUS_M = 20_000.0
@@ -258,6 +259,8 @@ class Filters:
             raise InvalidInput(f"unknown status {bad[0]!r}", allowed=list(STATUSES))
         if self.prefix and not (self.prefix.isascii() and self.prefix.isdigit()):
             raise InvalidInput("scope prefix must be digits")
+        # Tags are stored as codes (parse_tags), so ?tag=道路 finds the road cameras.
+        object.__setattr__(self, "tags", tuple(tag_code(t) for t in self.tags))
 
     def sql(self, alias: str = "c", *, ordered: bool = False) -> tuple[str, dict[str, Any]]:
         """Return a WHERE fragment (starting with AND) and its parameters (``ordered``: see Scope.sql)."""
@@ -317,16 +320,20 @@ def _url(raw: Any, key: str, *, required: bool) -> tuple[str | None, Any]:
     return clean, creds
 
 
+# What separates tags written as one string: commas, semicolons and the enumeration
+# comma, in ASCII or full width (a name such as "Key place" keeps its space).
+_TAG_SEPARATORS = re.compile(r"[,，、;；]")
+
+
 def parse_tags(raw: Any) -> list[str]:
-    """Return tags from a list or a comma/semicolon separated string."""
+    """Return tag codes from a list or a separated string; known tags may be given by name."""
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
         return []
-    items = (
-        raw if isinstance(raw, list | tuple) else str(raw).replace(";", ",").split(",")
-    )
+    items = raw if isinstance(raw, list | tuple) else _TAG_SEPARATORS.split(str(raw))
     tags = []
     for item in items:
-        tag = str(item).strip()
+        # "道路" and "Road" are the tag road: filters and the map's legend go by code.
+        tag = tag_code(str(item).strip())
         if not tag:
             continue
         if len(tag) > 30 or not all(ch.isalnum() or ch in "_-" for ch in tag):

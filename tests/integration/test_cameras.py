@@ -120,6 +120,20 @@ def test_move_rederives_grid(client, session):
     assert moved.get_json()["grid_code"] == code_b != code_a
 
 
+def test_tags_given_by_name_are_stored_and_found_by_code(client, session):
+    _, lon, lat = grid_interior_point(session, 3)
+    gb_id = client.post("/api/cameras", json=new_camera(lon, lat, 7, tags="道路、路口")
+                        ).get_json()["gb_id"]
+    assert client.get(f"/api/cameras/{gb_id}").get_json()["tags"] == ["intersection", "road"]
+    patched = client.patch(f"/api/cameras/{gb_id}", json={"tags": ["Key place", "夜景"]})
+    assert patched.status_code == 200, patched.get_json()
+    assert patched.get_json()["tags"] == ["key_place", "夜景"]
+    for tag in ("key_place", "重点场所"):
+        near = client.get(f"/api/cameras/nearby?lon={lon}&lat={lat}&radius=50&tag={tag}"
+                          "&fields=gb_id").get_json()["items"]
+        assert {"gb_id": gb_id} in near
+
+
 @pytest.mark.parametrize(
     "change, field",
     [

@@ -37,3 +37,19 @@ def test_numbers_in_a_ledger_are_names_and_blanks_are_trimmed():
     assert validate({**RECORD, "name": "  东门卡口 "}).name == "东门卡口"
     assert validate({**RECORD, "department": None}).department == ""
     assert validate({**RECORD, "department": "局" * 60}).department == "局" * 60
+
+
+@pytest.mark.parametrize("raw, codes", [
+    (["道路", "Key place", "crowd"], ["crowd", "key_place", "road"]),
+    ("路口，河道、CROWD MONITORING；village", ["crowd", "intersection", "river", "village"]),
+    ("道路,road", ["road"]),
+    ("夜景,road", ["road", "夜景"]),
+])
+def test_known_tags_given_by_name_are_stored_as_their_codes(raw, codes):
+    assert validate({**RECORD, "tags": raw}).tags == codes
+
+
+def test_a_tag_that_is_not_a_word_is_still_refused():
+    with pytest.raises(InvalidInput, match="short words") as caught:
+        validate({**RECORD, "tags": "night view"})
+    assert caught.value.details["field"] == "tags"
