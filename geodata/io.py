@@ -51,6 +51,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 import geopandas as gpd
 import numpy as np
+import orjson
 import pandas as pd
 import pyogrio
 import pyogrio.errors
@@ -370,6 +371,7 @@ def _load(
         Path(gdal_path).write_bytes(data)
         layer = _pick_gpkg_layer(gdal_path, layer, tmp)
     else:
+        _refuse_half_surrogates(data)
         target = tmp / "upload.geojson"
         target.write_bytes(data)
         # The prefix pins the GeoJSON driver, so GDAL cannot reinterpret the upload
@@ -383,6 +385,21 @@ def _load(
         max_vertices=max_vertices,
         tmp=tmp,
     )
+
+
+def _refuse_half_surrogates(data: bytes) -> None:
+    """Refuse GeoJSON text that escapes half a surrogate pair ("\\ud800").
+
+    GDAL would read it as U+FFFD and a name would be stored damaged. Only that is
+    decided here (orjson is strict about it); any other malformation is left for
+    GDAL to report in its own words, as are encodings other than UTF-8.
+    """
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+        if "surrogate" in reason and "UTF-8" not in reason:
+            raise _reject(f"not valid GeoJSON: half a surrogate pair, {reason}") from None
 
 
 def _too_big(size: int, limit: int) -> str:

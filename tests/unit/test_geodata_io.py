@@ -440,6 +440,20 @@ def test_non_spatial_inputs(data, fmt, expected):
     assert expected in errors[0].reason
 
 
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udc00", "\\ud83d x"])
+def test_half_a_surrogate_pair_in_geojson_is_refused_not_stored_as_u_fffd(escape):
+    data = feature_collection([(point(116.8, 35.55), {"name": "@@"})]).replace(
+        b"@@", f"cam {escape}".encode())
+    errors = rejected(data, datum="wgs84")
+    assert "half a surrogate pair" in errors[0].reason and "line 1" in errors[0].reason
+
+
+def test_a_whole_surrogate_pair_in_geojson_is_read_as_its_character():
+    data = feature_collection([(point(116.8, 35.55), {"name": "@@"})]).replace(
+        b"@@", b"cam \\ud83d\\ude00")
+    assert read_features(data).frame["name"].tolist() == ["cam \U0001f600"]
+
+
 def test_png_renamed_geojson_and_prose_txt(tmp_path):
     png = tmp_path / "map.geojson"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
