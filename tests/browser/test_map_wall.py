@@ -670,10 +670,13 @@ def test_the_wall_opens_on_a_camera_named_in_its_address(page, live_server, engi
     open_wall(page, live_server, f"?camera={cam['gb_id']}")
     page.wait_for_function(PANEL_IS, arg=f"camera:{cam['gb_id']}")
     assert page.locator("#wall-panel .wall-panel-title").inner_text() == cam["name"]
-    # The view is the camera's close-up, not the district: the dot sits mid-map.
-    centre = page.evaluate("() => { const m = document.querySelector('.folium-map').getBoundingClientRect();"
-                           " return gridmapWall.api.fromScreen(m.width / 2, m.height / 2); }")
-    assert haversine_m(centre["lon"], centre["lat"], cam["lon"], cam["lat"]) < 50
+    # The view is the camera's close-up, not the district: the dot sits in the middle
+    # of the map the panel leaves free (left of it, below the top bar).
+    dot = page.evaluate("g => gridmapWall.api.cameraPoint(g)", cam["gb_id"])
+    free = page.evaluate("() => ({right: document.getElementById('wall-panel').getBoundingClientRect().left,"
+                         " top: document.getElementById('wall-bar').getBoundingClientRect().bottom})")
+    assert abs(dot["x"] - free["right"] / 2) < 5 and abs(dot["y"] - (free["top"] + 900) / 2) < 5, \
+        (dot, free)
     assert page.evaluate("() => gridmapWall.state.map.getZoom()") >= 18
     # A malformed value is ignored: the wall opens as usual, with no panel.
     open_wall(page, live_server, "?camera=12345")

@@ -262,11 +262,13 @@
       lyr.setStyle(SELECTED_STYLE);
       if (S.on.grids) { lyr.bringToFront(); }
       setFlag("wall-selected-grid", code);
-      if (opts && opts.fit) { S.map.fitBounds(lyr.getBounds(), { padding: [60, 60], maxZoom: 17 }); }
-    } else if (opts && opts.bbox) {
-      S.map.fitBounds(bboxBounds(opts.bbox), { padding: [60, 60], maxZoom: 17 });
     }
-    openGridPanel(code);
+    openGridPanel(code);  // first: the fit aims beside it (fitUncovered)
+    if (opts && opts.fit && lyr) {
+      fitUncovered(lyr.getBounds(), { padding: 60, maxZoom: 17 });
+    } else if (opts && opts.bbox && !lyr) {
+      fitUncovered(bboxBounds(opts.bbox), { padding: 60, maxZoom: 17 });
+    }
   }
 
   function clearSelection() {
@@ -1155,8 +1157,8 @@
                                                       style: { color: "#ffb000", weight: 4, fillOpacity: 0.06 } })
                          : L.rectangle(bboxBounds(item.bbox), { renderer: S.renderers.highlight, color: "#ffb000", weight: 3, fill: false });
       S.highlightLayer.addLayer(outline);
-      S.map.fitBounds(outline.getBounds(), { padding: [40, 40] });
       showAreaPanel(item);
+      fitUncovered(outline.getBounds(), { padding: 40 });
     } else {
       clearSelection();
       var at = toMap(item.lon, item.lat);
@@ -1165,13 +1167,61 @@
                                                           el("div", { class: "wall-tip-code", text: resultDetail(item) })]),
                        { permanent: true, direction: "top", offset: [0, -14] });
       S.highlightLayer.addLayer(ring);
-      S.map.setView(at, 17);
+      centreUncovered(at, 17);
     }
   }
 
   function syncCheckbox(key) {
     var box = document.querySelector('input[data-layer="' + key + '"]');
     if (box) { box.checked = !!S.on[key]; }
+  }
+
+  // ------------------------------------------------------------------ the map's uncovered part
+
+  // What covers the map: the top bar, and while it is open the panel (on a desk down
+  // the right, on a phone a sheet across the bottom). A fit or a centring aims at the
+  // rest, or "zoom to" on a phone put the grid under the sheet. The sheet counts at
+  // the height it may grow to (wall.css), as its content is still loading then.
+  function coveredEdges() {
+    var map = S.map.getContainer().getBoundingClientRect();
+    var bar = document.getElementById("wall-bar");
+    var edges = { top: bar ? Math.max(0, bar.getBoundingClientRect().bottom - map.top) : 0, right: 0, bottom: 0 };
+    var panel = document.getElementById("wall-panel");
+    if (!panel || panel.hidden) { return edges; }
+    var box = panel.getBoundingClientRect();
+    if (box.width >= map.width - 1) {
+      edges.bottom = Math.max(box.height, Math.min(0.6 * map.height, map.height - edges.top));
+    } else {
+      edges.right = Math.max(0, map.right - box.left);
+    }
+    // A map too small for what covers it (a tiny window): aim at the whole map instead.
+    if (map.height - edges.top - edges.bottom < 80 || map.width - edges.right < 80) {
+      return { top: 0, right: 0, bottom: 0 };
+    }
+    return edges;
+  }
+
+  function fitUncovered(bounds, opts) {
+    var c = coveredEdges();
+    var pad = c.bottom ? Math.min(opts.padding, 16) : opts.padding;  // a phone's strip of map is short
+    S.map.fitBounds(bounds, { paddingTopLeft: [pad, pad + c.top],
+                              paddingBottomRight: [pad + c.right, pad + c.bottom],
+                              maxZoom: opts.maxZoom, animate: opts.animate });
+  }
+
+  // A tapped camera stays where it is unless the panel now covers it.
+  function revealUncovered(at) {
+    var c = coveredEdges(), size = S.map.getSize(), p = S.map.latLngToContainerPoint(at);
+    var margin = 24;
+    if (p.x > size.x - c.right - margin || p.y > size.y - c.bottom - margin || p.y < c.top + margin) {
+      centreUncovered(at, S.map.getZoom());
+    }
+  }
+
+  function centreUncovered(at, zoom) {
+    var c = coveredEdges();
+    var shift = L.point(c.right / 2, (c.bottom - c.top) / 2);
+    S.map.setView(S.map.unproject(S.map.project(at, zoom).add(shift), zoom), zoom);
   }
 
   // ------------------------------------------------------------------ side panel
@@ -1239,7 +1289,7 @@
       var zoom = el("button", { type: "button", class: "wall-btn wall-action", text: t("wall_zoom_to") });
       zoom.addEventListener("click", function () {
         var lyr = S.grid.byCode[code];
-        if (lyr) { S.map.fitBounds(lyr.getBounds(), { padding: [60, 60], maxZoom: 17 }); }
+        if (lyr) { fitUncovered(lyr.getBounds(), { padding: 60, maxZoom: 17 }); }
       });
       body.appendChild(el("div", { class: "wall-actions" }, [show, zoom]));
       body.appendChild(section(t("wall_base_counts"), [kvTable(
@@ -1341,7 +1391,7 @@
     cams.forEach(function (c) { var i = S.cam.byId[c.gb_id]; if (i !== undefined) { set.push(i); } });
     S.cam.highlight = set;
     var lyr = S.grid.byCode[code];
-    if (lyr) { S.map.fitBounds(lyr.getBounds(), { padding: [60, 60], maxZoom: 17 }); }
+    if (lyr) { fitUncovered(lyr.getBounds(), { padding: 60, maxZoom: 17 }); }
     redrawCameras();
     setFlag("wall-highlighted", set.length);
   }
@@ -1352,13 +1402,16 @@
     if (S.grid.selected) { clearSelection(); }
     S.highlightLayer.clearLayers();
     if (S.cam) { S.cam.selected = i === undefined ? -1 : i; S.cam.highlight = null; }
-    if (opts.fly) {
-      var at = i !== undefined ? L.latLng(S.cam.mlat[i], S.cam.mlng[i])
-                               : (opts.lon !== undefined ? toMap(opts.lon, opts.lat) : null);
-      if (at) { S.map.setView(at, Math.max(S.map.getZoom(), 18)); }
-    }
     redrawCameras();
     var body = panelBody("camera", gb);
+    var at = i !== undefined ? L.latLng(S.cam.mlat[i], S.cam.mlng[i])
+                             : (opts.lon !== undefined ? toMap(opts.lon, opts.lat) : null);
+    // After the panel opened: the camera goes beside it, not under it.
+    if (at && opts.fly) {
+      centreUncovered(at, Math.max(S.map.getZoom(), 18));
+    } else if (at) {
+      revealUncovered(at);
+    }
     var token = S.panel.token;
     body.appendChild(el("div", { class: "wall-loading", text: t("loading") }));
     var wantHealth = W.features.health;
