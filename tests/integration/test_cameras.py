@@ -295,6 +295,15 @@ def test_the_api_description_lists_the_nearby_fields_and_the_summary(client):
     assert summary.split("(")[1].split(")")[0].split(", ") == list(registry.NEARBY_SUMMARY)
 
 
+def test_the_api_description_names_the_known_tags(client):
+    from video.models import TAG_LABELS
+
+    create = client.get("/api/openapi.json").get_json()["paths"]["/api/cameras"]["post"]
+    tags = create["requestBody"]["content"]["application/json"]["schema"]["properties"]["tags"]
+    named = tags["description"].split("(")[2].split(")")[0]
+    assert named.split(", ") == list(TAG_LABELS)
+
+
 @pytest.mark.parametrize("fields", ["password", "gb_id,main_url_with_credentials", "geom",
                                     "sphere_m", "gb_id,,nope", "name;DROP TABLE cameras"])
 def test_nearby_refuses_unknown_fields(client, session, fields):

@@ -93,6 +93,13 @@ def create_camera():
             schema:
               type: object
               required: [gb_id, name, lon, lat, source, main_url]
+              properties:
+                tags:
+                  description: "a list, or one string separated by , ; 、 (ASCII or full width):
+                    short words; a known tag (key_place, crowd, intersection, road, village,
+                    community, river) may be written by its Chinese or English name and is
+                    stored as its code"
+                  oneOf: [{type: array, items: {type: string}}, {type: string}]
       responses:
         201: {description: Created}
         400: {description: Invalid field, with the reason}
