@@ -115,14 +115,17 @@ def _unit_ids(raw: Any) -> list[int]:
 
 
 def select_cameras(
-    session: Session, actor: Actor, selection: Any, *, limit: int = MAX_CAMERAS
+    session: Session, actor: Actor, selection: Any, *, limit: int = MAX_CAMERAS,
+    own_only: bool = False,
 ) -> tuple[list[tuple[int, str]], dict[str, Any]]:
     """Resolve a selection to (camera id, GB ID) pairs within the actor's scope.
 
     ``selection`` has exactly one of ``gb_ids``, ``area``, ``grid``, ``bbox``
     (``[w, s, e, n]``), ``nearby`` (``{lon, lat, radius, limit}``) or ``incident``
     (a matter's ``SX…`` reference: the cameras whose view covers its spot). Cameras
-    the actor cannot see are "not found", like cameras that do not exist.
+    the actor cannot see are "not found", like cameras that do not exist. With
+    ``own_only`` (orders) the cameras dispatched to the actor's unit are left out,
+    and naming one is refused: what was lent is not passed on.
     """
     from gridmap.queries import check_bbox, check_code, check_lon_lat
 
@@ -135,7 +138,8 @@ def select_cameras(
         )
     kind = keys[0]
     value = selection[kind]
-    filters = Filters(scope=actor.scope)
+    scope = actor.scope.own() if own_only else actor.scope
+    filters = Filters(scope=scope)
     cap = limit + 1  # one more than allowed, to tell "too many" from "exactly the limit"
     if kind == "gb_ids":
         if not isinstance(value, list) or not value:
@@ -152,6 +156,10 @@ def select_cameras(
         ).all()
         found = {gb: cid for cid, gb in rows}
         missing = [g for g in wanted if g not in found]
+        lent = _lent(session, actor, missing) if own_only and missing else []
+        if lent:
+            raise Forbidden("cameras dispatched to your unit cannot be sent on in an order",
+                            gb_ids=lent[:20])
         if missing:
             raise NotFound("camera not found", gb_ids=missing[:20])
         return [(found[g], g) for g in wanted], {"gb_ids": len(wanted)}
@@ -160,7 +168,7 @@ def select_cameras(
 
         if not isinstance(value, str):
             raise InvalidInput("incident is a matter reference (SX…)", field="cameras.incident")
-        picked = incident_cameras(session, actor, value, limit=limit)
+        picked = incident_cameras(session, actor, value, limit=limit, own_only=own_only)
         if not picked:
             raise InvalidInput("no camera you can see covers this matter", field="cameras")
         return picked, {"incident": value, "cameras": len(picked)}
@@ -170,7 +178,7 @@ def select_cameras(
         check_code(value)
         if kind == "grid" and len(value) != 15:
             raise InvalidInput("a grid code has 15 digits", field="cameras.grid")
-        where, params = Filters(prefix=value, scope=actor.scope).sql()
+        where, params = Filters(prefix=value, scope=scope).sql()
         rows = session.execute(
             text(
                 f"SELECT c.id, c.gb_id FROM cameras c WHERE TRUE {where} "
@@ -221,8 +229,19 @@ def select_cameras(
     if len(rows) > limit:
         raise PayloadTooLarge(f"the selection has more than {limit} cameras; narrow it")
     if not rows:
+        if own_only:
+            raise InvalidInput("the selection contains no camera of your own jurisdiction",
+                               field="cameras")
         raise InvalidInput("the selection contains no camera you can see", field="cameras")
     return [(int(r[0]), str(r[1])) for r in rows], summary
+
+
+def _lent(session: Session, actor: Actor, gb_ids: list[str]) -> list[str]:
+    """Return which of these GB IDs the actor sees only because they were dispatched to it."""
+    where, params = Filters(scope=actor.scope).sql()
+    return list(session.scalars(
+        text(f"SELECT c.gb_id FROM cameras c WHERE c.gb_id = ANY(:ids) {where} ORDER BY c.gb_id"),
+        {**params, "ids": gb_ids}))
 
 
 # --------------------------------------------------------------------------- orders
@@ -263,7 +282,9 @@ def create_order(
     if refused:
         raise Forbidden(f"your unit may not send a {kind} order to {refused[0]}",
                         units=refused)
-    cameras, summary = select_cameras(session, actor, payload.get("cameras"))
+    # Only the sender's own cameras: a camera lent to it must not outlive the order
+    # that lent it in an order of its own (cancelling the first would not end the second).
+    cameras, summary = select_cameras(session, actor, payload.get("cameras"), own_only=True)
     order = DispatchOrder(
         kind=kind, from_unit_id=actor.unit_id, created_by=actor.user_id, priority=priority,
         note=note, incident_ref=incident, selection=summary, state="open",

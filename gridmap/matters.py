@@ -1324,12 +1324,12 @@ LIMIT :limit
 
 
 def _cameras_at(session: Session, actor: Actor, lon: float, lat: float, *, limit: int,
-                radius_m: float) -> list[dict[str, Any]]:
+                radius_m: float, own_only: bool = False) -> list[dict[str, Any]]:
     if not 0 < limit <= 50:
         raise InvalidInput("limit must be within 1–50")
     if not 0 < radius_m <= 2000:
         raise InvalidInput("radius must be within (0, 2000] m")
-    where, params = Filters(scope=actor.scope).sql()
+    where, params = Filters(scope=actor.scope.own() if own_only else actor.scope).sql()
     rows = session.execute(
         text(CAMERAS_SQL.format(where=where)),
         {**params, "lon": lon, "lat": lat, "radius": radius_m, "limit": limit},
@@ -1354,11 +1354,15 @@ def cameras_for_matter(session: Session, actor: Actor, matter_id: int, *, limit:
     return items
 
 
-def incident_cameras(session: Session, actor: Actor, ref: str, *,
-                     limit: int = 50) -> list[tuple[int, str]]:
-    """Return (camera id, GB ID) of the cameras that can see a matter, by its ref."""
+def incident_cameras(session: Session, actor: Actor, ref: str, *, limit: int = 50,
+                     own_only: bool = False) -> list[tuple[int, str]]:
+    """Return (camera id, GB ID) of the cameras that can see a matter, by its ref.
+
+    ``own_only``: only the unit's own cameras, not those dispatched to it.
+    """
     lon, lat = _matter_point(session, _load(session, actor, matter_by_ref(session, actor, ref)))
-    rows = _cameras_at(session, actor, lon, lat, limit=min(limit, 50), radius_m=CAMERA_RADIUS_M)
+    rows = _cameras_at(session, actor, lon, lat, limit=min(limit, 50), radius_m=CAMERA_RADIUS_M,
+                       own_only=own_only)
     return [(int(r["id"]), str(r["gb_id"])) for r in rows]
 
 

@@ -164,6 +164,10 @@ class Scope:
         if self.prefix and not (self.prefix.isascii() and self.prefix.isdigit()):
             raise InvalidInput("scope prefix must be digits")
 
+    def own(self) -> Scope:
+        """Return this scope without the cameras dispatched to the unit: its own jurisdiction."""
+        return replace(self, unit_id=None, has_dispatched=None)
+
     @property
     def unrestricted(self) -> bool:
         """Return whether this scope sees every camera."""

@@ -235,11 +235,6 @@ def _check_role(actor: accounts.Actor) -> None:
         _deny(reason)
 
 
-def _own_scope(scope: Scope) -> Scope:
-    """Return the scope without the dispatch branch (the unit's own jurisdiction)."""
-    return replace(scope, unit_id=None, has_dispatched=None)
-
-
 def _check_path_objects(actor: accounts.Actor, scope: Scope) -> None:
     """404 for an area code or camera outside the caller's scope, named in the path."""
     if scope.unrestricted:
@@ -260,7 +255,7 @@ def _check_path_objects(actor: accounts.Actor, scope: Scope) -> None:
     if isinstance(gb_id, str) and len(gb_id) <= 32:
         from web.database import get_session
 
-        own_sql, own_params = _own_scope(scope).sql()
+        own_sql, own_params = scope.own().sql()
         visible_sql, visible_params = scope.sql()
         row = get_session().execute(
             text(

@@ -274,6 +274,33 @@ def test_senders_cannot_dispatch_cameras_they_cannot_see(gulou, session):
     assert counts(session) == before
 
 
+def test_a_lent_camera_is_not_sent_on_and_ends_with_the_order_that_lent_it(
+        district, gulou, client_as, session):
+    lent = camera_in(session, OTHER_TOWN)[0]
+    own = camera_in(session, COMMUNITY)[0]
+    community = unit_id(session, COMMUNITY)
+    order = send(district, [unit_id(session, TOWN)], {"gb_ids": [lent]}).get_json()
+    assert gulou.get(f"/api/cameras/{lent}").status_code == 200
+    before = counts(session)
+    # Named, it is refused with the reason; in an area, a box or around a point it
+    # is left out (the selection is the town's own cameras).
+    named = send(gulou, [community], {"gb_ids": [own, lent]})
+    assert named.status_code == 403 and named.get_json()["details"]["gb_ids"] == [lent]
+    assert "dispatched to your unit" in named.get_json()["reason"]
+    lon, lat = session.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM cameras "
+                                    "WHERE gb_id = :g"), {"g": lent}).one()
+    around = send(gulou, [community], {"nearby": {"lon": lon, "lat": lat, "radius": 50}})
+    assert around.status_code == 400
+    assert "of your own jurisdiction" in around.get_json()["reason"]
+    assert counts(session) == before
+    # Its own cameras still go down, and the district's cancelling ends the lent one
+    # for everybody below.
+    assert send(gulou, [community], {"gb_ids": [own]}).status_code == 201
+    district.post(f"/api/dispatch/{order['id']}/cancel", json={})
+    for user in ("gulou-operator", "community-operator"):
+        assert client_as(user).get(f"/api/cameras/{lent}").status_code == 404
+
+
 def test_orders_cannot_be_enumerated(district, client_as, session):
     gb_id = camera_in(session, OTHER_TOWN)[0]
     order = send(district, [unit_id(session, TOWN)], {"gb_ids": [gb_id]}).get_json()
