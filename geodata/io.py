@@ -906,6 +906,9 @@ def _parse_xy_columns(
 # --------------------------------------------------------------------------- validation
 
 
+_GCJ02_NOTE = RowError(None, "crs", "coordinates were converted from GCJ-02 to WGS-84")
+
+
 def _resolve_crs(
     declared: str | None, datum: Datum | None
 ) -> tuple[_SourceCRS, list[RowError]]:
@@ -921,9 +924,13 @@ def _resolve_crs(
         if datum is Datum.GCJ02:
             return _SourceCRS(
                 "GCJ-02", geographic=True, declared=False, convert=_gcj02_to_wgs84_xy
-            ), notes
+            ), [_GCJ02_NOTE]
         epsg = EPSG_BY_DATUM[datum]
         convert = None if epsg == 4326 else _pyproj_xy(epsg)
+        if convert is not None:
+            label = f"EPSG:{epsg}"
+            notes.append(RowError(
+                None, "crs", f"coordinates were transformed from {label} to EPSG:4326"))
         return _SourceCRS(
             f"EPSG:{epsg}", geographic=True, declared=False, convert=convert
         ), notes
@@ -962,7 +969,7 @@ def _resolve_crs(
             )
         return _SourceCRS(
             "GCJ-02", geographic=True, declared=True, convert=_gcj02_to_wgs84_xy
-        ), notes
+        ), [*notes, _GCJ02_NOTE]
     if datum is not None and epsg != EPSG_BY_DATUM[datum] and not is_crs84:
         notes.append(
             RowError(

@@ -40,6 +40,7 @@ EXPORT_COLUMNS = (
     "town_code",
     "main_url",
     "sub_url",
+    "snapshot_url",
 )
 MAX_LEDGER_ROWS = 50_000
 # The import template's columns: the required ones first, then the optional ones.

@@ -435,12 +435,21 @@ def check_in_district(
 
 # --------------------------------------------------------------------------- writes
 
-UPSERT_SQL = """
+_INSERT_SQL = """
 INSERT INTO cameras (gb_id, name, geom, heading, fov, range_m, source, department,
                      main_url, sub_url, snapshot_url, status, tags)
 VALUES (:gb_id, :name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :heading, :fov, :range_m,
         :source, :department, :main_url, :sub_url, :snapshot_url, :status,
-        CAST(:tags AS varchar[]))
+        CAST(:tags AS varchar[]))"""
+# A registration: two at once with one GB ID leave one camera and one Conflict
+# (the second waits on the unique index, then inserts nothing).
+INSERT_SQL = _INSERT_SQL + """
+ON CONFLICT (gb_id) DO NOTHING
+RETURNING id
+"""
+# An import's row. The status is not among the updated columns: the health checks
+# set it (with its history); a ledger's status is only a new camera's first one.
+UPSERT_SQL = _INSERT_SQL + """
 ON CONFLICT (gb_id) DO UPDATE SET
   name = EXCLUDED.name, geom = EXCLUDED.geom, heading = EXCLUDED.heading,
   fov = EXCLUDED.fov, range_m = EXCLUDED.range_m, source = EXCLUDED.source,
@@ -495,12 +504,9 @@ def create(session: Session, row: Mapping[str, Any]) -> dict[str, Any]:
     cam = validate(row)
     if check_in_district(session, [(cam.lon, cam.lat)]):
         raise InvalidInput("location is outside the district", field="lon/lat")
-    exists = session.execute(
-        text("SELECT 1 FROM cameras WHERE gb_id = :g"), {"g": cam.gb_id}
-    ).first()
-    if exists:
+    camera_id = session.execute(text(INSERT_SQL), _params(cam)).scalar()
+    if camera_id is None:
         raise Conflict("a camera with this gb_id already exists", gb_id=cam.gb_id)
-    camera_id = session.execute(text(UPSERT_SQL), _params(cam)).scalar_one()
     _store_credentials(session, camera_id, cam)
     return _stored_in_scope(session, cam.gb_id)
 
@@ -523,6 +529,9 @@ def update(
 ) -> dict:
     """Apply changes to one camera (a move re-derives its grid and sector)."""
     current = get(session, gb_id, prefix=prefix)
+    if "status" in changes and changes["status"] != current["status"]:
+        raise InvalidInput("status is set by the health checks; it cannot be edited",
+                           field="status")
     merged = {**current, **{k: v for k, v in changes.items() if k in CAMERA_FIELDS}}
     merged["gb_id"] = gb_id
     if "main_url" not in changes:
@@ -531,6 +540,11 @@ def update(
         if key not in changes:
             merged[key] = _raw_url(session, gb_id, key)
     cam = validate(merged)
+    # The owner decides who else sees a camera: a town handing one to a department
+    # would take it from the department that runs it (the district center decides).
+    if cam.department != (current["department"] or "") and not bound_scope().unrestricted:
+        raise Forbidden("only the district center changes which unit owns a camera",
+                        field="department")
     if check_in_district(session, [(cam.lon, cam.lat)]):
         raise InvalidInput("location is outside the district", field="lon/lat")
     camera_id = session.execute(text(UPSERT_SQL), _params(cam)).scalar_one()
@@ -552,10 +566,17 @@ def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str
     its reason, so a ledger can be fixed in one pass.
     """
     rows = list(rows)
+    stored = _stored_records(session, rows)
     errors: list[dict[str, Any]] = []
     valid: list[tuple[int, CameraInput]] = []
     seen: dict[str, int] = {}
+    status_kept = 0
     for index, row in enumerate(rows, start=1):
+        before = stored.get(str(row.get("gb_id") or "").strip())
+        if before is not None:
+            # A column the file leaves out keeps what is stored (a ledger of names and
+            # positions must not blank the owner, the sub stream or the tags).
+            row = {**before, **row}
         try:
             cam = validate(row)
         except InvalidInput as exc:
@@ -574,6 +595,7 @@ def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str
             continue
         seen[cam.gb_id] = index
         valid.append((index, cam))
+        status_kept += before is not None and cam.status != before["status"]
     outside = check_in_district(session, [(c.lon, c.lat) for _, c in valid])
     for i in outside:
         errors.append(
@@ -594,7 +616,16 @@ def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str
         _store_credentials(session, camera_id, cam)
         inserted += bool(was_insert)
         updated += not was_insert
-    return {"inserted": inserted, "updated": updated}
+    return {"inserted": inserted, "updated": updated, "status_kept": status_kept}
+
+
+def _stored_records(session: Session, rows: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Return the stored fields (CAMERA_FIELDS) of the cameras these rows name, by GB ID."""
+    ids = sorted({str(r.get("gb_id") or "").strip() for r in rows} - {""})
+    found = session.execute(
+        text(f"SELECT {PUBLIC_COLUMNS} FROM cameras c WHERE c.gb_id = ANY(:ids)"), {"ids": ids}
+    ).mappings()
+    return {r["gb_id"]: {k: r[k] for k in CAMERA_FIELDS} for r in map(_public, found)}
 
 
 # --------------------------------------------------------------------------- reads

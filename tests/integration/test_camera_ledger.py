@@ -137,6 +137,21 @@ def test_a_department_registers_only_cameras_it_owns(client_as, session):
     assert _count(session, "gb_id = '37081200001310009912'") == 0
 
 
+def test_only_the_district_hands_a_camera_to_another_unit(client_as, session):
+    police_camera = session.execute(text(
+        "SELECT gb_id FROM cameras WHERE department = '兖州区公安分局' AND grid_code LIKE :p "
+        "ORDER BY gb_id LIMIT 1"), {"p": TOWN + "%"}).scalar()
+    town = client_as("gulou-operator")
+    handed = town.patch(f"/api/cameras/{police_camera}", json={"department": "兖州区水务局"})
+    assert handed.status_code == 403 and handed.get_json()["details"]["field"] == "department"
+    assert client_as("police-operator").get(f"/api/cameras/{police_camera}").status_code == 200
+    # The town still corrects the rest; the district may hand it over.
+    assert town.patch(f"/api/cameras/{police_camera}", json={"name": "更正名称"}).status_code == 200
+    moved = client_as("district-operator").patch(f"/api/cameras/{police_camera}",
+                                                 json={"department": "兖州区水务局"})
+    assert moved.status_code == 200 and moved.get_json()["department"] == "兖州区水务局"
+
+
 def test_the_list_and_export_pick_cameras_by_whether_their_sector_is_recorded(client, session):
     missing = _count(session, "heading IS NULL OR fov IS NULL")
     known = _count(session, "heading IS NOT NULL AND fov IS NOT NULL")
@@ -255,3 +270,77 @@ def test_an_import_enters_every_camera_in_its_history(client, session):
     summary = session.execute(text(
         "SELECT detail FROM audit_log WHERE action = 'cameras.imported' ORDER BY at DESC LIMIT 1")).scalar()
     assert summary == {"filename": "历史.csv", "inserted": 3, "updated": 0}
+
+
+def _import(client, body: str, name: str = "ledger.csv", datum: str = "wgs84"):
+    return client.post(f"/api/cameras/import?datum={datum}", data={
+        "file": (io.BytesIO(body.encode()), name)}, content_type="multipart/form-data")
+
+
+def _full_camera(client, session) -> dict:
+    """Register a camera with every optional field set; return its record."""
+    lon, lat = _point_in(session, TOWN)
+    body = {"gb_id": "37081200001310009941", "name": "全字段", "lon": lon, "lat": lat,
+            "source": "skynet", "department": "兖州区公安分局", "heading": 45, "fov": 60,
+            "range_m": 80, "tags": ["crowd"], "main_url": "rtsp://192.0.2.41/main",
+            "sub_url": "rtsp://192.0.2.41/sub", "snapshot_url": "http://192.0.2.41/pic.jpg"}
+    assert client.post("/api/cameras", json=body).status_code == 201
+    return client.get(f"/api/cameras/{body['gb_id']}").get_json()
+
+
+def test_an_import_keeps_what_its_file_leaves_out(client, session):
+    cam = _full_camera(client, session)
+    # A ledger of names and positions only: the owner, streams, view and tags stay.
+    resp = _import(client, "gb_id,name,lon,lat,source,main_url\n"
+                   f"{cam['gb_id']},改名,{cam['lon']},{cam['lat']},skynet,{cam['main_url']}\n")
+    assert resp.status_code == 200 and resp.get_json()["updated"] == 1, resp.get_json()
+    after = client.get(f"/api/cameras/{cam['gb_id']}").get_json()
+    assert after == {**cam, "name": "改名"}
+    # A column that is there but empty does clear its value.
+    resp = _import(client, "gb_id,name,lon,lat,source,main_url,sub_url\n"
+                   f"{cam['gb_id']},改名,{cam['lon']},{cam['lat']},skynet,{cam['main_url']},\n")
+    assert client.get(f"/api/cameras/{cam['gb_id']}").get_json()["sub_url"] is None
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv&headers=zh", "geojson", "gpkg"])
+def test_an_export_imports_back_without_changing_anything(client, session, fmt):
+    cam = _full_camera(client, session)
+    exported = client.get(f"/api/cameras/export.{fmt}&q={cam['gb_id']}".replace("&", "?", 1))
+    assert exported.status_code == 200
+    name = "back." + fmt.split("&")[0]
+    resp = client.post("/api/cameras/import", data={
+        "file": (io.BytesIO(exported.get_data()), name)}, content_type="multipart/form-data")
+    assert resp.status_code == 200 and resp.get_json()["updated"] == 1, resp.get_json()
+    assert client.get(f"/api/cameras/{cam['gb_id']}").get_json() == cam
+
+
+def test_the_status_is_the_health_checks_to_set(client, session):
+    cam = _full_camera(client, session)
+    assert cam["status"] == "unknown"
+    patched = client.patch(f"/api/cameras/{cam['gb_id']}", json={"status": "offline"})
+    assert patched.status_code == 400 and patched.get_json()["details"]["field"] == "status"
+    assert "health checks" in patched.get_json()["reason"]
+    # The same status again is no change, so a client sending the whole record may.
+    assert client.patch(f"/api/cameras/{cam['gb_id']}",
+                        json={"status": "unknown", "name": "同状态"}).status_code == 200
+    # An import keeps it too, and says so; a new camera's status is its first one.
+    resp = _import(client, "gb_id,name,lon,lat,source,main_url,status\n"
+                   f"{cam['gb_id']},x,{cam['lon']},{cam['lat']},skynet,{cam['main_url']},离线\n"
+                   f"37081200001310009942,y,{cam['lon']},{cam['lat']},skynet,rtsp://192.0.2.42/a,离线\n")
+    assert resp.status_code == 200, resp.get_json()
+    answer = resp.get_json()
+    assert (answer["inserted"], answer["updated"]) == (1, 1) and "status_kept" not in answer
+    assert [w["field"] for w in answer["warnings"]] == ["status"]
+    assert "1 existing camera(s) kept theirs" in answer["warnings"][0]["reason"]
+    assert client.get(f"/api/cameras/{cam['gb_id']}").get_json()["status"] == "unknown"
+    assert client.get("/api/cameras/37081200001310009942").get_json()["status"] == "offline"
+
+
+def test_an_import_in_gcj02_says_its_coordinates_were_converted(client, session):
+    lon, lat = _point_in(session, TOWN)
+    resp = _import(client, "gb_id,name,lon,lat,source,main_url\n"
+                   f"37081200001310009943,火星,{lon},{lat},skynet,rtsp://192.0.2.43/a\n",
+                   datum="gcj02")
+    assert resp.status_code == 200, resp.get_json()
+    reasons = [w["reason"] for w in resp.get_json()["warnings"]]
+    assert reasons == ["coordinates were converted from GCJ-02 to WGS-84"]

@@ -532,3 +532,29 @@ def test_an_import_says_what_the_reader_did_to_the_file(client, session):
     dropped = [w for w in body["warnings"] if "Z/M values were dropped" in w["reason"]]
     assert dropped and dropped[0]["field"] == "geometry"
     assert dropped[0]["message"] != dropped[0]["reason"]  # said in Chinese to the page
+
+
+def test_two_registrations_of_one_gb_id_at_once_leave_one_camera_and_a_conflict(engine,
+                                                                                demo_loaded):
+    from gridmap.errors import Conflict
+    from tests.conftest import blocked_attempt
+
+    with engine.connect() as conn:
+        _, lon, lat = grid_interior_point(conn, 5)
+    first = new_camera(lon, lat, 951, name="先登记")
+    holder = db.session_factory(engine)()
+    try:
+        pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
+        registry.create(holder, first)  # holds the new GB ID in the unique index
+        # The second waits on the first's insert, then registers nothing.
+        with blocked_attempt(engine, pid, lambda s: registry.create(
+                s, {**first, "name": "后登记"}), Conflict) as outcome:
+            holder.commit()
+        assert isinstance(outcome["result"], Conflict)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM cameras WHERE gb_id = :g"),
+                                {"g": first["gb_id"]}).scalars().all() == ["先登记"]
+    finally:
+        holder.close()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM cameras WHERE gb_id = :g"), {"g": first["gb_id"]})

@@ -276,7 +276,8 @@ def import_cameras():
       responses:
         200: {description: '{inserted, updated, warnings: [{row, field, reason, message}]}: the
               warnings say what the reader did (coordinates transformed, Z dropped,
-              attribute encoding guessed)'}
+              attribute encoding guessed) and whose status the file did not change (the
+              health checks set it). A column the file leaves out keeps what is stored'}
         400: {description: Bad file; details.errors lists every bad row and its reason}
         413: {description: File too large}
     """
@@ -287,6 +288,11 @@ def import_cameras():
     session = get_session()
     counts = registry.upsert_many(session, rows)
     session.commit()
+    status_kept = counts.pop("status_kept")
+    if status_kept:
+        warnings.append({"row": None, "field": "status", "reason":
+                         f"the health checks set a camera's status: {status_kept} existing "
+                         "camera(s) kept theirs"})
     audit("cameras.imported", target="cameras", filename=filename[:120], **counts)
     # Each camera's history names the import too; it does not say which fields a
     # ledger changed (the file is the record of that).
