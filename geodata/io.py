@@ -371,7 +371,7 @@ def _load(
         Path(gdal_path).write_bytes(data)
         layer = _pick_gpkg_layer(gdal_path, layer, tmp)
     else:
-        _refuse_half_surrogates(data)
+        _check_geojson_text(data)
         target = tmp / "upload.geojson"
         target.write_bytes(data)
         # The prefix pins the GeoJSON driver, so GDAL cannot reinterpret the upload
@@ -387,19 +387,25 @@ def _load(
     )
 
 
-def _refuse_half_surrogates(data: bytes) -> None:
-    """Refuse GeoJSON text that escapes half a surrogate pair ("\\ud800").
+def _check_geojson_text(data: bytes) -> None:
+    """Refuse GeoJSON text that is not UTF-8 or escapes half a surrogate pair ("\\ud800").
 
-    GDAL would read it as U+FFFD and a name would be stored damaged. Only that is
-    decided here (orjson is strict about it); any other malformation is left for
-    GDAL to report in its own words, as are encodings other than UTF-8.
+    GeoJSON is UTF-8 (RFC 7946), and GDAL would read half a pair as U+FFFD, storing
+    a damaged name. Only these are decided here (orjson is strict about both); any
+    other malformation is left for GDAL to report in its own words.
     """
     try:
         orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
-        if "surrogate" in reason and "UTF-8" not in reason:
+        if "not valid UTF-8" in reason:
+            raise _reject(_NOT_UTF8_GEOJSON) from None
+        if "surrogate" in reason:
             raise _reject(f"not valid GeoJSON: half a surrogate pair, {reason}") from None
+
+
+_NOT_UTF8_GEOJSON = ("a GeoJSON file is UTF-8 text (RFC 7946), and this one is not "
+                     "(GBK?); save it as UTF-8")
 
 
 def _too_big(size: int, limit: int) -> str:
@@ -605,6 +611,10 @@ def _read_ogr(
             if gdal_path.startswith("GeoJSON:"):
                 text = f"not valid GeoJSON (truncated or malformed?): {text}"
             raise _reject(text) from None
+        except UnicodeDecodeError:
+            # Text attributes in another encoding than the file declares (or UTF-8).
+            raise _reject(f"the attributes are not {encoding or 'UTF-8'} text; "
+                          "give their encoding (a .cpg file beside a shapefile)") from None
     notes = [RowError(None, None, f"GDAL: {m}") for m in messages]
     if wkbs is None or meta.get("geometry_type") is None:
         raise _reject("not a spatial file: the layer has no geometry column")

@@ -448,6 +448,12 @@ def test_half_a_surrogate_pair_in_geojson_is_refused_not_stored_as_u_fffd(escape
     assert "half a surrogate pair" in errors[0].reason and "line 1" in errors[0].reason
 
 
+def test_geojson_in_gbk_is_refused_with_the_reason():
+    data = feature_collection([(point(116.8, 35.55), {"name": "鼓楼执行"})])
+    errors = rejected(data.decode().encode("gbk"), datum="wgs84")
+    assert errors[0].reason.startswith("a GeoJSON file is UTF-8 text (RFC 7946)")
+
+
 def test_a_whole_surrogate_pair_in_geojson_is_read_as_its_character():
     data = feature_collection([(point(116.8, 35.55), {"name": "@@"})]).replace(
         b"@@", b"cam \\ud83d\\ude00")
