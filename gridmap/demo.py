@@ -108,6 +108,10 @@ def load_demo(
     from gridmap.accounts import ensure_demo_accounts  # units and demo users (issue 6)
 
     counts["users"] = ensure_demo_accounts(session)
+    # The official holidays first: the matters' deadlines count work days with them.
+    from gridmap.holidays import official_days, store
+
+    counts["work_calendar"] = store(session, official_days())
     counts.update(load_demo_matters(session, data, seed=seed))  # issue 9, needs the units
     step("matters")
     session.execute(

@@ -76,6 +76,31 @@ def api_client_revoke(name: str) -> None:
         click.echo(f"api client {name} revoked")
 
 
+@matters_group.command("calendar")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A CSV of day,workday,name (YYYY-MM-DD, 1/0, name) for a year not yet "
+                   "in the package, or local exceptions; its days overwrite stored ones.")
+@click.option("--year", "years", type=int, multiple=True,
+              help="Only these years of the official calendar (default: every known year).")
+def calendar(path: str | None, years: tuple[int, ...]) -> None:
+    """Load the official holidays and make-up workdays the deadline clocks count with."""
+    from pathlib import Path
+
+    from gridmap import holidays
+
+    with _session() as session:
+        try:
+            official = holidays.store(session, holidays.official_days(years or None))
+            local = (holidays.store(session, holidays.read_calendar_csv(Path(path).read_bytes()),
+                                    replace=True) if path else 0)
+            session.commit()
+        except GridmapError as exc:
+            raise click.ClickException(exc.reason) from None
+    known = holidays.known_years()
+    click.echo(f"official calendar {known[0]}–{known[-1]}: {official} day(s) added"
+               + (f"; from {path}: {local} day(s) written" if path else ""))
+
+
 @matters_group.command("lookback")
 @click.option("--month", default=None, help="YYYY-MM (default: last month).")
 def lookback(month: str | None) -> None:

@@ -85,3 +85,33 @@ def test_adding_n_workdays_lands_on_a_workday_n_workdays_later(start, n, excepti
        n=st.integers(min_value=0, max_value=30))
 def test_workday_deadlines_are_never_earlier_than_calendar_ones(start, n):
     assert workdays.add_days(start, n) >= workdays.add_days(start, n, mode="calendar")
+
+
+def test_the_official_calendar_knows_the_2026_spring_festival_and_its_make_up_days():
+    from gridmap.holidays import official_days
+
+    days = {d: (work, name) for d, work, name in official_days([2026])}
+    assert days[date(2026, 2, 16)] == (False, "春节")  # a Monday off
+    assert days[date(2026, 2, 14)] == (True, "春节调休")  # a Saturday at work
+    assert {d.year for d in days} == {2026}
+    # Friday 13 Feb 2026, 13:30: one work day is the make-up Saturday, two and three
+    # are the Tuesday and Wednesday after the nine days off.
+    start = datetime(2026, 2, 13, 13, 30)
+    exceptions = {d: work for d, (work, _) in days.items()}
+    assert [workdays.add_workdays(start, n, exceptions).date() for n in (1, 2, 3)] == [
+        date(2026, 2, 14), date(2026, 2, 24), date(2026, 2, 25)]
+
+
+def test_a_calendar_file_is_read_or_refused_with_every_bad_row():
+    from gridmap.errors import InvalidInput
+    from gridmap.holidays import read_calendar_csv
+
+    good = "\ufeffday,workday,name\n2027-01-01,0,元旦\n2027-02-06,是,春节调休\n\n".encode()
+    assert read_calendar_csv(good) == [(date(2027, 1, 1), False, "元旦"),
+                                       (date(2027, 2, 6), True, "春节调休")]
+    with pytest.raises(InvalidInput) as caught:
+        read_calendar_csv(b"2027-13-01,0,x\n2027-01-02,maybe,y\n2027-01-03,1,z\n")
+    assert caught.value.reason == ("row 1: '2027-13-01' is not a date (YYYY-MM-DD); "
+                                   "row 2: workday is 1 or 0, not 'maybe'")
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        read_calendar_csv("2027-01-01,0,元旦".encode("gbk"))
