@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from geodata.coords import CoordinateError
@@ -85,6 +86,7 @@ def _answerable(value: Any, depth: int = 0) -> Any:
 
 ERROR_TITLES = {
     400: {"zh": "请求有误", "en": "Bad request"},
+    401: {"zh": "未登录或登录已过期，请重新登录", "en": "Not signed in, or the sign-in expired: sign in again"},
     403: {"zh": "无权访问", "en": "Not allowed"},
     404: {"zh": "页面或数据不存在", "en": "Not found"},
     405: {"zh": "不支持此操作", "en": "Method not allowed"},
@@ -149,6 +151,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if isinstance(exc, CSRFError):
+            return _csrf_refused()
         if wants_page():
             if exc.code is None or exc.code < 400:
                 return exc
@@ -183,6 +187,23 @@ def init_app(app: Flask) -> None:
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
         reason = "internal error; the operators have been notified"
         return error_page(500) if wants_page() else error_response(500, reason)
+
+
+CSRF_REASON = "the CSRF token is missing or stale (signed in again elsewhere?); reload the page"
+# Set on a refused CSRF token, so the browser glue (gridmap.js) can fetch a fresh
+# one and send the request again without reading the body.
+CSRF_HEADER = "X-Gridmap-Csrf"
+
+
+def _csrf_refused() -> Response:
+    """Answer a missing or stale CSRF token: 400 with its own reason, never the generic title."""
+    if wants_page():
+        answer = error_page(400, localize(CSRF_REASON, i18n.current_language()))
+    else:
+        answer, _ = error_response(400, CSRF_REASON, csrf=True)
+        answer.status_code = 400
+    answer.headers[CSRF_HEADER] = "stale"
+    return answer
 
 
 # SQLSTATEs of values the database cannot take: text for a number, out of range,

@@ -43,6 +43,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "switch_language": {"zh": "English", "en": "中文"},
     "loading": {"zh": "加载中…", "en": "Loading…"},
     "load_failed": {"zh": "数据加载失败", "en": "Failed to load data"},
+    # The bar gridmap.js shows on any page when a request finds the sign-in gone.
+    "gm_signed_out": {"zh": "登录已过期或已退出。本页填写的内容仍在：请在新标签页重新登录，再回到本页提交。",
+                      "en": "Your sign-in has expired or ended. What you typed here is kept: sign in "
+                            "again in a new tab, then come back and send it."},
+    "gm_sign_in_tab": {"zh": "在新标签页登录", "en": "Sign in in a new tab"},
+    "gm_signed_in_again": {"zh": "已重新登录，可以继续操作", "en": "Signed in again: carry on"},
+    "gm_dismiss": {"zh": "关闭", "en": "Dismiss"},
     "community": {"zh": "村居", "en": "Community"},
     "town": {"zh": "镇街", "en": "Town/street"},
     "locate_me": {"zh": "定位附近摄像头", "en": "Cameras near me"},

@@ -42,6 +42,17 @@ def test_map_page_is_offline_and_draws_all_grids(page, live_server, engine):
     assert page.watch.console_errors == []
 
 
+def test_the_grids_are_not_930_tab_stops(page, live_server):
+    page.goto(live_server + "/")
+    page.wait_for_function("() => document.documentElement.dataset.loadedGrids !== undefined")
+    # Ten Tabs from the top stay among the page's controls, never on a grid's outline.
+    page.locator("body").focus()
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.tagName.toLowerCase()") != "path"
+    assert page.locator('path.gm-grids:not([tabindex="-1"])').count() == 0
+
+
 def test_hover_shows_name_and_code_and_click_shows_counts(page, live_server, engine):
     from sqlalchemy import text
 

@@ -506,6 +506,24 @@ def test_state_changes_need_a_csrf_token(csrf_app, session):
     assert client.post("/logout").status_code == 400
 
 
+def test_a_refused_csrf_token_and_a_lost_sign_in_say_so_in_the_callers_language(csrf_app):
+    client = csrf_app.test_client()
+    gone = client.post("/api/matters", json={}, headers={"Accept-Language": "zh-CN"})
+    assert gone.status_code == 401
+    assert gone.get_json()["message"] == "未登录或登录已过期，请重新登录"
+    token = form_token(client)
+    client.post("/login", data={"username": "district-operator", "csrf_token": token,
+                                "password": demo_password("district-operator")})
+    stale = client.post("/api/matters?lang=zh", json={}, headers={"X-CSRFToken": token + "x"})
+    assert stale.status_code == 400 and stale.headers["X-Gridmap-Csrf"] == "stale"
+    body = stale.get_json()
+    assert body["details"] == {"csrf": True} and "CSRF" in body["reason"]
+    assert body["message"].startswith("页面安全令牌（CSRF）缺失或已失效")
+    # A form posted from a page gets the same reason on the error page.
+    page = client.post("/logout", headers={"Accept": "text/html"})
+    assert page.status_code == 400 and "页面安全令牌" in page.get_data(as_text=True)
+
+
 def test_pages_carry_the_csrf_meta_tag_for_scripts(client):
     for path in ("/", "/wall", "/patrol", "/videowall"):
         html = client.get(path).get_data(as_text=True)

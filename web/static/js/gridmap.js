@@ -3,32 +3,123 @@
 (function () {
   "use strict";
 
-  // CSRF: every same-origin state-changing fetch() on the page carries the token
-  // the server put in <meta name="csrf-token">, so feature scripts need not know.
+  // CSRF and sign-in, for every same-origin fetch() on the page, so feature scripts
+  // need not know. State-changing requests carry the token the server put in
+  // <meta name="csrf-token">. A token gone stale (the user signed in again in
+  // another tab) is fetched afresh from /api/me and the request sent once more.
+  // A 401 shows a bar offering to sign in again in a new tab: what the user typed
+  // on this page stays, to be sent once signed in (the page still gets the 401).
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute("content") : null;
   }
+  function setCsrfToken(token) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && token) { meta.setAttribute("content", token); }
+  }
+  var plainFetch = window.fetch && (window.fetch.gridmapPlain || window.fetch);
+
+  function withToken(input, init, token) {
+    init = Object.assign({}, init || {});
+    var headers = new Headers(init.headers || (typeof input === "object" && input.headers) || undefined);
+    headers.set("X-CSRFToken", token);
+    init.headers = headers;
+    return init;
+  }
+
+  // The signed-in session's token, or null when signed out (which shows the bar).
+  function freshToken() {
+    return plainFetch.call(window, "/api/me", { headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (r.status === 401) { signedOut(); return null; }
+        if (!r.ok) { return null; }
+        return r.json().then(function (me) { setCsrfToken(me.csrf_token); return me.csrf_token || null; });
+      })
+      .catch(function () { return null; });
+  }
+
   (function installCsrfFetch() {
     if (!window.fetch || window.fetch.gridmapCsrf) { return; }
-    var plain = window.fetch;
     var wrapped = function (input, init) {
       var method = ((init && init.method) || (input && input.method) || "GET").toUpperCase();
       var url = typeof input === "string" ? input : (input && input.url) || String(input);
       var sameOrigin = false;
       try { sameOrigin = new URL(url, window.location.href).origin === window.location.origin; } catch (e) { sameOrigin = false; }
+      if (!sameOrigin) { return plainFetch.call(window, input, init); }
+      var unsafe = ["GET", "HEAD", "OPTIONS"].indexOf(method) < 0;
+      var given = new Headers((init && init.headers) || undefined).has("X-CSRFToken");
       var token = csrfToken();
-      if (token && sameOrigin && ["GET", "HEAD", "OPTIONS"].indexOf(method) < 0) {
-        init = Object.assign({}, init || {});
-        var headers = new Headers(init.headers || (typeof input === "object" && input.headers) || undefined);
-        if (!headers.has("X-CSRFToken")) { headers.set("X-CSRFToken", token); }
-        init.headers = headers;
-      }
-      return plain.call(window, input, init);
+      var first = unsafe && token && !given ? withToken(input, init, token) : init;
+      // Sent again only when its body can be sent twice (text, form data; not a stream).
+      var resendable = unsafe && !given && (typeof input === "string" || input instanceof URL) &&
+                       !(init && init.body && typeof init.body.getReader === "function");
+      return plainFetch.call(window, input, first).then(function (resp) {
+        if (resp.status === 401) { signedOut(); return resp; }
+        if (resp.status === 400 && resendable && resp.headers.get("X-Gridmap-Csrf") === "stale") {
+          return freshToken().then(function (fresh) {
+            return fresh ? plainFetch.call(window, input, withToken(input, init, fresh)) : resp;
+          });
+        }
+        return resp;
+      });
     };
     wrapped.gridmapCsrf = true;
+    wrapped.gridmapPlain = plainFetch;
     window.fetch = wrapped;
   })();
+
+  // The page's own catalog (map pages, the ledger and the video wall name it differently).
+  function uiText(key) {
+    var c = window.GRIDMAP || window.LEDGER || window.VIDEOWALL || {};
+    return (c.i18n || {})[key] || key;
+  }
+
+  var signInBar = null;
+  function signedOut() {
+    if (!signInBar) { signInBar = signInBarNode(); document.body.appendChild(signInBar); }
+    signInBar.querySelector(".gm-signin-text").textContent = uiText("gm_signed_out");
+    signInBar.querySelector(".gm-signin-link").hidden = false;
+    signInBar.style.background = "#fff4ce";
+    signInBar.style.display = "flex";
+  }
+
+  // Back from the other tab: if signed in there, the page's token is renewed and the bar says so.
+  function signedInAgain() {
+    if (!signInBar || signInBar.style.display === "none" || signInBar.querySelector(".gm-signin-link").hidden) {
+      return;
+    }
+    freshToken().then(function (fresh) {
+      if (!fresh) { return; }
+      signInBar.querySelector(".gm-signin-text").textContent = uiText("gm_signed_in_again");
+      signInBar.querySelector(".gm-signin-link").hidden = true;
+      signInBar.style.background = "#d9f2dd";
+      setTimeout(function () { signInBar.style.display = "none"; }, 4000);
+    });
+  }
+
+  function signInBarNode() {
+    var next = window.location.pathname + window.location.search;
+    var link = el("a", { class: "gm-signin-link", href: "/login?next=" + encodeURIComponent(next),
+                         target: "_blank", rel: "noopener", text: uiText("gm_sign_in_tab") });
+    var close = el("button", { type: "button", class: "gm-signin-close", "aria-label": uiText("gm_dismiss"),
+                               text: "×" });
+    var bar = el("div", { id: "gm-signin-bar", class: "gm-signin-bar", role: "alert" },
+                 [el("span", { class: "gm-signin-text" }), link, close]);
+    // Styled here, not in a sheet: the ledger and the video wall do not load gridmap.css.
+    var st = bar.style;
+    st.position = "fixed"; st.left = "0"; st.right = "0"; st.top = "0"; st.zIndex = "10000";
+    st.display = "flex"; st.flexWrap = "wrap"; st.alignItems = "center"; st.gap = "8px 16px";
+    st.padding = "10px 16px"; st.color = "#1d2b3a"; st.borderBottom = "2px solid #d9a400";
+    st.font = "15px/1.4 sans-serif";
+    link.style.fontWeight = "700"; link.style.color = "#1f4fa0";
+    close.style.marginLeft = "auto"; close.style.minWidth = close.style.minHeight = "40px";
+    close.style.font = "inherit"; close.style.fontSize = "20px"; close.style.background = "transparent";
+    close.style.border = "0"; close.style.cursor = "pointer";
+    // (display, not the hidden attribute: the inline display:flex would outrank it)
+    close.addEventListener("click", function () { st.display = "none"; });
+    window.addEventListener("focus", signedInAgain);
+    return bar;
+  }
 
   var state = { map: null, layers: {}, counts: {}, control: null, errors: [] };
 
@@ -110,13 +201,17 @@
         lyr.on("click", function (e) {
           L.popup({ maxWidth: 320 }).setLatLng(e.latlng).setContent(countsTable(feature.properties)).openOn(map);
         });
-        if (feature.properties.code) { lyr.getElement && lyr.on("add", function () {
-          var node = lyr.getElement();
-          if (node) {
+        lyr.on("add", function () {
+          var node = lyr.getElement && lyr.getElement();
+          if (!node) { return; }
+          // Not a Tab stop each (the tooltip's focus handling makes 930 grids 930 stops
+          // before the page's controls); the search and the lists reach them by keyboard.
+          node.setAttribute("tabindex", "-1");
+          if (feature.properties.code) {
             node.setAttribute("data-code", feature.properties.code);
             if (feature.properties.kind) { node.setAttribute("data-kind", feature.properties.kind); }
           }
-        }); }
+        });
       }
     }).addTo(map);
     state.layers[kind] = layer;
