@@ -59,6 +59,7 @@ i18n.register({
     "crowd_action_failed": {"zh": "操作失败", "en": "Action failed"},
     "crowd_source_camera": {"zh": "视频估算", "en": "Camera estimate"},
     "crowd_source_sensor": {"zh": "客流传感器", "en": "Flow sensor"},
+    "crowd_fps": {"zh": "{n}帧/秒", "en": "{n} fps"},
 })
 
 class ReplayHeatMap(HeatMapWithTime):
@@ -110,6 +111,9 @@ a.timecontrol-play.loading:before, .timecontrol-date.loading:before { content: "
 .timecontrol-forward:before { content: "\\25B8\\25B8"; }
 .timecontrol-backward:before { content: "\\25C2\\25C2"; }
 .timecontrol-loop:before { content: "\\21BA"; }
+/* The speed is said in words ("3帧/秒"): room for them beside the control's » sign. */
+.leaflet-bar-timecontrol .timecontrol-speed .speed { width: 80px; padding: 0 4px 0 20px;  /* up to "10帧/秒" */
+  box-sizing: border-box; }
 </style>
 <aside id="crowd-panel" class="crowd-panel" aria-live="polite">
   <h2><button type="button" id="crowd-panel-title" class="crowd-panel-head" aria-expanded="true"></button></h2>

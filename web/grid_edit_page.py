@@ -103,13 +103,35 @@ i18n.register(
         "ge_gaps_more": {"zh": "另有 {n} 个", "en": "{n} more"},
         "ge_new_gaps": {"zh": "请为 {code} 配备网格力量：{problems}",
                         "en": "Assign a team to {code}: {problems}"},
+        "ge_offline": {"zh": "网络连接失败，未保存，请重试", "en": "Network error: not saved. Try again."},
+        "ge_offline_load": {"zh": "网络连接失败，请重试", "en": "Network error. Try again."},
+        "ge_find": {"zh": "按编码或名称选择网格", "en": "Pick a grid by code or name"},
+        "ge_find_hint": {"zh": "15 位网格编码或网格名称", "en": "15-digit grid code or grid name"},
+        "ge_find_go": {"zh": "选择", "en": "Select"},
+        "ge_find_bad": {"zh": "请输入 15 位网格编码或网格名称",
+                        "en": "Enter a 15-digit grid code or a grid name"},
+        "ge_find_none": {"zh": "您的辖区内没有网格 {code}", "en": "No grid {code} in your area"},
+        "ge_find_no_name": {"zh": "您的辖区内没有名称含“{q}”的网格",
+                            "en": "No grid in your area has “{q}” in its name"},
+        "ge_find_many": {"zh": "有 {n} 个网格名称含“{q}”，请输入完整名称或编码",
+                         "en": "{n} grids have “{q}” in their name: give the full name or the code"},
+        "ge_finish_first": {"zh": "请先保存或取消当前编辑", "en": "Save or cancel the current edit first"},
+        "ge_read_only": {"zh": "您的角色只能查看网格及其历史版本",
+                         "en": "Your role may only view grids and their history"},
     }
 )
 
 EDIT_DOM = """
-<aside id="ge-panel" class="ge-panel" aria-label="grid editing">
+<aside id="ge-panel" class="ge-panel" aria-label="__PANEL_LABEL__">
   <h2 id="ge-title" class="ge-title"></h2>
+  <form id="ge-find-form" class="ge-find" role="search" autocomplete="off" novalidate>
+    <label id="ge-find-label" for="ge-find"></label>
+    <div class="ge-row"><input id="ge-find" type="search" maxlength="60" enterkeyhint="go">
+      <button id="ge-find-go" type="submit"></button></div>
+  </form>
   <div id="ge-selected" class="ge-selected" data-code="" data-version=""></div>
+  <p id="ge-read-only" class="ge-read-only" hidden></p>
+  <div id="ge-tools" class="ge-tools">
   <label class="ge-field"><span id="ge-reason-label"></span>
     <input id="ge-reason" type="text" maxlength="500" autocomplete="off"></label>
   <div class="ge-row">
@@ -126,6 +148,7 @@ EDIT_DOM = """
     <select id="ge-edge-with" aria-labelledby="ge-edge"></select></div>
   <div class="ge-row"><button id="ge-reassign" type="button" disabled></button>
     <select id="ge-community" aria-labelledby="ge-reassign"></select></div>
+  </div>
   <div id="ge-message" class="ge-message" role="status" aria-live="polite"></div>
   <div id="ge-conflict" class="ge-conflict" role="alert" hidden>
     <span id="ge-conflict-text"></span>
@@ -152,7 +175,7 @@ EDIT_DOM = """
     <div class="ge-export-links" id="ge-export-links"></div>
   </div>
   <p class="ge-roster-row"><a id="ge-roster" class="ge-roster" href="/api/teams.csv" download></a>
-    <label class="ge-roster-import"><span id="ge-roster-import-label"></span>
+    <label id="ge-roster-import" class="ge-roster-import"><span id="ge-roster-import-label"></span>
       <input id="ge-roster-file" type="file" accept=".csv,text/csv"></label></p>
 </aside>
 """
@@ -187,5 +210,7 @@ def grid_edit_html(
     ).add_to(m)
     GridmapGlue(config).add_to(m)
     m.get_root().header.add_child(CssLink(EDIT_CSS), name="grid_edit_css")
-    PageShell(EDIT_DOM, EDIT_JS, "gridEdit.init").add_to(m)
+    # The panel's landmark name is read out before the script runs: render it here.
+    label = escape(i18n.translate("ge_title", config.get("lang") or "zh"))
+    PageShell(EDIT_DOM.replace("__PANEL_LABEL__", label), EDIT_JS, "gridEdit.init").add_to(m)
     return render_offline(m)

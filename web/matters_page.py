@@ -7,6 +7,7 @@ options; web/static/js/matters.js fetches everything from the matters JSON API
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from branca.element import CssLink
@@ -160,6 +161,19 @@ i18n.register({
                     "en": "Someone else updated this matter; reload and try again"},
     "mt_reload": {"zh": "重新加载", "en": "Reload"},
     "mt_failed": {"zh": "操作失败：{r}", "en": "Failed: {r}"},
+    "mt_network": {"zh": "网络连接失败，未提交，请重试", "en": "Network error: not submitted. Try again."},
+    "mt_network_read": {"zh": "网络连接失败，请重试", "en": "Network error. Try again."},
+    "mt_kept": {"zh": "填写的内容仍在，重新登录后请再提交一次。",
+                "en": "What you typed is still here: sign in again, then submit once more."},
+    "mt_reloaded": {"zh": "已重新加载最新内容，请核对后再点“确定”。",
+                    "en": "Reloaded: check the matter, then press Confirm again."},
+    "mt_act_gone": {"zh": "“{a}”已无法办理：事项已被他人推进。您填写的意见保留如下，可复制使用。",
+                    "en": "“{a}” is no longer possible: someone else moved the matter on. "
+                          "Your note is kept below to copy."},
+    "mt_close": {"zh": "关闭", "en": "Close"},
+    "mt_bad_coord": {"zh": "{f}格式不正确：只能填写数字，如 116.796837",
+                     "en": "{f}: not a number. Type digits only, e.g. 116.796837"},
+    "mt_steps": {"zh": "办理步骤", "en": "Steps"},
     "mt_act_report": {"zh": "上报", "en": "Reported"},
     "mt_act_triage": {"zh": "分拨", "en": "Triage"},
     "mt_act_transfer": {"zh": "转办", "en": "Transfer"},
@@ -205,7 +219,7 @@ def _html(m: Any) -> Response:
 
 
 LIST_DOM = """
-<aside id="mt-panel" class="mt-panel" aria-label="matters">
+<aside id="mt-panel" class="mt-panel" aria-label="__mt_title__">
   <div class="mt-head">
     <h1 id="mt-title" class="mt-h1"></h1>
     <div class="mt-tabs" role="tablist">
@@ -261,11 +275,11 @@ LIST_DOM = """
 """
 
 DETAIL_DOM = """
-<aside id="mt-panel" class="mt-panel mt-detail" aria-label="matter">
+<aside id="mt-panel" class="mt-panel mt-detail" aria-label="__mt_detail_title__">
   <div class="mt-head">
     <a id="mt-back" class="mt-link" href="/matters"></a>
     <div id="mt-header" class="mt-header"></div>
-    <ol id="mt-steps" class="mt-steps" aria-label="steps"></ol>
+    <ol id="mt-steps" class="mt-steps" aria-label="__mt_steps__"></ol>
   </div>
   <div id="mt-conflict" class="mt-conflict" role="alert" hidden>
     <span data-t="mt_conflict"></span>
@@ -295,6 +309,11 @@ DETAIL_DOM = """
 """
 
 
+def _dom(template: str) -> str:
+    """Return a page's DOM with its ``__key__`` labels (aria-label) in the caller's language."""
+    return re.sub(r"__(mt_\w+?)__", lambda m: str(escape(translate(m.group(1), g.lang))), template)
+
+
 def _page_map(zoom: int) -> Any:
     m = base_map(tile_url=current_app.config.get("TILE_URL"), zoom=zoom)
     m.get_root().header.add_child(CssLink(MATTERS_CSS), name="matters_css")
@@ -309,7 +328,7 @@ def matters_page() -> Response:
     RemoteGeoJson("/api/areas/towns.geojson", name=config["i18n"]["towns"], kind="towns",
                   interactive=False).add_to(m)
     GridmapGlue(config).add_to(m)
-    PageShell(LIST_DOM, MATTERS_JS, "gridmapMatters.initList").add_to(m)
+    PageShell(_dom(LIST_DOM), MATTERS_JS, "gridmapMatters.initList").add_to(m)
     return _html(m)
 
 
@@ -324,7 +343,7 @@ def matter_page(matter_id: int) -> Response:
     config = _page_config("matter", id=matter_id)
     m = _page_map(16)
     GridmapGlue(config).add_to(m)
-    PageShell(DETAIL_DOM, MATTERS_JS, "gridmapMatters.initDetail").add_to(m)
+    PageShell(_dom(DETAIL_DOM), MATTERS_JS, "gridmapMatters.initDetail").add_to(m)
     return _html(m)
 
 

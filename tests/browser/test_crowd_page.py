@@ -175,3 +175,45 @@ def test_the_layer_list_is_folded_on_a_phone_and_open_on_a_desk(page, signed_in_
     assert phone.locator("#crowd-status").is_visible()
     assert page.locator("#crowd-panel-title").get_attribute("aria-expanded") == "true"  # the desk's
     assert phone.watch.console_errors == []
+
+
+@pytest.mark.parametrize(("query", "replay", "one", "ten"), [
+    ("", "24小时回放", "1帧/秒", "10帧/秒"), ("?lang=en", "24-hour replay", "1 fps", "10 fps")],
+    ids=["zh", "en"])
+def test_the_replay_speed_is_said_in_the_page_language(page, live_server, query, replay, one, ten):
+    open_crowd(page, live_server, query)
+    speed = page.locator(".timecontrol-speed .speed").first
+    assert speed.inner_text() == one
+    # Moved on the slider, the speed is still said in the page's language.
+    page.get_by_text(replay).click()
+    speed.wait_for(state="visible")
+    page.evaluate("""() => window[window.GRIDMAP.crowd.replay_control]._sliderSpeed.setValue(10)""")
+    assert speed.inner_text() == ten
+    assert speed.evaluate("e => e.scrollWidth <= e.clientWidth")  # the words fit their box
+    assert page.watch.console_errors == []
+
+
+def test_a_failed_refresh_of_the_walls_crowd_alerts_leaves_no_uncaught_error(page, live_server):
+    # The map wall refreshes its crowd alert layer every 15 s; a refresh that gets no
+    # answer keeps the layer as drawn and is tried again, without an uncaught rejection.
+    asked: list[str] = []
+
+    def no_answer(route):
+        asked.append(route.request.url)
+        route.abort("internetdisconnected")
+
+    page.clock.install()
+    page.goto(live_server + "/wall")
+    page.wait_for_function("() => document.documentElement.dataset.wallReady === '1'", timeout=20_000)
+    page.route("**/api/alerts.geojson*", no_answer)
+    for _ in range(2):
+        page.clock.fast_forward(16_000)
+        page.wait_for_timeout(500)
+    assert asked, "the timer asked for the alerts again"
+    # Switched off and on again: the same.
+    toggle = page.locator('.wall-layers input[data-layer="alerts"]')
+    toggle.uncheck()
+    toggle.check()
+    page.wait_for_timeout(500)
+    assert len(asked) >= 3
+    assert page.watch.console_errors == []

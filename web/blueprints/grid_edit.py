@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gridmap import grid_edits
 from gridmap.errors import InvalidInput
+from web.auth import current_actor, write_refusal
 from web.database import get_session
 from web.grid_edit_page import grid_edit_html
 from web.i18n import catalog
@@ -414,7 +415,15 @@ def edit_page() -> Response:
     """Serve the grid editing page (folium + Geoman, offline)."""
     from flask_wtf.csrf import generate_csrf
 
-    config = {"lang": g.lang, "i18n": catalog(g.lang), "page": "grid-edit"}
+    actor = current_actor()
+    config = {
+        "lang": g.lang,
+        "i18n": catalog(g.lang),
+        "page": "grid-edit",
+        # Offer only what the guard allows: viewers and patrol leads look, not edit.
+        "can_edit": write_refusal(actor, "grid_edit.put_geometry") is None,
+        "can_edit_team": write_refusal(actor, "teams.update_member") is None,
+    }
     html = grid_edit_html(
         config, tile_url=current_app.config.get("TILE_URL"), csrf_token=generate_csrf()
     )

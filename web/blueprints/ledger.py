@@ -183,6 +183,9 @@ MESSAGES = {
                            "en": "Ledgers are imported by the district center's operators or grid admins"},
     "lg_export": {"zh": "导出当前查询结果", "en": "Export these results"},
     "lg_failed": {"zh": "加载失败：{reason}", "en": "Could not load: {reason}"},
+    # The reason when a request got no answer at all (the network, not the server).
+    "lg_network_failed": {"zh": "网络连接失败，请重试", "en": "the network connection failed, please try again"},
+    "lg_not_imported": {"zh": "未导入：{reason}", "en": "Not imported: {reason}"},
 }
 i18n.register(MESSAGES)
 

@@ -300,6 +300,19 @@
     }, failed("replay")).then(function () { S.busy.replay = false; });
   }
 
+  // leaflet-timedimension writes the replay speed as "1fps" (English) under its speed
+  // slider; the page's language says it instead, now and at every change.
+  function localizeReplaySpeed() {
+    var ctl = window[crowd().replay_control];
+    if (!ctl) { return; }
+    ctl._getDisplaySpeed = function (fps) { return tf("crowd_fps", { n: fps }); };
+    var label = ctl.getContainer && ctl.getContainer() &&
+                ctl.getContainer().querySelector(".timecontrol-speed .speed");
+    if (label && ctl._player) {
+      label.textContent = ctl._getDisplaySpeed(Math.round(10000 / (ctl._player.getTransitionTime() || 1000)) / 10);
+    }
+  }
+
   function showReplayControl(on) {
     var ctl = window[crowd().replay_control];
     if (ctl && ctl.getContainer()) { ctl.getContainer().style.display = on ? "" : "none"; }
@@ -328,6 +341,7 @@
     if (S.replay) { control.addOverlay(S.replay, t("crowd_replay")); }
     control.addOverlay(S.points, t("crowd_points"));
     control.addOverlay(S.alerts, t("crowd_alert_points"));
+    localizeReplaySpeed();
     showReplayControl(false);
     // Live heat and replay share one colour scale; showing both at once would mislead.
     // Deferred: the layer control is still adding the other checked layers when these

@@ -7,7 +7,8 @@
 
   var S = {
     map: null, grids: null, byCode: {}, props: {}, selected: null, adjacent: null,
-    editLayer: null, problems: null, overlay: null, drawMode: null, ready: false
+    editLayer: null, problems: null, overlay: null, drawMode: null, onLine: null, ready: false,
+    canEdit: true, canEditTeam: true
   };
 
   function t(key, vars) {
@@ -46,7 +47,14 @@
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = { reason: text }; }
         return { status: r.status, ok: r.ok, data: data };
       });
-    });
+    }).catch(function () { return noAnswer(method); });
+  }
+
+  // No answer at all (offline, dropped connection): an answer of its own, status 0,
+  // so every caller's usual refusal path clears busy, says so and keeps the user's edit.
+  function noAnswer(method) {
+    var key = method === "GET" ? "ge_offline_load" : "ge_offline";
+    return { status: 0, ok: false, offline: true, data: { message: t(key) } };
   }
 
   function ifMatch(version) { return { "If-Match": '"' + version + '"' }; }
@@ -75,7 +83,10 @@
         S.team = null;
         $("ge-team-box").hidden = true;
         showSelected();
-      }).then(gaps).then(function () { return res; });
+      }).then(gaps).then(function () { return res; }, function () {
+        message(t("ge_saved", { v: v === undefined ? "" : v }) + "\n" + t("load_failed"), "error");
+        return res;
+      });
     }
     if (res.status === 409) {
       $("ge-conflict").hidden = false;
@@ -128,10 +139,15 @@
             var code = feature.properties.code;
             S.byCode[code] = layer; S.props[code] = feature.properties;
             layer.bindTooltip(feature.properties.name + " · " + code, { sticky: true });
-            layer.on("click", function () { if (!S.drawMode) { select(code); } });
+            // While a line is drawn, clicks on the map are its points, not a choice.
+            layer.on("click", function () { if (!S.drawMode) { pick(code); } });
             layer.on("add", function () {
               var node = layer.getElement && layer.getElement();
-              if (node) { node.setAttribute("data-code", code); }
+              if (!node) { return; }
+              node.setAttribute("data-code", code);
+              // Not a Tab stop each (the tooltip's focus handling would make 930 stops
+              // before the panel); the panel's finder picks a grid by keyboard.
+              node.setAttribute("tabindex", "-1");
             });
           }
         }).addTo(S.map);
@@ -203,6 +219,13 @@
     sel.value = keep || "auto";
   }
 
+  // A choice by the user (map, finder, gaps list): not in the middle of an edit, whose
+  // boundary would otherwise be saved onto the newly chosen grid.
+  function pick(code) {
+    if (S.drawMode || S.editLayer) { message(t("ge_finish_first"), "error"); return; }
+    select(code);
+  }
+
   function select(code) {
     clearProblems();
     S.selected = code;
@@ -231,7 +254,7 @@
   // ------------------------------------------------------------------ editing
 
   function startEditing() {
-    if (!S.selected || !S.adjacent) { return; }
+    if (!S.canEdit || !S.selected || !S.adjacent) { return; }
     stopEditing();
     S.editLayer = L.geoJSON(S.adjacent.geometry, {
       className: "ge-editing",
@@ -251,10 +274,24 @@
       S.map.removeLayer(S.editLayer);
       S.editLayer = null;
     }
-    if (S.drawMode) { S.map.pm.disableDraw(); S.drawMode = null; }
+    stopDrawing();
     $("ge-save").disabled = true;
     $("ge-cancel").disabled = true;
     document.documentElement.setAttribute("data-ge-editing", "0");
+  }
+
+  // Leave line drawing: Geoman's disableDraw also drops the partly drawn line, and
+  // without the pending pm:create handler no late line reaches split or moveEdge.
+  function stopDrawing() {
+    if (S.onLine) { S.map.off("pm:create", S.onLine); S.onLine = null; }
+    if (S.drawMode) { S.map.pm.disableDraw(); S.drawMode = null; }
+    document.documentElement.setAttribute("data-ge-drawing", "");
+  }
+
+  // Cancel and Escape: whatever is being drawn or dragged is dropped, selection works again.
+  function cancelEditing() {
+    stopEditing();
+    message("");
   }
 
   function editedGeometry() {
@@ -338,16 +375,21 @@
   }
 
   function drawLine(mode, hint, done) {
+    if (!S.canEdit) { return; }
     stopEditing();
     S.drawMode = mode;
     message(t(hint));
     S.map.pm.enableDraw("Line", { snappable: true, snapDistance: 15 });
-    S.map.once("pm:create", function (e) {
+    S.onLine = function (e) {
       var line = e.layer.toGeoJSON(false).geometry;
       S.map.removeLayer(e.layer);
-      S.drawMode = null;
+      stopDrawing();
+      $("ge-cancel").disabled = true;
       done(line);
-    });
+    };
+    S.map.on("pm:create", S.onLine);
+    $("ge-cancel").disabled = false;  // the way out of a line not yet finished
+    document.documentElement.setAttribute("data-ge-drawing", mode);
   }
 
   // ------------------------------------------------------------------ history
@@ -376,12 +418,8 @@
         if (current !== null && v.version !== current && !v.retired) {
           var cmp = el("button", { type: "button", class: "ge-compare", text: t("ge_compare") });
           cmp.addEventListener("click", function () { compare(code, v.version, current); });
-          var rev = el("button", { type: "button", class: "ge-revert", text: t("ge_revert") });
-          rev.addEventListener("click", function () {
-            if (requireReason()) { revert(code, v.version); }
-          });
           buttons.appendChild(cmp);
-          buttons.appendChild(rev);
+          if (S.canEdit) { buttons.appendChild(revertButton(code, v.version)); }
         }
         item.appendChild(buttons);
         list.appendChild(item);
@@ -389,6 +427,14 @@
       document.documentElement.setAttribute("data-ge-history", String(res.data.versions.length));
       return res.data;
     });
+  }
+
+  function revertButton(code, n) {
+    var rev = el("button", { type: "button", class: "ge-revert", text: t("ge_revert") });
+    rev.addEventListener("click", function () {
+      if (requireReason()) { revert(code, n); }
+    });
+    return rev;
   }
 
   function showVersion(code, n) {
@@ -448,6 +494,20 @@
   }
 
   function memberItem(m, targets) {
+    var who = el("div", { class: "ge-team-who" }, [
+      el("span", { class: "ge-team-name", text: m.name }),
+      el("span", { class: "ge-team-phone", text: m.phone })
+    ]);
+    var item = el("li", { class: "ge-team-member", "data-id": String(m.id), "data-role": m.role }, [who]);
+    if (!S.canEditTeam) {
+      item.appendChild(el("div", { class: "ge-team-actions" }, [el("span", { class: "ge-team-role-text", text: t(m.role) })]));
+      return item;
+    }
+    item.appendChild(memberActions(m, targets));
+    return item;
+  }
+
+  function memberActions(m, targets) {
     var role = el("select", { class: "ge-team-role", "aria-label": t("ge_team_role") });
     ROLES.forEach(function (r) { option(role, r, t(r)); });
     role.value = m.role;
@@ -468,13 +528,7 @@
       }
       removeMember(m);
     });
-    return el("li", { class: "ge-team-member", "data-id": String(m.id), "data-role": m.role }, [
-      el("div", { class: "ge-team-who" }, [
-        el("span", { class: "ge-team-name", text: m.name }),
-        el("span", { class: "ge-team-phone", text: m.phone })
-      ]),
-      el("div", { class: "ge-team-actions" }, [role, move, remove])
-    ]);
+    return el("div", { class: "ge-team-actions" }, [role, move, remove]);
   }
 
   function memberUrl(m) { return "/api/grids/" + S.team.code + "/team/" + m.id; }
@@ -492,7 +546,8 @@
     else if (res.status === 409 && details.holder) { text = t("ge_team_taken_" + details.role); }
     message(text, "error");
     document.documentElement.setAttribute("data-ge-error", String(res.status));
-    // Put the selects back as the server has them.
+    // Put the selects back as the server has them (offline: as they were last loaded).
+    if (res.offline && S.team) { renderTeam(S.team); return Promise.resolve(res); }
     return (S.team ? loadTeam(S.team.code) : Promise.resolve()).then(function () { return res; });
   }
 
@@ -563,7 +618,7 @@
         var link = el("button", { type: "button", class: "ge-gap-link", text: g.name + " " + g.code });
         link.addEventListener("click", function () {
           if (S.byCode[g.code]) { S.map.fitBounds(S.byCode[g.code].getBounds(), { maxZoom: 16 }); }
-          select(g.code);
+          pick(g.code);
         });
         list.appendChild(el("li", { class: "ge-gap", "data-code": g.code }, [link, el("span", {
           class: "ge-gap-problems",
@@ -577,12 +632,57 @@
     });
   }
 
+  // ------------------------------------------------------------------ finder
+
+  // The keyboard's way to a grid (the outlines are no Tab stops): a 15-digit code or
+  // a name, or part of one that only one grid has. Only the user's own grids are loaded.
+  function findGrid(text) {
+    var q = (text || "").trim();
+    if (/^\d+$/.test(q)) {
+      if (q.length !== 15) { return { error: t("ge_find_bad") }; }
+      return S.byCode[q] ? { code: q } : { error: t("ge_find_none", { code: q }) };
+    }
+    if (!q) { return { error: t("ge_find_bad") }; }
+    var codes = Object.keys(S.props);
+    var exact = codes.filter(function (c) { return S.props[c].name === q; });
+    var partial = exact.length ? exact : codes.filter(function (c) { return (S.props[c].name || "").indexOf(q) >= 0; });
+    if (partial.length === 1) { return { code: partial[0] }; }
+    if (!partial.length) { return { error: t("ge_find_no_name", { q: q }) }; }
+    return { error: t("ge_find_many", { n: partial.length, q: q }) };
+  }
+
+  function pickTyped(e) {
+    e.preventDefault();
+    var found = findGrid($("ge-find").value);
+    if (found.error) { message(found.error, "error"); return; }
+    if (S.drawMode || S.editLayer) { pick(found.code); return; }  // says to finish first
+    message("");
+    S.map.fitBounds(S.byCode[found.code].getBounds(), { maxZoom: 16 });
+    select(found.code);
+  }
+
   // ------------------------------------------------------------------ wiring
+
+  // Viewers and patrol leads may look, not edit: the guard would refuse them anyway.
+  function offerOnlyWhatIsAllowed() {
+    var cfg = window.GRIDMAP || {};
+    S.canEdit = cfg.can_edit !== false;
+    S.canEditTeam = cfg.can_edit_team !== false;
+    $("ge-tools").hidden = !S.canEdit;
+    $("ge-read-only").hidden = S.canEdit;
+    $("ge-read-only").textContent = S.canEdit ? "" : t("ge_read_only");
+    $("ge-team-add").hidden = !S.canEditTeam;
+    $("ge-roster-import").hidden = !S.canEditTeam;
+  }
 
   function label(id, key) { $(id).textContent = t(key); }
 
   function wire() {
+    offerOnlyWhatIsAllowed();
     label("ge-title", "ge_title");
+    label("ge-find-label", "ge_find"); label("ge-find-go", "ge_find_go");
+    $("ge-find").setAttribute("placeholder", t("ge_find_hint"));
+    $("ge-find-form").addEventListener("submit", pickTyped);
     label("ge-reason-label", "ge_reason");
     $("ge-reason").setAttribute("placeholder", t("ge_reason_hint"));
     label("ge-edit", "ge_edit"); label("ge-save", "ge_save"); label("ge-cancel", "ge_cancel");
@@ -617,7 +717,10 @@
     L.DomEvent.disableScrollPropagation($("ge-panel"));
 
     $("ge-edit").addEventListener("click", startEditing);
-    $("ge-cancel").addEventListener("click", function () { stopEditing(); message(""); });
+    $("ge-cancel").addEventListener("click", cancelEditing);
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && (S.drawMode || S.editLayer)) { cancelEditing(); }
+    });
     $("ge-save").addEventListener("click", function () {
       if (!S.editLayer || !requireReason()) { return; }
       saveGeometry(S.selected, editedGeometry());
@@ -656,6 +759,7 @@
     var code = S.selected;
     return reloadGrids()
       .then(function () { return code ? select(code) : null; })
+      .catch(function () { message(t("ge_offline_load"), "error"); })
       .then(function () { document.documentElement.setAttribute("data-ge-loading", "0"); });
   }
 

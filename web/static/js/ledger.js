@@ -10,7 +10,7 @@
   // the export leaves it out.
   var FILTERS = ["q", "area", "source", "status", "tag", "sector", "sort"];
   function box(name) { return $("lg-" + (name === "area" ? "town" : name)); }
-  var S = { offset: 0, total: 0, items: {}, current: null, request: 0 };
+  var S = { offset: 0, total: 0, items: {}, current: null, request: 0, detailRequest: 0, opener: null };
 
   function t(key, vars) {
     var text = (C.i18n || {})[key] || key;
@@ -57,6 +57,9 @@
     var d = answer.data || {};
     return d.message || d.reason || ("HTTP " + answer.status);
   }
+  // The reason given when the request never got an answer (fetch rejected): each write
+  // action says what did not happen ("not saved: ..."), not that something failed to load.
+  function networkReason() { return t("lg_network_failed"); }
 
   // ------------------------------------------------------------------ filters and URL
 
@@ -113,7 +116,7 @@
   }
   function row(item) {
     var open = el("button", { type: "button", class: "lg-open", "data-gb": item.gb_id, text: item.name });
-    open.addEventListener("click", function () { showDetail(item.gb_id); });
+    open.addEventListener("click", function () { showDetail(item.gb_id, { focus: true }); });
     return el("tr", { "data-gb": item.gb_id }, [
       el("td", { class: "lg-id", text: item.gb_id }),
       el("td", null, [open]),
@@ -182,7 +185,7 @@
     function part(v, unit) { return v === null || v === undefined ? "—" : v + unit; }
     return [part(cam.heading, "°"), part(cam.fov, "°"), part(cam.range_m, " m")].join(" / ");
   }
-  function renderDetail(cam) {
+  function renderDetail(cam, keepForm) {
     $("lg-detail-title").textContent = cam.name;
     var facts = [].concat(
       fact(t("lg_gb_id"), cam.gb_id, { class: "lg-id" }),
@@ -221,7 +224,7 @@
       ]));
     }
     var form = $("lg-edit");
-    if (form) {
+    if (form && !keepForm) {
       form.elements.name.value = cam.name;
       ["lon", "lat", "heading", "fov", "range_m"].forEach(function (key) {
         form.elements[key].value = shown(cam, key);
@@ -256,31 +259,61 @@
       $("lg-detail-body").appendChild(el("section", { id: "lg-history-box" }, [
         el("h3", { text: t("lg_history") }), list
       ]));
-    });
+    }, function () { /* the history is an extra: without an answer the details stand alone */ });
   }
 
-  function showDetail(gbId) {
+  // opts.focus: opened from its row (a click or the keyboard), so focus goes to the
+  // panel's heading and, when the panel closes, back to that row.
+  // opts.keepForm: the edit form keeps what the user typed (a check of the stream
+  // redraws the details, not the form).
+  function showDetail(gbId, opts) {
+    opts = opts || {};
     S.current = S.items[gbId] || null;
     var panel = $("lg-detail");
     Array.prototype.forEach.call(document.querySelectorAll("#lg-rows tr"), function (tr) {
       tr.classList.toggle("lg-selected", tr.getAttribute("data-gb") === gbId);
     });
     // The row's data first, then the camera as stored now (someone may have changed it).
-    if (S.current) { renderDetail(S.current); }
+    if (S.current) { renderDetail(S.current, opts.keepForm); }
     panel.hidden = false;
+    if (opts.focus) {
+      S.opener = gbId;
+      var title = $("lg-detail-title");
+      title.setAttribute("tabindex", "-1");
+      title.focus();
+    }
     // On a narrow screen the panel sits below the table: bring it into view.
     if (window.matchMedia && window.matchMedia("(max-width: 900px)").matches) {
       panel.scrollIntoView({ block: "start" });
     }
+    var ticket = ++S.detailRequest;  // an answer for a camera opened before must not overwrite this one
     return api("GET", "/api/cameras/" + encodeURIComponent(gbId)).then(function (answer) {
+      if (ticket !== S.detailRequest) { return; }
       if (answer.ok) {
         S.current = answer.data;
-        renderDetail(answer.data);
+        renderDetail(answer.data, opts.keepForm);
         return loadHistory(gbId);
       } else {
         $("lg-detail-body").textContent = t("lg_failed", { reason: reasonOf(answer) });
       }
+    }, function () {
+      if (ticket !== S.detailRequest) { return; }
+      // No answer at all: what the row showed stays, with a word that it may be old.
+      $("lg-detail-body").appendChild(el("p", { class: "lg-status lg-bad", id: "lg-detail-failed",
+        text: t("lg_failed", { reason: networkReason() }) }));
     });
+  }
+  // Close the details; focus goes back to the row that opened them (when it is still
+  // on the page), so a keyboard user carries on where they were.
+  function closeDetail() {
+    var panel = $("lg-detail");
+    if (panel.hidden) { return; }
+    var hadFocus = panel.contains(document.activeElement);
+    var gbId = S.opener || (hadFocus && S.current ? S.current.gb_id : null);
+    panel.hidden = true;
+    S.opener = null;
+    var back = gbId && document.querySelector('#lg-rows button.lg-open[data-gb="' + CSS.escape(gbId) + '"]');
+    if (back) { back.focus(); }
   }
 
   // Open the stream now, as the sampler does, and say what came back: after a fix of
@@ -304,15 +337,19 @@
       if (r.open_ms !== null && r.open_ms !== undefined) { parts.push(t("lg_sample_open", { ms: Math.round(r.open_ms) })); }
       var text = parts.join(" · ");
       var good = r.health === "online";
-      // The camera as stored now (status, picture), with the result kept in view.
-      showDetail(gbId).then(function () {
+      var focused = document.activeElement === button;
+      // The camera as stored now (status, picture), with the result kept in view; the
+      // edit form keeps what was typed in it, and focus stays on the (redrawn) button.
+      showDetail(gbId, { keepForm: true }).then(function () {
         var fresh = $("lg-sample-result");
         if (fresh) { fresh.textContent = text; fresh.className = good ? "lg-good" : "lg-bad"; }
+        if (focused && $("lg-sample")) { $("lg-sample").focus(); }
         if (S.current) { refreshRow(S.current); }
       });
     }, function () {
       button.disabled = false;
-      out.textContent = t("load_failed");
+      out.textContent = t("lg_sample_failed", { reason: networkReason() });
+      out.className = "lg-bad";
     });
   }
 
@@ -413,8 +450,10 @@
       status.className = "lg-status lg-good";
       refreshRow(answer.data);
     }, function () {
+      // No answer: the form keeps what was typed, to be sent again.
       button.disabled = false;
-      status.textContent = t("load_failed");
+      status.textContent = t("lg_not_saved", { reason: networkReason() });
+      status.className = "lg-status lg-bad";
     });
   }
 
@@ -461,7 +500,8 @@
       load(false);
     }, function () {
       button.disabled = false;
-      status.textContent = t("load_failed");
+      status.textContent = t("lg_not_registered", { reason: networkReason() });
+      status.className = "lg-status lg-bad";
     });
   }
 
@@ -496,8 +536,11 @@
         out.appendChild(el("p", { class: "lg-summary", text: t("lg_rejected", { reason: reasonOf(answer) }) }));
         if (errors.length) { out.appendChild(report(errors, t("lg_rows_counted"))); }
       }, function () {
+        // No answer: whether the server took the file is unknown; importing it again is
+        // safe (known GB IDs are updated, not doubled).
         button.disabled = false;
-        out.textContent = t("load_failed");
+        out.className = "lg-result lg-bad";
+        out.textContent = t("lg_not_imported", { reason: networkReason() });
       });
   }
   function report(rows, caption) {
@@ -538,7 +581,11 @@
     $("lg-export-datum").addEventListener("change", updateExports);
     $("lg-prev").addEventListener("click", function () { S.offset = Math.max(0, S.offset - C.page_size); load(true); });
     $("lg-next").addEventListener("click", function () { S.offset += C.page_size; load(true); });
-    $("lg-detail-close").addEventListener("click", function () { $("lg-detail").hidden = true; });
+    $("lg-detail-close").addEventListener("click", closeDetail);
+    $("lg-detail").addEventListener("keydown", function (e) {
+      // (not while an input method is composing: there Escape cancels the composition)
+      if (e.key === "Escape" && !e.isComposing && !e.defaultPrevented) { e.preventDefault(); closeDetail(); }
+    });
     if ($("lg-edit")) { $("lg-edit").addEventListener("submit", saveEdit); }
     if ($("lg-new")) { $("lg-new").addEventListener("submit", registerCamera); }
     if ($("lg-import")) { $("lg-import").addEventListener("submit", importLedger); }

@@ -48,18 +48,33 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    // gridmap.js adds X-CSRFToken (from <meta name="csrf-token">) to same-origin writes.
+    // gridmap.js adds X-CSRFToken (from <meta name="csrf-token">) to same-origin writes,
+    // renews a stale one by itself, and on a 401 shows a bar offering to sign in again
+    // in a new tab. So a 401 here is an error like any other: the page stays, with
+    // everything typed in it, to be sent again once signed in (no redirect to /login).
     return fetch(url, init).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (data) {
-        if (r.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname); }
         if (!r.ok) {
           var err = new Error(text(data.message || data.reason) || String(r.status));
-          err.status = r.status; err.data = data;
+          err.status = r.status; err.data = data; err.write = method !== "GET";
           throw err;
         }
         return data;
       });
+    }, function () {
+      // No answer at all (offline, the server down, the connection cut): the browser's
+      // own words ("Failed to fetch") would mean nothing to the operator.
+      var err = new Error(t(method === "GET" ? "mt_network_read" : "mt_network"));
+      err.status = 0; err.network = true;
+      throw err;
     });
+  }
+  // What to show when a request failed: the server's reason, or a plain sentence when
+  // the request never got an answer or the sign-in is gone (what was typed is kept).
+  function failText(err) {
+    if (err && err.network) { return err.message; }
+    if (err && err.status === 401) { return text(err.message) + (err.write ? " " + t("mt_kept") : ""); }
+    return tf("mt_failed", { r: err && err.message });
   }
   function getJson(url) { return request("GET", url); }
   function postJson(url, body) { return request("POST", url, body); }
@@ -228,6 +243,19 @@
     ]);
   }
 
+  // A dot on the map is not a Tab stop: Leaflet's tooltip focus handling makes every
+  // one focusable (hundreds before the panel's controls), and the list and the
+  // panel already reach every matter and camera by keyboard.
+  function notATabStop(lyr) {
+    function mark() {
+      var node = lyr.getElement && lyr.getElement();
+      if (node) { node.setAttribute("tabindex", "-1"); }
+    }
+    lyr.on("add", mark);
+    mark();
+    return lyr;
+  }
+
   function makeMattersLayer(map) {
     S.byId = {};
     S.layer = L.geoJSON(null, {
@@ -239,6 +267,7 @@
         lyr.bindTooltip(el("div", {}, [el("div", { class: "gm-tip-name", text: p.title }),
                                        el("div", { class: "gm-tip-code", text: p.ref })]));
         lyr.bindPopup(function () { return matterSummary(p); }, { maxWidth: 300 });
+        notATabStop(lyr);
       }
     }).addTo(map);
     addOverlay(S.layer, t("mt_layer"));
@@ -336,7 +365,7 @@
     }).catch(function (err) {
       if (token !== S.listToken) { return; }
       flag("list-loading", 0);
-      $("mt-count").textContent = tf("mt_failed", { r: err.message });
+      $("mt-count").textContent = failText(err);
     });
   }
 
@@ -377,12 +406,44 @@
     document.body.classList.toggle("mt-picking", !list);
     if (!list && S.pick) { S.pick.addTo(S.map); }
     if (list && S.pick) { S.pick.remove(); }
+    // The address names the tab (?new=1), so a reload or a sign-in link comes back to it.
+    if (window.history && history.replaceState) {
+      var params = new URLSearchParams(location.search);
+      if (list) { params.delete("new"); } else { params.set("new", "1"); }
+      var query = params.toString();
+      history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
+    }
   }
 
+  // A coordinate field: {value} for a whole decimal literal ("116.796837", "-0.5"),
+  // {empty}, or {bad} for anything else ("116.796837abc" is not 116.796837). Full-width
+  // digits and points from a Chinese input method count as the ASCII ones.
+  var DECIMAL = /^[-+]?(\d+(\.\d*)?|\.\d+)$/;
+  function coord(id) {
+    var raw = $(id).value.trim()
+      .replace(/[\uFF10-\uFF19]/g, function (c) { return String.fromCharCode(c.charCodeAt(0) - 0xFEE0); })
+      .replace(/[\uFF0E\u3002]/g, ".").replace(/[\uFF0D\u2212]/g, "-").replace(/\uFF0B/g, "+");
+    if (!raw) { return { empty: true }; }
+    var value = Number(raw);
+    if (!DECIMAL.test(raw) || !isFinite(value)) { return { bad: true }; }
+    return { value: value };
+  }
   function readLonLat() {
-    var lon = parseFloat($("mt-lon").value), lat = parseFloat($("mt-lat").value);
-    if (!isFinite(lon) || !isFinite(lat)) { return null; }
-    return { lon: lon, lat: lat };
+    var lon = coord("mt-lon"), lat = coord("mt-lat");
+    if (lon.value === undefined || lat.value === undefined) { return null; }
+    return { lon: lon.value, lat: lat.value };
+  }
+  // Marks the malformed coordinate fields (aria-invalid) and returns the first of them
+  // with the message naming them, or null when both are numbers or empty.
+  function badCoords() {
+    var bad = [];
+    [["mt-lon", "mt_lon"], ["mt-lat", "mt_lat"]].forEach(function (f) {
+      var wrong = !!coord(f[0]).bad;
+      if (wrong) { $(f[0]).setAttribute("aria-invalid", "true"); } else { $(f[0]).removeAttribute("aria-invalid"); }
+      if (wrong) { bad.push(f); }
+    });
+    if (!bad.length) { return null; }
+    return { first: $(bad[0][0]), text: tf("mt_bad_coord", { f: bad.map(function (f) { return t(f[1]); }).join(t("list_sep")) }) };
   }
 
   function placePick(lon, lat) {
@@ -394,6 +455,9 @@
   }
 
   function locationChanged() {
+    var bad = badCoords(), msg = $("mt-form-msg");
+    if (bad) { message(msg, bad.text, "error"); msg.setAttribute("data-coord", "1"); }
+    else if (msg.getAttribute("data-coord")) { message(msg, ""); msg.removeAttribute("data-coord"); }
     var p = readLonLat();
     if (p) { placePick(p.lon, p.lat); }
     scheduleDuplicates();
@@ -437,7 +501,7 @@
       if (token !== S.dupToken) { return; }
       box.hidden = false;
       box.textContent = "";
-      box.appendChild(el("div", { class: "mt-msg mt-msg-error", text: tf("mt_failed", { r: err.message }) }));
+      box.appendChild(el("div", { class: "mt-msg mt-msg-error", text: failText(err) }));
       flag("dups", -1);
     });
   }
@@ -501,6 +565,9 @@
 
   function submitIntake() {
     var msg = $("mt-form-msg");
+    msg.removeAttribute("data-coord");
+    var bad = badCoords();
+    if (bad) { message(msg, bad.text, "error"); msg.setAttribute("data-coord", "1"); bad.first.focus(); return null; }
     var p = readLonLat();
     var missing = [];
     if (!$("mt-category").value) { missing.push(t("mt_category")); }
@@ -540,7 +607,7 @@
       $("mt-count").textContent = "";
       return Promise.all([loadList(false), loadLayer()]);
     }).catch(function (err) {
-      message(msg, tf("mt_failed", { r: err.message }), "error");
+      message(msg, failText(err), "error");
       flag("filed", "error");
     }).then(function () { $("mt-submit").disabled = false; });
   }
@@ -574,7 +641,7 @@
     var cats = loadCategories().then(function () {
       categorySelect($("mt-f-category"), false, t("mt_all"));
       categorySelect($("mt-category"), true, t("mt_choose"));
-    }).catch(function (err) { message($("mt-form-msg"), tf("mt_failed", { r: err.message }), "error"); });
+    }).catch(function (err) { message($("mt-form-msg"), failText(err), "error"); });
     Promise.all([cats, loadList(false), loadLayer()]).then(function () { flag("ready", 1); });
     if (/[?&]new=1/.test(location.search)) { showTab("new"); }
   }
@@ -737,7 +804,35 @@
 
   // ---- actions: one button per allowed action, each opening a small form
 
-  function closeActionForm() { var f = $("mt-action-form"); f.hidden = true; f.textContent = ""; }
+  function closeActionForm() {
+    var f = $("mt-action-form");
+    f.hidden = true; f.textContent = "";
+    f.removeAttribute("data-action"); f.removeAttribute("data-stale");
+  }
+
+  function actionNames(d) {
+    return (d.allowed_actions || []).map(function (a) { return typeof a === "string" ? a : a.action; });
+  }
+
+  // Where focus goes once the form is gone (its buttons are removed with it): the
+  // button of the action that opened it, else the first step button, else the message.
+  function focusAfterForm(action) {
+    var box = $("mt-actions");
+    var b = (action && box.querySelector("button[data-action='" + action + "']")) || box.querySelector("button");
+    if (b) { b.focus(); return; }
+    var msg = $("mt-msg");
+    msg.setAttribute("tabindex", "-1");
+    msg.focus();
+  }
+
+  // Cancel, Escape: nothing is sent, the form goes, focus returns to its step button.
+  function dismissActionForm() {
+    var form = $("mt-action-form");
+    if (form.hidden || S.sending) { return; }
+    var action = form.getAttribute("data-action");
+    closeActionForm();
+    focusAfterForm(action);
+  }
 
   function field(label, input) { return el("label", { class: "mt-field" }, [el("span", { text: label }), input]); }
 
@@ -753,12 +848,20 @@
     return sel;
   }
 
+  // The note being written in the open form (carried over when another action's form opens).
+  function typedNote() {
+    var form = $("mt-action-form"), area = form.querySelector("textarea[name=note]");
+    return !form.hidden && area ? area.value : "";
+  }
+
   function openAction(action) {
     var d = S.detail;
     var form = $("mt-action-form");
+    var carried = typedNote();
     form.textContent = "";
     form.hidden = false;
     form.setAttribute("data-action", action);
+    form.removeAttribute("data-stale");
     form.appendChild(el("h3", { class: "mt-action-title", text: t("mt_act_" + action) }));
     var controls = {};
     var pending = Promise.resolve();
@@ -770,7 +873,7 @@
         controls.unit = unitSelect(units, action === "reopen" ? t("mt_unit_same") : t("mt_choose"),
                                    action === "reopen" ? null : current);
         holder.appendChild(field(t("mt_unit"), controls.unit));
-      }).catch(function (err) { holder.appendChild(el("div", { class: "mt-msg mt-msg-error", text: tf("mt_failed", { r: err.message }) })); });
+      }).catch(function (err) { holder.appendChild(el("div", { class: "mt-msg mt-msg-error", text: failText(err) })); });
     }
     if (action === "rate") {
       controls.rating = el("select", { name: "rating" });
@@ -788,25 +891,47 @@
       form.appendChild(field(t("mt_respond_by"), controls.respond));
     }
     controls.note = el("textarea", { name: "note", rows: "2", maxlength: "2000" });
+    controls.note.value = carried;
     form.appendChild(field(t("mt_note"), controls.note));
     var confirm = el("button", { type: "button", id: "mt-action-confirm", class: "mt-btn", text: t("mt_confirm") });
-    var cancel = el("button", { type: "button", class: "mt-btn mt-btn-quiet", text: t("mt_cancel") });
+    var cancel = el("button", { type: "button", class: "mt-btn mt-btn-quiet mt-action-cancel", text: t("mt_cancel") });
     form.appendChild(el("div", { class: "mt-row" }, [confirm, cancel]));
-    cancel.addEventListener("click", closeActionForm);
+    cancel.addEventListener("click", dismissActionForm);
     confirm.addEventListener("click", function () {
       pending.then(function () { sendAction(action, controls, confirm); });
     });
     controls.note.focus();
   }
 
+  // The action the form was written for is no longer possible (someone else moved the
+  // matter on): say so, and keep the note, to copy or to carry into another action.
+  function actionGone(action) {
+    var form = $("mt-action-form");
+    var note = typedNote();
+    form.textContent = "";
+    form.hidden = false;
+    form.setAttribute("data-action", action);
+    form.setAttribute("data-stale", "1");
+    form.appendChild(el("h3", { class: "mt-action-title", text: t("mt_act_" + action) }));
+    form.appendChild(el("div", { id: "mt-action-gone", class: "mt-msg mt-msg-warn", role: "alert",
+                                 text: tf("mt_act_gone", { a: t("mt_act_" + action) }) }));
+    var area = el("textarea", { name: "note", rows: "3", maxlength: "2000" });
+    area.value = note;
+    form.appendChild(field(t("mt_note"), area));
+    var close = el("button", { type: "button", class: "mt-btn mt-btn-quiet mt-action-cancel", text: t("mt_close") });
+    close.addEventListener("click", dismissActionForm);
+    form.appendChild(el("div", { class: "mt-row" }, [close]));
+  }
+
   function sendAction(action, c, button) {
+    if (S.sending) { return null; }
     var payload = { version: S.detail.version };
     var note = c.note.value.trim();
     if (note) { payload.note = note; }
-    if (NOTE_REQUIRED[action] && !note) { message($("mt-msg"), t("mt_note_required"), "error"); return; }
+    if (NOTE_REQUIRED[action] && !note) { message($("mt-msg"), t("mt_note_required"), "error"); return null; }
     if (c.unit) {
       if (c.unit.value) { payload.unit_id = Number(c.unit.value); }
-      else if (action === "transfer") { message($("mt-msg"), tf("mt_need", { f: t("mt_unit") }), "error"); return; }
+      else if (action === "transfer") { message($("mt-msg"), tf("mt_need", { f: t("mt_unit") }), "error"); return null; }
     }
     if (c.rating) { payload.rating = Number(c.rating.value); payload.by = c.by.value; }
     if (c.kind) {
@@ -814,42 +939,69 @@
       if (c.respond.value) { payload.respond_by = yanzhouInstant(c.respond.value); }
     }
     button.disabled = true;
+    S.sending = true;
     message($("mt-msg"), t("mt_submitting"));
     return postJson("/api/matters/" + encodeURIComponent(S.id) + "/actions/" + encodeURIComponent(action), payload)
       .then(function (d) {
+        S.sending = false;
         closeActionForm();
         message($("mt-msg"), tf("mt_done", { a: t("mt_act_" + action) }), "ok");
         if (d && d.state && d.allowed_actions) { renderDetail(d); return null; }
         return loadDetail();
       })
+      .then(function () {
+        // The confirm button went with the form: focus the step button (or the next one),
+        // unless the user has moved on meanwhile.
+        var at = document.activeElement;
+        if ($("mt-action-form").hidden && (!at || at === document.body)) { focusAfterForm(action); }
+      })
       .catch(function (err) {
+        S.sending = false;
         button.disabled = false;
+        // A disabled button lets go of focus: give it back rather than leave it on <body>.
+        var lost = !document.activeElement || document.activeElement === document.body;
         if (err.status === 409) {
           // A stale version or a step someone else already took: offer the fresh state.
           $("mt-conflict").hidden = false;
           flag("conflict", 1);
           message($("mt-msg"), text(err.message), "error");
+          if (lost) { $("mt-reload").focus(); }
           return;
         }
-        message($("mt-msg"), tf("mt_failed", { r: err.message }), "error");
+        message($("mt-msg"), failText(err), "error");
+        if (lost && button.isConnected) { button.focus(); }
       });
   }
 
   function renderActions(d) {
     var box = $("mt-actions");
     box.textContent = "";
-    var actions = d.allowed_actions || [];
-    actions.forEach(function (a) {
-      var name = typeof a === "string" ? a : a.action;
+    var actions = actionNames(d);
+    actions.forEach(function (name) {
       var b = el("button", { type: "button", class: "mt-btn mt-action mt-action-" + name, "data-action": name, text: t("mt_act_" + name) });
       b.addEventListener("click", function () { openAction(name); });
       box.appendChild(b);
     });
     if (!actions.length) { box.appendChild(el("p", { class: "mt-hint", text: t("mt_no_actions") })); }
+    // An open form whose action is still allowed stays as it is (it sends the fresh
+    // version); one whose action is gone closes, or keeps its note and says why.
     var form = $("mt-action-form");
-    if (!form.hidden && actions.map(function (a) { return typeof a === "string" ? a : a.action; }).indexOf(form.getAttribute("data-action")) < 0) {
-      closeActionForm();
+    var open = form.getAttribute("data-action");
+    if (!form.hidden && !form.getAttribute("data-stale") && actions.indexOf(open) < 0) {
+      if (typedNote().trim()) { actionGone(open); } else { closeActionForm(); }
     }
+  }
+
+  // The conflict bar's reload: fresh data, and the form being written stays open with
+  // its note (or says its action is no longer possible); focus goes back to the note.
+  function reloadAfterConflict() {
+    return loadDetail().then(function (ok) {
+      if (!ok) { return; }  // the reason is shown, the bar and the form stay
+      var form = $("mt-action-form");
+      var area = !form.hidden && form.querySelector("textarea[name=note]");
+      message($("mt-msg"), !form.hidden && !form.getAttribute("data-stale") ? t("mt_reloaded") : "");
+      if (area) { area.focus(); } else { focusAfterForm(null); }
+    });
   }
 
   function renderDetail(d) {
@@ -867,7 +1019,7 @@
     if (typeof d.lon === "number" && typeof d.lat === "number") {
       var ll = [d.lat, d.lon];
       if (!S.matterMarker) {
-        S.matterMarker = L.circleMarker(ll, { radius: 10, weight: 3, color: "#fff", fillOpacity: 1 }).addTo(S.map);
+        S.matterMarker = notATabStop(L.circleMarker(ll, { radius: 10, weight: 3, color: "#fff", fillOpacity: 1 })).addTo(S.map);
         S.map.setView(ll, 17);
       }
       S.matterMarker.setLatLng(ll).setStyle({ fillColor: pointStyle(d).fillColor });
@@ -880,9 +1032,10 @@
   }
 
   function loadDetail() {
-    return getJson("/api/matters/" + encodeURIComponent(S.id)).then(renderDetail).catch(function (err) {
-      message($("mt-msg"), err.status === 404 ? t("mt_not_found") : tf("mt_failed", { r: err.message }), "error");
+    return getJson("/api/matters/" + encodeURIComponent(S.id)).then(function (d) { renderDetail(d); return true; }).catch(function (err) {
+      message($("mt-msg"), err.status === 404 ? t("mt_not_found") : failText(err), "error");
       flag("loaded", "error");
+      return false;
     });
   }
 
@@ -923,7 +1076,7 @@
       message($("mt-msg"), t("mt_snapshot_attached"), "ok");
       return loadDetail();
     }).catch(function (err) {
-      message($("mt-msg"), tf("mt_failed", { r: err.message }), "error");
+      message($("mt-msg"), failText(err), "error");
     }).then(function () { button.disabled = !cam.snapshot_at; });
   }
 
@@ -941,8 +1094,8 @@
       cams.forEach(function (cam) {
         if (typeof cam.lon === "number" && typeof cam.lat === "number") {
           cam._marker = L.circleMarker([cam.lat, cam.lon], { radius: 6, weight: 1, color: "#fff", fillColor: "#35506b", fillOpacity: 0.9 })
-            .bindTooltip(el("div", {}, [el("div", { class: "gm-tip-name", text: cam.name }), el("div", { class: "gm-tip-code", text: cam.gb_id })]))
-            .addTo(S.camLayer);
+            .bindTooltip(el("div", {}, [el("div", { class: "gm-tip-name", text: cam.name }), el("div", { class: "gm-tip-code", text: cam.gb_id })]));
+          notATabStop(cam._marker).addTo(S.camLayer);
         }
         list.appendChild(cameraItem(cam));
       });
@@ -956,7 +1109,7 @@
       flag("cameras", cams.length);
     }).catch(function (err) {
       $("mt-cameras").textContent = "";
-      $("mt-cameras").appendChild(el("li", { class: "mt-msg mt-msg-error", text: tf("mt_failed", { r: err.message }) }));
+      $("mt-cameras").appendChild(el("li", { class: "mt-msg mt-msg-error", text: failText(err) }));
       flag("cameras", -1);
     });
   }
@@ -988,7 +1141,7 @@
         flag("dispatched", text(id));
         return loadDetail();
       }).catch(function (err) {
-        message($("mt-msg"), tf("mt_failed", { r: err.message }), "error");
+        message($("mt-msg"), failText(err), "error");
       }).then(updateDispatchButton);
     });
   }
@@ -1005,7 +1158,7 @@
         message($("mt-msg"), "");
         input.value = "";
         return loadDetail();
-      }).catch(function (err) { message($("mt-msg"), tf("mt_failed", { r: err.message }), "error"); });
+      }).catch(function (err) { message($("mt-msg"), failText(err), "error"); });
     });
   }
 
@@ -1016,7 +1169,10 @@
     fillStatic();
     $("mt-back").textContent = "← " + t("mt_back");
     $("mt-reload").textContent = t("mt_reload");
-    $("mt-reload").addEventListener("click", function () { closeActionForm(); loadDetail(); });
+    $("mt-reload").addEventListener("click", reloadAfterConflict);
+    $("mt-action-form").addEventListener("keydown", function (e) {
+      if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); dismissActionForm(); }
+    });
     setupUpload();
     var detail = loadDetail();
     detail.then(setupDispatch);

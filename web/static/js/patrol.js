@@ -5,7 +5,7 @@
   var t = function (k) { return window.gridmap.t(k); };
   var DIRS = { zh: ["北", "东北", "东", "东南", "南", "西南", "西", "西北"],
                en: ["N", "NE", "E", "SE", "S", "SW", "W", "NW"] };
-  var state = { map: null, here: null, markers: null, items: [] };
+  var state = { map: null, here: null, markers: null, items: [], opener: null };
 
   function lang() { return (window.GRIDMAP || {}).lang === "en" ? "en" : "zh"; }
   function compass(deg) { return DIRS[lang()][Math.round(((deg % 360) + 360) % 360 / 45) % 8]; }
@@ -13,7 +13,15 @@
 
   function setStatus(text) { document.getElementById("patrol-status").textContent = text; }
 
+  // The viewer is a modal dialog over the whole screen: it takes the focus when it
+  // opens (its heading), keeps Tab inside, closes on Escape, and gives the focus
+  // back to the list item (or whatever else) that opened it.
   function openViewer(item) {
+    var viewer = document.getElementById("patrol-viewer");
+    if (viewer.hidden) {
+      var from = document.activeElement;
+      state.opener = { gbId: item.gb_id, node: from && from !== document.body && !viewer.contains(from) ? from : null };
+    }
     var body = document.getElementById("patrol-viewer-body");
     body.textContent = "";
     var img = el("div", { class: "patrol-nosnap", text: t("no_snapshot") });
@@ -22,7 +30,7 @@
       img.addEventListener("error", function () { img.replaceWith(el("div", { class: "patrol-nosnap", text: t("no_snapshot") })); });
       img.src = "/api/cameras/" + encodeURIComponent(item.gb_id) + "/snapshot.jpg";
     }
-    body.appendChild(el("h2", { text: item.name }));
+    body.appendChild(el("h2", { id: "patrol-viewer-title", tabindex: "-1", text: item.name }));
     body.appendChild(img);
     body.appendChild(el("p", { class: "patrol-meta", text: item.gb_id + " · " + t("src_" + item.source) + " · " + t("st_" + item.status) }));
     body.appendChild(el("p", { class: "patrol-meta", text: distance(item.distance_m) + " · " + compass(item.bearing) + " " + Math.round(item.bearing) + "°" }));
@@ -40,10 +48,40 @@
       back,
       el("a", { class: "patrol-btn patrol-live", href: "/cameras/" + encodeURIComponent(item.gb_id) + "/live", text: t("open_live") })
     ]));
-    document.getElementById("patrol-viewer").hidden = false;
+    viewer.hidden = false;
+    document.getElementById("patrol-viewer-title").focus();
   }
 
-  function closeViewer() { document.getElementById("patrol-viewer").hidden = true; }
+  function closeViewer() {
+    var viewer = document.getElementById("patrol-viewer");
+    if (viewer.hidden) { return; }
+    viewer.hidden = true;
+    var from = state.opener;
+    state.opener = null;
+    if (!from) { return; }
+    // Back where it was opened; if the list was drawn again meanwhile, the camera's item as it is now.
+    var back = from.node && from.node.isConnected ? from.node
+      : document.querySelector('#patrol-list button.patrol-item[data-gb-id="' + CSS.escape(from.gbId) + '"]');
+    if (back) { back.focus(); }
+  }
+
+  function viewerKeys(e) {
+    var viewer = document.getElementById("patrol-viewer");
+    if (viewer.hidden) { return; }
+    if (e.key === "Escape" && !e.isComposing) { e.preventDefault(); closeViewer(); return; }
+    if (e.key !== "Tab") { return; }
+    var stops = Array.prototype.filter.call(
+      viewer.querySelectorAll("button, a[href], input, select, textarea, [tabindex]"),
+      function (n) { return n.tabIndex >= 0 && !n.disabled && n.getClientRects().length; });
+    if (!stops.length) { return; }
+    var first = stops[0], last = stops[stops.length - 1];
+    var at = document.activeElement;
+    if (e.shiftKey && (at === first || !viewer.contains(at))) {
+      e.preventDefault(); last.focus();
+    } else if (!e.shiftKey && (at === last || !viewer.contains(at))) {
+      e.preventDefault(); first.focus();
+    }
+  }
 
   function render(items) {
     var list = document.getElementById("patrol-list");
@@ -108,7 +146,9 @@
     var url = "/api/cameras/nearby?sees=1&radius=500&limit=" + NEARBY_LIMIT + "&lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6);
     fetch(url).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (res) {
-        if (!res.ok) { setStatus((res.body.message || res.body.reason) || t("load_failed")); render([]); return; }
+        // The server's word (localized; "please sign in" on a 401): the list of the last
+        // search stays, as it does when the network fails.
+        if (!res.ok) { setStatus(((res.body || {}).message || (res.body || {}).reason) || t("load_failed")); return; }
         state.items = res.body.items;
         // count is what came back, at most the limit: a full answer is the nearest
         // few, not all there are in range.
@@ -135,7 +175,14 @@
     var btn = document.getElementById("patrol-locate");
     btn.textContent = t("locate_me");
     btn.addEventListener("click", locate);
-    document.getElementById("patrol-viewer-close").addEventListener("click", closeViewer);
+    var viewer = document.getElementById("patrol-viewer");
+    viewer.setAttribute("role", "dialog");
+    viewer.setAttribute("aria-modal", "true");
+    viewer.setAttribute("aria-label", t("patrol_viewer"));
+    document.addEventListener("keydown", viewerKeys);
+    var close = document.getElementById("patrol-viewer-close");
+    close.setAttribute("aria-label", t("patrol_viewer_close"));
+    close.addEventListener("click", closeViewer);
     map.on("click", function (e) { search(e.latlng.lat, e.latlng.lng); });
     setStatus(t("tap_hint"));
     setTimeout(function () { map.invalidateSize(); }, 0);

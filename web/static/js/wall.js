@@ -814,16 +814,25 @@
     layer.wallLoad = loadAndRefresh(spec, layer, refresh);
   }
 
-  /* First load (counted for "ready" when the layer is on by default), then a timer. */
+  /* First load (counted for "ready" when the layer is on by default), then a timer.
+   * A later refresh that fails (timer, or the layer switched on again) keeps the layer
+   * as last drawn and is tried again at the next tick; its rejection is handled here,
+   * never left uncaught (the live badge already tells when the data is stale). */
   function loadAndRefresh(spec, layer, refresh) {
+    function again() {
+      var next = refresh();
+      if (next && typeof next.catch === "function") { next.catch(function () { /* next tick */ }); }
+    }
     return function () {
-      var first = refresh();
-      if (first && !layer.wallFirst) {
-        layer.wallFirst = first.catch(function (err) { G.state.errors.push(String(err)); })
-          .then(function () { S.loaded[spec.key] = true; checkReady(); });
+      if (layer.wallFirst) { again(); } else {
+        var first = refresh();
+        if (first) {
+          layer.wallFirst = first.catch(function (err) { G.state.errors.push(String(err)); })
+            .then(function () { S.loaded[spec.key] = true; checkReady(); });
+        }
       }
       if (spec.refresh_s && !layer.wallTimer) {
-        layer.wallTimer = setInterval(function () { if (S.on[spec.key]) { refresh(); } }, spec.refresh_s * 1000);
+        layer.wallTimer = setInterval(function () { if (S.on[spec.key]) { again(); } }, spec.refresh_s * 1000);
       }
     };
   }
