@@ -104,7 +104,6 @@ i18n.register(
         "ge_new_gaps": {"zh": "请为 {code} 配备网格力量：{problems}",
                         "en": "Assign a team to {code}: {problems}"},
         "ge_offline": {"zh": "网络连接失败，未保存，请重试", "en": "Network error: not saved. Try again."},
-        "ge_offline_load": {"zh": "网络连接失败，请重试", "en": "Network error. Try again."},
         "ge_find": {"zh": "按编码或名称选择网格", "en": "Pick a grid by code or name"},
         "ge_find_hint": {"zh": "15 位网格编码或网格名称", "en": "15-digit grid code or grid name"},
         "ge_find_go": {"zh": "选择", "en": "Select"},

@@ -43,6 +43,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "switch_language": {"zh": "English", "en": "中文"},
     "loading": {"zh": "加载中…", "en": "Loading…"},
     "load_failed": {"zh": "数据加载失败", "en": "Failed to load data"},
+    # A read that got no answer at all (every page; a write says what was not done).
+    "network_failed": {"zh": "网络连接失败，请重试", "en": "Network error. Try again."},
     # The bar gridmap.js shows on any page when a request finds the sign-in gone.
     "gm_signed_out": {"zh": "登录已过期或已退出。本页填写的内容仍在：请在新标签页重新登录，再回到本页提交。",
                       "en": "Your sign-in has expired or ended. What you typed here is kept: sign in "

@@ -162,7 +162,6 @@ i18n.register({
     "mt_reload": {"zh": "重新加载", "en": "Reload"},
     "mt_failed": {"zh": "操作失败：{r}", "en": "Failed: {r}"},
     "mt_network": {"zh": "网络连接失败，未提交，请重试", "en": "Network error: not submitted. Try again."},
-    "mt_network_read": {"zh": "网络连接失败，请重试", "en": "Network error. Try again."},
     "mt_kept": {"zh": "填写的内容仍在，重新登录后请再提交一次。",
                 "en": "What you typed is still here: sign in again, then submit once more."},
     "mt_reloaded": {"zh": "已重新加载最新内容，请核对后再点“确定”。",

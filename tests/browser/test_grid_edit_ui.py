@@ -31,6 +31,15 @@ def _drag_a_vertex(page) -> None:
     page.mouse.up()
 
 
+def _drag_with_reason(page, reason: str) -> None:
+    """Select GRID, start editing its vertices, move one and give the reason: an unsaved edit."""
+    _select(page, GRID)
+    page.locator("#ge-edit").click()
+    page.wait_for_selector(".marker-icon")
+    _drag_a_vertex(page)
+    page.locator("#ge-reason").fill(reason)
+
+
 def _map_point(page, code: str) -> dict:
     """A screen point inside a grid (its polygon's centre of mass is inside these grids)."""
     return page.evaluate(
@@ -47,11 +56,7 @@ def _map_point(page, code: str) -> dict:
 def test_a_network_failure_on_save_keeps_the_edit_for_a_retry(signed_in_page, live_server, committed):  # noqa: F811
     page = signed_in_page("district-gridadmin")
     _open(page, live_server)
-    _select(page, GRID)
-    page.locator("#ge-edit").click()
-    page.wait_for_selector(".marker-icon")
-    _drag_a_vertex(page)
-    page.locator("#ge-reason").fill("浏览器测试：网络中断后重试")
+    _drag_with_reason(page, "浏览器测试：网络中断后重试")
 
     sent = []
 
@@ -87,11 +92,7 @@ def test_a_network_failure_on_save_keeps_the_edit_for_a_retry(signed_in_page, li
 def test_a_signed_out_save_shows_why_and_keeps_the_edit(signed_in_page, live_server):
     page = signed_in_page("district-gridadmin")
     _open(page, live_server)
-    _select(page, GRID)
-    page.locator("#ge-edit").click()
-    page.wait_for_selector(".marker-icon")
-    _drag_a_vertex(page)
-    page.locator("#ge-reason").fill("浏览器测试")
+    _drag_with_reason(page, "浏览器测试")
     page.watch.expect_errors = True
     page.route("**/api/grids/*/geometry", lambda route: route.fulfill(
         status=401, content_type="application/json",

@@ -53,7 +53,7 @@
   // No answer at all (offline, dropped connection): an answer of its own, status 0,
   // so every caller's usual refusal path clears busy, says so and keeps the user's edit.
   function noAnswer(method) {
-    var key = method === "GET" ? "ge_offline_load" : "ge_offline";
+    var key = method === "GET" ? "network_failed" : "ge_offline";
     return { status: 0, ok: false, offline: true, data: { message: t(key) } };
   }
 
@@ -759,7 +759,7 @@
     var code = S.selected;
     return reloadGrids()
       .then(function () { return code ? select(code) : null; })
-      .catch(function () { message(t("ge_offline_load"), "error"); })
+      .catch(function () { message(t("network_failed"), "error"); })
       .then(function () { document.documentElement.setAttribute("data-ge-loading", "0"); });
   }
 

@@ -64,7 +64,7 @@
     }, function () {
       // No answer at all (offline, the server down, the connection cut): the browser's
       // own words ("Failed to fetch") would mean nothing to the operator.
-      var err = new Error(t(method === "GET" ? "mt_network_read" : "mt_network"));
+      var err = new Error(t(method === "GET" ? "network_failed" : "mt_network"));
       err.status = 0; err.network = true;
       throw err;
     });
