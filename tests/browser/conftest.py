@@ -29,21 +29,39 @@ CHROMIUM_ARGS = [
 ]
 
 
+@contextmanager
+def serving(app, threads: int = 4):
+    """Serve a WSGI app with waitress on a free loopback port; yield its base URL."""
+    from waitress import wasyncore
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=threads)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        # Close the sockets from inside the server's own loop: closing them from
+        # this thread races its select() into EBADF (a thread exception that
+        # pytest then pins on whichever test runs next). Once its map is empty
+        # the loop returns by itself.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
+        if thread.is_alive():
+            pytest.fail("the test server's loop did not stop")
+
+
 @pytest.fixture(scope="session")
 def live_server(database_url, demo_loaded, demo_accounts):
     """Serve the app with waitress on a free loopback port; yield its base URL."""
-    from waitress.server import create_server
-
     from web import create_app
 
     # Every browser context signs in from 127.0.0.1: lift the per-address sign-in limit.
     app = create_app({"DATABASE_URL": database_url, "TESTING": True,
                       "LOGIN_RATE_LIMIT": "500 per minute"})
-    server = create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with serving(app, threads=8) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

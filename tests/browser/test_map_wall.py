@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from contextlib import contextmanager
 
 import pytest
@@ -581,16 +580,12 @@ def test_js_gcj02_transform_matches_python_within_half_a_metre(page, live_server
 @pytest.fixture(scope="module")
 def gcj_server(database_url, demo_loaded):
     """A second live server whose (hypothetical) base tiles are GCJ-02."""
-    from waitress.server import create_server
-
+    from tests.browser.conftest import serving
     from web import create_app
 
     app = create_app({"DATABASE_URL": database_url, "TESTING": True, "TILE_DATUM": "gcj02"})
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with serving(app) as url:
+        yield url
 
 
 def test_gcj02_tiles_shift_overlays_and_unshift_clicks(page, gcj_server, engine):

@@ -47,17 +47,14 @@ def hls_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hls_app_server(database_url, demo_loaded, demo_accounts, hls_server):
     """Serve the app with every camera's live view handed to the HLS server."""
-    from waitress.server import create_server
-
+    from tests.browser.conftest import serving
     from web import create_app
 
     app = create_app({"DATABASE_URL": database_url, "TESTING": True,
                       "LOGIN_RATE_LIMIT": "500 per minute",
                       "LIVE_URL_TEMPLATE": hls_server + "/cam.m3u8"})
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with serving(app) as url:
+        yield url
 
 
 def test_an_hls_tile_plays_through_hls_js(browser, hls_app_server, engine):
