@@ -1155,11 +1155,30 @@ WHERE g.code LIKE :prefix || '%' ORDER BY g.code
 """
 
 
+# The earliest recorded state of any grid: a grid's first version (kept in
+# grid_versions once it is edited) or, for one never edited, when it was loaded.
+RECORDS_BEGIN_SQL = """
+SELECT LEAST((SELECT min(valid_from) FROM grid_versions WHERE edit_id IS NULL),
+             (SELECT min(updated_at) FROM grids))
+"""
+
+
+def records_begin(session: Session) -> datetime | None:
+    """Return when the grid records begin (None with no grids)."""
+    return session.execute(text(RECORDS_BEGIN_SQL)).scalar()
+
+
 def grids_frame(session: Session, *, as_of: datetime | None = None, prefix: str = "") -> gpd.GeoDataFrame:
     """Return the grids in force now, or at ``as_of``, as a GeoDataFrame (EPSG:4326)."""
     if as_of is None:
         rows = session.execute(text(CURRENT_SQL), {"prefix": prefix}).mappings().all()
     else:
+        # Before the records begin nothing is known; answering the first recorded
+        # state would pass today's boundaries off as those of that date.
+        begin = records_begin(session)
+        if begin is not None and as_of < begin:
+            raise InvalidInput("as_of is before the grid records begin (records_begin)",
+                               as_of=as_of.isoformat(), records_begin=begin.isoformat())
         rows = session.execute(text(AS_OF_SQL), {"prefix": prefix, "at": as_of}).mappings().all()
     # Short ASCII column names: Shapefile fields are at most 10 bytes.
     return gpd.GeoDataFrame(
@@ -1234,6 +1253,7 @@ __all__ = [
     "merge",
     "move_edge",
     "reassign",
+    "records_begin",
     "revert",
     "split",
     "upload",

@@ -562,6 +562,24 @@ def test_export_current_and_as_of_a_date(client, session, fmt):
     assert client.get("/api/grids/export.geojson?as_of=yesterday").status_code == 400
 
 
+def test_export_as_of_before_the_records_begin_is_refused_with_when_they_begin(client, session):
+    begin = grid_edits.records_begin(session)
+    assert begin is not None
+    for as_of in (begin - timedelta(seconds=1), datetime(1990, 1, 1, tzinfo=UTC)):
+        r = client.get("/api/grids/export.geojson", query_string={"as_of": as_of.isoformat()})
+        assert r.status_code == 400
+        body = r.get_json()
+        assert "before the grid records begin" in body["reason"]
+        assert datetime.fromisoformat(body["details"]["records_begin"]) == begin
+    # From the first recorded moment on, the state is known.
+    assert client.get("/api/grids/export.geojson",
+                      query_string={"as_of": begin.isoformat()}).status_code == 200
+    # An edit keeps the grid's first version, so the records still begin then.
+    other = same_community_neighbour(session)
+    assert put(client, GRID, mapping(grown(session, GRID, other)), 1).status_code == 200
+    assert grid_edits.records_begin(session) == begin
+
+
 def test_grid_set_as_of_a_date_before_a_split_and_after(session):
     ctx = grid_edits.EditContext("tester", "split for the new school")
     g = geom_of(session, GRID)

@@ -394,7 +394,7 @@ def export(fmt: str) -> Response:
         - {in: query, name: level, schema: {type: string, enum: [grid, community]}, description: 'community: each community as the union of its grids at that time'}
       responses:
         200: {description: 'The file (grids: code, name, kind, community, version, since; communities: code, name, grids)'}
-        400: {description: Unknown format or level, or bad date}
+        400: {description: 'Unknown format or level, bad date, or a date before the grid records begin (records_begin)'}
     """
     if fmt not in EXPORT_TYPES:
         raise InvalidInput("format must be geojson, gpkg or shp", format=fmt)
