@@ -705,10 +705,18 @@ def _reporter(session: Session, m: Matter) -> tuple[int | None, str | None]:
 
 
 def _last_transferrer(session: Session, m: Matter) -> int | None:
-    """Return the unit that made the latest manual transfer (None for smart routing)."""
+    """Return the unit that made the latest manual transfer (None for smart routing).
+
+    A reopen counts only where its maker chose the unit (the district's, or a
+    rating that names one). A low rating that sends the matter back to the unit
+    that handled it leaves the verifier as it was: the rater is the party the
+    redo must satisfy, not its judge.
+    """
     return session.execute(
         text("SELECT unit_id FROM matter_events WHERE matter_id = :m "
-             "AND action IN ('transfer', 'reopen') ORDER BY at DESC, id DESC LIMIT 1"),
+             "AND (action = 'transfer' OR (action = 'reopen' "
+             "AND (detail ? 'manual' OR detail ? 'unit_chosen'))) "
+             "ORDER BY at DESC, id DESC LIMIT 1"),
         {"m": m.id},
     ).scalar()
 
@@ -1153,8 +1161,10 @@ def _rate(session: Session, actor: Actor, m: Matter, payload: Mapping[str, Any],
     audit.update(rating=rating, by=channel)
     if reopen_to is not None:
         # Unsatisfied: back to the same (or a chosen) unit for redoing, history kept.
-        _reopen(session, actor, m, reopen_to, now, note,
-                {"rating": rating, "threshold": RATING_THRESHOLD})
+        detail: dict[str, Any] = {"rating": rating, "threshold": RATING_THRESHOLD}
+        if payload.get("unit_id") is not None:
+            detail["unit_chosen"] = True
+        _reopen(session, actor, m, reopen_to, now, note, detail)
         audit["reopened_to"] = reopen_to.id
 
 

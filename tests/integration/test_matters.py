@@ -479,6 +479,28 @@ def test_the_reporting_unit_rates_on_the_citizens_behalf(seeded):
         step(seeded, comm, m, "rate", rating=5)
 
 
+def test_a_unit_that_rates_low_does_not_become_the_judge_of_the_redo(seeded):
+    comm = actor(seeded, "community-operator")
+    gulou = actor(seeded, "gulou-operator")
+    district = actor(seeded, "district-operator")
+    m = report(seeded, comm)  # routed to the town, reported by the community
+    m = step(seeded, gulou, m, "accept")
+    m = step(seeded, gulou, m, "handle", note="ok")
+    m = step(seeded, district, m, "verify")
+    m = step(seeded, comm, m, "rate", rating=1, by="callback")
+    assert m["state"] == "transferred" and m["current_unit"]["name"] == "鼓楼街道"
+    m = step(seeded, gulou, m, "accept")
+    m = step(seeded, gulou, m, "handle", note="重新处理")
+    seen = matters.matter_detail(seeded, comm, m["id"])["allowed_actions"]
+    assert not {"verify", "reject", "close"} & set(seen)
+    before = snapshot_of(seeded, m["id"])
+    for action in ("verify", "reject", "close"):
+        with pytest.raises((Forbidden, Conflict)):
+            step(seeded, comm, m, action, note="自己核实")
+    assert snapshot_of(seeded, m["id"]) == before
+    assert step(seeded, district, m, "verify")["state"] == "verified"
+
+
 def test_open311_client_rates_what_it_filed(seeded):
     client = unit_actor(seeded, "370812", "open311:citizen-app")
     lon, lat = point_in(seeded, COMMUNITY)
