@@ -1030,12 +1030,23 @@ def transition(session: Session, alert_id: int, action: str, *, prefix: str, act
     if action not in TRANSITIONS:
         raise ValueError(f"unknown alert action {action!r}")
     text_note = _clean_note(note, required=action == "close")
-    current = session.execute(
-        text(f"SELECT a.state {ALERT_FROM} AND a.id = :id FOR UPDATE OF a"),
+    source = session.execute(
+        text(f"SELECT a.camera_id, a.sensor_id {ALERT_FROM} AND a.id = :id"),
         {"prefix": prefix, "id": alert_id},
-    ).scalar()
-    if current is None:
+    ).first()
+    if source is None:
         raise NotFound("no such alert", id=alert_id)
+    # The source's row first, as readings lock it before its alerts: the other
+    # order could deadlock with an upload arriving at the same moment.
+    source_table, source_key, source_id = (
+        ("crowd_cameras", "camera_id", source.camera_id) if source.camera_id is not None
+        else ("crowd_sensors", "id", source.sensor_id))
+    session.execute(text(f"SELECT 1 FROM {source_table} WHERE {source_key} = :id FOR UPDATE"),
+                    {"id": source_id})
+    current, live = session.execute(
+        text(f"SELECT a.state, a.cleared_at IS NULL {ALERT_FROM} AND a.id = :id FOR UPDATE OF a"),
+        {"prefix": prefix, "id": alert_id},
+    ).one()
     if current not in TRANSITIONS[action]:
         raise AlertTransitionError(f"cannot {action} an alert that is {current}",
                                    id=alert_id, state=current)
@@ -1049,6 +1060,15 @@ def transition(session: Session, alert_id: int, action: str, *, prefix: str, act
              "WHERE id = :id"),
         {"actor": actor[:64], "entry": _json([entry]), "id": alert_id},
     )
+    if action == "close" and live:
+        # Closed while the crowd is still there: the source starts over, so if it
+        # stays above the threshold a new alert opens (readings would otherwise
+        # only feed the closed one, and even a crush would raise nothing).
+        session.execute(
+            text(f"UPDATE {source_table} SET alert_active = false, above_run = 0, below_run = 0 "
+                 f"WHERE {source_key} = :id"),
+            {"id": source_id},
+        )
     return get_alert(session, alert_id, prefix)
 
 

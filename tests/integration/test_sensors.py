@@ -233,6 +233,26 @@ def test_ingestion_needs_no_session_or_csrf_token(app, anon_client, device):
     assert post(anon_client, {"time": iso(1), "count": 3}, device["token"]).status_code == 200
 
 
+def test_closing_an_alert_while_still_crowded_lets_the_next_crowd_raise_a_new_one(
+        anon_client, client, session, device):
+    # Area 200 m²: 300 people is 1.5 p/m² (over the 1.08 threshold), 1,000 is 5 (a crush).
+    first = post(anon_client, [{"time": iso(m), "count": 300} for m in (9, 8)], device["token"])
+    assert first.get_json()["alerts_raised"] == 1
+
+    def alerts():
+        return session.execute(text(
+            "SELECT a.id, a.state, a.crush_risk FROM crowd_alerts a JOIN crowd_sensors s "
+            "ON s.id = a.sensor_id WHERE s.device_id = :d ORDER BY a.id"), {"d": DEVICE}).all()
+
+    (closed_id, _, _), = alerts()
+    assert client.post(f"/api/alerts/{closed_id}/close", json={"note": "已疏散"}).status_code == 200
+    crush = post(anon_client, [{"time": iso(m), "count": 1000} for m in (7, 6, 5)], device["token"])
+    assert crush.get_json()["alerts_raised"] == 1
+    (old, new) = alerts()
+    assert old == (closed_id, "closed", False)  # the closed one keeps what it was closed with
+    assert new.state == "open" and new.crush_risk
+
+
 def test_sensor_readings_raise_and_clear_an_alert(anon_client, session, device):
     # Area 200 m²; the default threshold is 1.08 p/m² and clears below 0.864.
     crowded = [{"time": iso(m), "count": 300} for m in (9, 8)]
