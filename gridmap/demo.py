@@ -122,10 +122,14 @@ def load_demo(
 
 
 def top_up(session: Session, *, seed: int = 370812) -> dict[str, int]:
-    """Add the demo parts a database loaded by an older release lacks (accounts, matters)."""
+    """Add the demo parts a database loaded by an older release lacks (accounts, holidays, matters)."""
     from gridmap.accounts import ensure_demo_accounts
+    from gridmap.holidays import official_days, store
 
     counts = {"users": ensure_demo_accounts(session)}
+    # A database loaded before the holiday calendar existed has none: without it
+    # the 1-2-3 clocks fall due on public holidays. Days stored already are kept.
+    counts["work_calendar"] = store(session, official_days())
     if not session.execute(text("SELECT EXISTS (SELECT 1 FROM matters)")).scalar():
         counts.update(load_demo_matters(session, generate(seed), seed=seed))
     return counts

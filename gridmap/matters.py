@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,9 @@ from video.registry import Filters, check_in_district
 from video.registry import get as get_camera
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+log = logging.getLogger(__name__)
+# Years already warned about for lacking a holiday calendar (once per process each).
+_WARNED_YEARS: set[int] = set()
 RATING_THRESHOLD = 3  # a rating below this reopens the matter
 RATING_CHANNELS = ("citizen", "callback", "open311", "app")
 DUE_SOON = timedelta(hours=4)  # a clock within this of its due time is "due soon"
@@ -463,11 +467,35 @@ def _unit(session: Session, unit_id: Any) -> Unit:
 def _calendar(session: Session, start: datetime) -> dict[date, bool]:
     """Return the work-calendar exceptions that can matter for clocks started at ``start``."""
     first = start.astimezone(LOCAL_TZ).date()
+    last = first + timedelta(days=60)
     rows = session.execute(
         text("SELECT day, workday FROM work_calendar WHERE day BETWEEN :a AND :b"),
-        {"a": first, "b": first + timedelta(days=60)},
+        {"a": first, "b": last},
     )
-    return {r[0]: bool(r[1]) for r in rows}
+    calendar = {r[0]: bool(r[1]) for r in rows}
+    _warn_of_missing_years(session, first.year, last.year)
+    return calendar
+
+
+def _warn_of_missing_years(session: Session, first: int, last: int) -> None:
+    """Log once per year a clock runs into that has no holiday calendar stored.
+
+    Every year has official holidays, so a year without a single entry is one
+    nobody loaded: its clocks treat every weekday as a workday.
+    """
+    wanted = set(range(first, last + 1)) - _WARNED_YEARS
+    if not wanted:
+        return
+    known = set(session.execute(
+        text("SELECT DISTINCT CAST(date_part('year', day) AS int) FROM work_calendar "
+             "WHERE day BETWEEN make_date(:a, 1, 1) AND make_date(:b, 12, 31)"),
+        {"a": min(wanted), "b": max(wanted)},
+    ).scalars())
+    for year in sorted(wanted - known):
+        _WARNED_YEARS.add(year)
+        log.warning("work_calendar has no entries for %d: deadlines in it count every weekday "
+                    "as a workday; load that year's holidays with 'gridmap matters calendar "
+                    "--file'", year)
 
 
 def _start_clocks(session: Session, m: Matter, start: datetime) -> None:

@@ -28,3 +28,34 @@ def test_a_local_entry_outranks_the_package_unless_a_file_replaces_it(session):
     assert session.execute(text(day)).one() == (True, "本地安排")
     assert holidays.store(session, [(date(2026, 1, 2), False, "元旦")], replace=True) == 1
     assert session.execute(text(day)).one() == (False, "元旦")
+
+
+def test_topping_up_an_older_demo_database_fills_its_empty_calendar(session):
+    from gridmap import demo
+
+    session.execute(text("DELETE FROM work_calendar"))
+    added = demo.top_up(session)
+    stored = session.execute(text("SELECT count(*) FROM work_calendar")).scalar()
+    assert added["work_calendar"] == stored == len(holidays.official_days())
+    assert session.execute(text(
+        "SELECT workday FROM work_calendar WHERE day = '2026-10-01'")).scalar() is False
+    assert demo.top_up(session)["work_calendar"] == 0  # a second run adds nothing
+
+
+def test_a_clock_running_into_a_year_without_a_calendar_is_logged_once(session, caplog,
+                                                                        monkeypatch):
+    monkeypatch.setattr(matters, "_WARNED_YEARS", set())
+    session.execute(text("DELETE FROM work_calendar"))
+    holidays.store(session, holidays.official_days([2026]))
+    start = datetime(2026, 12, 20, 2, 0, tzinfo=UTC)  # its 60-day window reaches 2027
+    with caplog.at_level("WARNING", logger="gridmap.matters"):
+        matters._calendar(session, start)
+        matters._calendar(session, start)
+    warned = [r.getMessage() for r in caplog.records if r.name == "gridmap.matters"]
+    assert len(warned) == 1 and "2027" in warned[0]
+    caplog.clear()
+    holidays.store(session, [(date(2027, 1, 1), False, "元旦")])
+    monkeypatch.setattr(matters, "_WARNED_YEARS", set())
+    with caplog.at_level("WARNING", logger="gridmap.matters"):
+        matters._calendar(session, start)
+    assert not [r for r in caplog.records if r.name == "gridmap.matters"]
