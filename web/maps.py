@@ -158,11 +158,13 @@ class PageShell(MacroElement):
         super().render(**kwargs)
 
 
+# Only the status line is a live region ("N cameras within 500 m", "Searching…", the
+# error): a screen reader hears that one line, not the whole list, after each search.
 PATROL_DOM = """
-<div id="patrol-sheet" class="patrol-sheet" aria-live="polite">
+<div id="patrol-sheet" class="patrol-sheet">
   <div class="patrol-bar">
     <button id="patrol-locate" class="patrol-btn" type="button"></button>
-    <span id="patrol-status" class="patrol-status"></span>
+    <span id="patrol-status" class="patrol-status" role="status" aria-live="polite"></span>
   </div>
   <section id="patrol-grid" class="patrol-grid" hidden></section>
   <ol id="patrol-list" class="patrol-list"></ol>

@@ -260,6 +260,7 @@ WALL_DOM = """
   <button id="wall-tour" class="wall-btn" type="button"></button>
   <button id="wall-mode" class="wall-btn" type="button"></button>
 </header>
+<div id="wall-stale" class="wall-stale" role="status" aria-live="polite"></div>
 <aside id="wall-panel" class="wall-panel" hidden aria-live="polite">
   <button id="wall-panel-close" class="wall-panel-close" type="button">×</button>
   <div id="wall-panel-body" class="wall-panel-body"></div>
@@ -374,6 +375,9 @@ i18n.register(
         "wall_age_h": {"zh": "{n}小时", "en": "{n} h"},
         "wall_age_d": {"zh": "{n}天", "en": "{n} d"},
         "wall_live": {"zh": "实时", "en": "Live"},
+        # A layer whose latest refresh failed: still drawn, from the data of {t}.
+        "wall_stale": {"zh": "{layer}数据未更新 · 最后更新 {t}", "en": "{layer} not updated · last updated {t}"},
+        "wall_stale_never": {"zh": "{layer}未能加载", "en": "{layer} could not be loaded"},
         "wall_updated": {"zh": "状态更新于 {t}", "en": "Status updated {t}"},
         "wall_changed_n": {"zh": "{n} 个摄像头状态变化", "en": "{n} camera status changes"},
         "wall_mode_wall": {"zh": "大屏模式", "en": "Wall mode"},

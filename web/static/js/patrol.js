@@ -151,8 +151,10 @@
         if (!res.ok) { setStatus(((res.body || {}).message || (res.body || {}).reason) || t("load_failed")); return; }
         state.items = res.body.items;
         // count is what came back, at most the limit: a full answer is the nearest
-        // few, not all there are in range.
-        setStatus(t(res.body.count >= NEARBY_LIMIT ? "found_nearest_n" : "found_n").replace("{n}", res.body.count));
+        // few, not all there are in range. The status line is the sheet's live
+        // region: a screen reader hears this line, not the list drawn below it.
+        setStatus(!res.body.count ? t("no_cameras")
+          : t(res.body.count >= NEARBY_LIMIT ? "found_nearest_n" : "found_n").replace("{n}", res.body.count));
         render(res.body.items);
         document.documentElement.setAttribute("data-nearby-count", String(res.body.count));
       })

@@ -14,7 +14,7 @@
     cam: null, filters: { sources: null, statuses: null, tagMask: null, tags: [] },
     panel: null, since: null, polls: 0, statusVersion: 0, objectUrl: null,
     tour: { views: [], i: 0, timer: null, on: false }, searchSeq: 0, touched: false,
-    loaded: {}, highlight: null
+    loaded: {}, highlight: null, fresh: {}
   };
 
   var STATUS_COLORS = { unknown: "#9aa3ad", online: "#1a9850", offline: "#d73027",
@@ -676,7 +676,7 @@
     } else {
       url = "/api/cameras/layer.json";  // no status feed yet: diff the full layer
     }
-    getJson(url).then(function (body) {
+    tracked("cameras", getJson(url)).then(function (body) {
       if (body) {
         var rows = feed ? body.rows : body.rows.map(function (r) { return [r[0], r[4]]; });
         applyStatuses(body.statuses || [], rows || []);
@@ -723,14 +723,17 @@
     var layer = L.geoJSON(null, {
       coordsToLatLng: coordsToLatLng, renderer: S.renderers.fill, interactive: false,
       style: function (f) {
-        return { stroke: false, fillColor: ramp(f.properties[spec.options.property]), fillOpacity: 0.55 };
+        return { stroke: false, fillColor: ramp(f.properties[spec.options.property]),
+                 fillOpacity: 0.55 * fade(spec.key) };
       }
     });
     S.layers[spec.key] = layer;
+    layer.wallRestyle = function () { layer.setStyle(layer.options.style); };
     layer.wallLoad = loadAndRefresh(spec, layer, function () {
       if (layer.wallLoaded) { return null; }
       layer.wallLoaded = true;
-      return getJson(spec.url).then(function (data) { if (data) { layer.addData(data); } });
+      return getJson(spec.url).then(function (data) { if (data) { layer.addData(data); } })
+        .catch(function (err) { layer.wallLoaded = false; throw err; });  // switched on again: tried again
     });
   }
 
@@ -743,10 +746,11 @@
         var missing = v === undefined || v === null;
         // Grids without a figure: grey ("not measured") unless the layer says to leave them out.
         return { stroke: false, fillColor: ramp(v),
-                 fillOpacity: missing ? (spec.options.missing === "none" ? 0 : 0.2) : 0.55 };
+                 fillOpacity: (missing ? (spec.options.missing === "none" ? 0 : 0.2) : 0.55) * fade(spec.key) };
       }
     });
     S.layers[spec.key] = layer;
+    layer.wallRestyle = function () { layer.setStyle(layer.options.style); };
     function refresh() {
       return getJson(spec.url).then(function (rows) {
         values = {};
@@ -764,22 +768,26 @@
     var color = spec.options.color || "#e6550d";
     var layer = L.geoJSON(null, {
       coordsToLatLng: coordsToLatLng, renderer: S.renderers.bbox, interactive: false,
-      style: function () { return { color: color, weight: 1, fillColor: color, fillOpacity: 0.25 }; }
+      style: function () {
+        var dim = fade(spec.key);
+        return { color: color, weight: 1, opacity: dim, fillColor: color, fillOpacity: 0.25 * dim };
+      }
     });
     var seq = 0;
     S.layers[spec.key] = layer;
+    layer.wallRestyle = function () { layer.setStyle(layer.options.style); };
     layer.wallLoad = function () {
       var map = S.map;
-      if (map.getZoom() < spec.min_zoom) { layer.clearLayers(); return; }
+      if (map.getZoom() < spec.min_zoom) { seq++; layer.clearLayers(); clearStale(spec.key); return; }
       var b = map.getBounds();
       var sw = fromMap(b.getSouthWest()), ne = fromMap(b.getNorthEast());
       var mine = ++seq;
       var bbox = [sw.lon, sw.lat, ne.lon, ne.lat].map(function (v) { return v.toFixed(5); }).join(",");
-      getJson(spec.url + "?bbox=" + bbox).then(function (data) {
+      tracked(spec.key, getJson(spec.url + "?bbox=" + bbox)).then(function (data) {
         if (mine !== seq || !data) { return; }
         layer.clearLayers();
         layer.addData(data);
-      });
+      }).catch(function () { /* marked as not updated; the next move tries again */ });
     };
     S.map.on("moveend", function () { if (S.on[spec.key]) { layer.wallLoad(); } });
   }
@@ -792,10 +800,14 @@
       pointToLayer: function (f, ll) {
         // A feature may carry its own colour (e.g. a matter by state and deadline).
         var own = f.properties && /^#[0-9a-fA-F]{6}$/.test(f.properties.color || "") ? f.properties.color : color;
-        return L.circleMarker(ll, { renderer: S.renderers.top, radius: 8, color: "#fff", weight: 2,
-                                    fillColor: own, fillOpacity: 0.95, className: "wall-" + spec.key });
+        var dim = fade(spec.key);
+        return L.circleMarker(ll, { renderer: S.renderers.top, radius: 8, color: "#fff", weight: 2, opacity: dim,
+                                    fillColor: own, fillOpacity: 0.95 * dim, className: "wall-" + spec.key });
       },
-      style: function () { return { color: color, weight: 2, fillOpacity: 0.2, className: "wall-" + spec.key }; },
+      style: function () {
+        var dim = fade(spec.key);
+        return { color: color, weight: 2, opacity: dim, fillOpacity: 0.2 * dim, className: "wall-" + spec.key };
+      },
       onEachFeature: function (f, lyr) {
         var p = f.properties || {};
         var title = p.title || p.name;
@@ -806,26 +818,33 @@
     S.layers[spec.key] = layer;
     function refresh() {
       return getJson(spec.url).then(function (data) {
+        layer.wallData = data;
         layer.clearLayers();
         if (data) { layer.addData(data); }
         setFlag("wall-" + spec.key, data ? (data.features || []).length : 0);
       });
     }
+    // Faded or not is in each feature's style: draw the last data again.
+    layer.wallRestyle = function () {
+      if (!layer.wallData) { return; }
+      layer.clearLayers();
+      layer.addData(layer.wallData);
+    };
     layer.wallLoad = loadAndRefresh(spec, layer, refresh);
   }
 
   /* First load (counted for "ready" when the layer is on by default), then a timer.
    * A later refresh that fails (timer, or the layer switched on again) keeps the layer
-   * as last drawn and is tried again at the next tick; its rejection is handled here,
-   * never left uncaught (the live badge already tells when the data is stale). */
+   * as last drawn, marked as not updated (see "freshness"), and is tried again at the
+   * next tick; its rejection is handled here, never left uncaught. */
   function loadAndRefresh(spec, layer, refresh) {
     function again() {
-      var next = refresh();
+      var next = tracked(spec.key, refresh());
       if (next && typeof next.catch === "function") { next.catch(function () { /* next tick */ }); }
     }
     return function () {
       if (layer.wallFirst) { again(); } else {
-        var first = refresh();
+        var first = tracked(spec.key, refresh());
         if (first) {
           layer.wallFirst = first.catch(function (err) { G.state.errors.push(String(err)); })
             .then(function () { S.loaded[spec.key] = true; checkReady(); });
@@ -850,7 +869,92 @@
         layer.setLatLngs(pts);
       });
     }
+    // The heat has a canvas of its own (once shown): wall.css fades it.
+    layer.wallRestyle = function () {
+      if (layer._canvas) { layer._canvas.classList.toggle("wall-stale-layer", isStale(spec.key)); }
+    };
     layer.wallLoad = loadAndRefresh(spec, layer, refresh);
+  }
+
+  // ------------------------------------------------------------------ freshness
+
+  /* Each layer that loads data (and the camera status feed, under "cameras") keeps the
+   * time of its last load that succeeded. When a load fails, what is drawn stays, but
+   * marked: a line in the notice under the top bar ("... not updated · last updated
+   * 10:42", or "... could not be loaded" when it never loaded), the layer drawn faded
+   * and its entry in the layer list flagged. The next load that succeeds clears all
+   * three. The notice is a role=status region rewritten only when what it says
+   * changes, so a screen reader hears each change once, not every failed refresh. */
+  var STALE_FADE = 0.35;
+
+  function freshness(key) {
+    return S.fresh[key] || (S.fresh[key] = { at: null, failed: false, tries: 0, settled: 0 });
+  }
+  /* Drawn from data that a later load failed to replace. */
+  function isStale(key) { var f = S.fresh[key]; return !!(f && f.failed && f.at); }
+  function fade(key) { return isStale(key) ? STALE_FADE : 1; }
+
+  /* Record the outcome of a load (a promise; anything else is passed through) and
+   * return a promise with the same outcome. An answer to an older try that arrives
+   * after a newer one's is not recorded. */
+  function tracked(key, loading) {
+    if (!loading || typeof loading.then !== "function") { return loading; }
+    var f = freshness(key);
+    var mine = ++f.tries;
+    function settle(ok) {
+      if (mine <= f.settled) { return; }
+      f.settled = mine;
+      var was = isStale(key);
+      if (ok) { f.at = new Date(); f.failed = false; } else { f.failed = true; }
+      if (isStale(key) !== was) { markLayer(key); }
+      renderStale();
+    }
+    return loading.then(function (value) { settle(true); return value; },
+                        function (err) { settle(false); throw err; });
+  }
+
+  /* Nothing of the layer is drawn any more (a bbox layer zoomed out): nothing is stale. */
+  function clearStale(key) {
+    var f = S.fresh[key];
+    if (!f) { return; }
+    f.settled = f.tries;  // answers still on their way are not recorded
+    if (!f.failed) { return; }
+    var was = isStale(key);
+    f.failed = false;
+    if (was) { markLayer(key); }
+    renderStale();
+  }
+
+  function markLayer(key) {
+    var layer = S.layers[key];
+    if (layer && layer.wallRestyle) { layer.wallRestyle(); }
+    var input = document.querySelector('.wall-layers input[data-layer="' + key + '"]');
+    if (input && input.parentNode) { input.parentNode.classList.toggle("wall-layer-stale", isStale(key)); }
+  }
+
+  /* The notice's lines: each layer switched on whose latest load failed. */
+  function staleLines() {
+    var lines = [], keys = [];
+    W.layers.forEach(function (spec) {
+      var f = S.fresh[spec.key];
+      if (!f || !f.failed || !S.on[spec.key]) { return; }
+      keys.push(spec.key);
+      lines.push(f.at ? tf("wall_stale", { layer: t(spec.title), t: G.timeOfDay(f.at, lang()) })
+                      : tf("wall_stale_never", { layer: t(spec.title) }));
+    });
+    return { keys: keys, lines: lines };
+  }
+
+  function renderStale() {
+    var box = document.getElementById("wall-stale");
+    var now = staleLines();
+    setFlag("wall-stale", now.keys.join(" "));
+    if (!box) { return; }
+    var text = now.lines.join("\n");
+    if (box.wallText === text) { return; }  // unchanged: not announced again
+    box.wallText = text;
+    box.textContent = "";
+    now.lines.forEach(function (line) { box.appendChild(el("div", { class: "wall-stale-item", text: line })); });
   }
 
   var RENDERERS = {
@@ -876,6 +980,7 @@
     setFlag("wall-layer-" + key, on ? "on" : "off");
     updateLabels();
     renderLegend();
+    renderStale();  // a layer switched off is not reported; switched on again, it is
   }
 
   function reapplySelection() {
@@ -886,19 +991,24 @@
   // ------------------------------------------------------------------ controls
 
   // On a phone the top bar spans the screen (wall.css): the map's top controls
-  // start below it, at its height as it wraps, or the bar would cover them.
-  // The observer reports the bar's height after layout (reading offsetHeight here
+  // start below it, at its height as it wraps, or the bar would cover them; the
+  // stale-data notice under it pushes them down as well while it shows.
+  // The observer reports the heights after layout (reading offsetHeight here
   // would force a layout of the whole page while it loads: 60 ms on the wall PC),
-  // and the variable is written only when the height changes.
-  function keepControlsBelowBar(bar) {
+  // and a variable is written only when its height changes.
+  function keepControlsBelowBar(bar, notice) {
     if (!window.ResizeObserver) { return; }
-    var height = null;
-    new ResizeObserver(function (entries) {
-      var entry = entries[entries.length - 1];
-      var box = entry.borderBoxSize;
-      var h = Math.round(box && box.length ? box[0].blockSize : entry.contentRect.height);
-      if (h !== height) { height = h; document.body.style.setProperty("--wall-bar-h", h + "px"); }
-    }).observe(bar);
+    var heights = {};
+    var observer = new ResizeObserver(function (entries) {
+      entries.forEach(function (entry) {
+        var name = entry.target === bar ? "--wall-bar-h" : "--wall-stale-h";
+        var box = entry.borderBoxSize;
+        var h = Math.round(box && box.length ? box[0].blockSize : entry.contentRect.height);
+        if (h !== heights[name]) { heights[name] = h; document.body.style.setProperty(name, h + "px"); }
+      });
+    });
+    observer.observe(bar);
+    if (notice) { observer.observe(notice); }
   }
 
   function layerControl() {
@@ -1758,6 +1868,7 @@
   function tickClock() {
     var box = document.getElementById("wall-clock");
     if (box) { box.textContent = fmtDateTime(new Date()); }
+    renderStale();  // a last update no longer today's gets its date
   }
 
   // ------------------------------------------------------------------ init
@@ -1820,20 +1931,19 @@
     coordsControl();
     W.layers.forEach(function (spec) {
       var add = RENDERERS[spec.kind];
-      var loading = add ? add(spec) : null;  // default-on layers fetch now, the rest when enabled
+      var loading = tracked(spec.key, add ? add(spec) : null);  // default-on layers fetch now, the rest when enabled
       var lazy = S.layers[spec.key];
       if (spec.default_on && lazy && lazy.wallLoad) { setLayer(spec.key, true); }
       if (loading) {
         loading.catch(function (err) {
           G.state.errors.push(String(err));
-          setFlag("wall-failed-" + spec.key, 1);
-          document.getElementById("wall-live").textContent = t("load_failed") + ": " + t(spec.title);
+          setFlag("wall-failed-" + spec.key, 1);  // the stale notice says "could not be loaded"
         });
       }
     });
 
     document.getElementById("wall-bar-title").textContent = t("wall_title");
-    keepControlsBelowBar(document.getElementById("wall-bar"));
+    keepControlsBelowBar(document.getElementById("wall-bar"), document.getElementById("wall-stale"));
     document.getElementById("wall-panel-close").addEventListener("click", closePanel);
     document.getElementById("wall-panel-close").setAttribute("title", t("wall_close"));
     document.getElementById("wall-mode").addEventListener("click", function () { setMode(S.dark ? "desk" : "wall"); });
@@ -1905,7 +2015,12 @@
     openGrid: function (code) { openGridPanel(code); },
     setView: function (lon, lat, zoom) { S.touched = true; S.map.setView(toMap(lon, lat), zoom, { animate: false }); },
     fmtDateTime: fmtDateTime,
-    fmtAge: fmtAge
+    fmtAge: fmtAge,
+    /* A layer's last good load (ISO time or null) and whether its latest load failed. */
+    freshness: function (key) {
+      var f = S.fresh[key];
+      return f ? { at: f.at ? f.at.toISOString() : null, failed: f.failed, stale: isStale(key) } : null;
+    }
   };
 
   window.gridmapWall = { init: init, state: S, datum: datum, api: api, toMap: toMap, fromMap: fromMap };
