@@ -92,6 +92,7 @@ i18n.register(
         "ge_roster_import": {"zh": "导入花名册", "en": "Import a roster"},
         "ge_export": {"zh": "导出边界（供 QGIS 使用）", "en": "Export boundaries (for QGIS)"},
         "ge_as_of": {"zh": "截至日期（留空为当前）", "en": "As of (empty: now)"},
+        "ge_as_of_too_early": {"zh": "网格记录始于{day}，无更早的状态", "en": "The grid records begin on {day}; nothing earlier is known"},
         "ge_export_grids": {"zh": "网格", "en": "Grids"},
         "ge_export_communities": {"zh": "村居", "en": "Communities"},
         "ge_roster_done": {
@@ -137,6 +138,11 @@ EDIT_DOM = """
     <button id="ge-edit" type="button" disabled></button>
     <button id="ge-save" type="button" disabled></button>
     <button id="ge-cancel" type="button" disabled></button>
+  </div>
+  <div id="ge-confirm" class="ge-confirm" role="alertdialog" aria-labelledby="ge-confirm-text" hidden>
+    <p id="ge-confirm-text"></p>
+    <div class="ge-row"><button id="ge-confirm-discard" type="button"></button>
+      <button id="ge-confirm-keep" type="button"></button></div>
   </div>
   <label class="ge-field"><span id="ge-neighbour-label"></span>
     <select id="ge-neighbour"></select></label>

@@ -52,6 +52,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "gm_sign_in_tab": {"zh": "在新标签页登录", "en": "Sign in in a new tab"},
     "gm_signed_in_again": {"zh": "已重新登录，可以继续操作", "en": "Signed in again: carry on"},
     "gm_dismiss": {"zh": "关闭", "en": "Dismiss"},
+    # Asked inside a panel (no window.confirm: a map-wall kiosk may block it) before
+    # closing or leaving an edit that holds unsaved changes (ledger, grid editor).
+    "unsaved_discard_q": {"zh": "放弃未保存的修改？", "en": "Discard unsaved changes?"},
+    "unsaved_discard": {"zh": "放弃修改", "en": "Discard changes"},
+    "unsaved_keep": {"zh": "继续编辑", "en": "Keep editing"},
     "community": {"zh": "村居", "en": "Community"},
     "town": {"zh": "镇街", "en": "Town/street"},
     "locate_me": {"zh": "定位附近摄像头", "en": "Cameras near me"},

@@ -159,6 +159,10 @@ def test_a_split_line_can_be_abandoned(signed_in_page, live_server, how):
         page.keyboard.press("Escape")
     else:
         page.locator("#ge-cancel").click()
+    # A line with a point is not dropped unasked: the panel asks, and "discard" ends it.
+    assert page.locator("#ge-confirm").is_visible()
+    assert _draw_state(page)["mode"] == "split"
+    page.locator("#ge-confirm-discard").click()
     assert _draw_state(page) == {"mode": None, "draw": False, "handles": 0}
     assert page.locator("#ge-cancel").is_disabled()
     assert page.locator("#ge-message").inner_text() == ""
@@ -180,6 +184,7 @@ def test_an_edge_line_can_be_abandoned_and_editing_escaped(signed_in_page, live_
     page.mouse.click(point["x"], point["y"])
     page.mouse.click(point["x"] + 30, point["y"] + 10)
     page.locator("#ge-cancel").click()
+    page.locator("#ge-confirm-discard").click()  # the line has points: asked first
     assert _draw_state(page) == {"mode": None, "draw": False, "handles": 0}
     # While vertices are edited, another grid is not chosen (the edit would go to it).
     page.locator("#ge-edit").click()
@@ -282,3 +287,31 @@ def test_the_panel_label_speaks_the_pages_language(page, live_server, lang, labe
     page.goto(f"{live_server}/grids/edit?lang={lang}")
     page.wait_for_function(f"() => {STATE}.geReady === '1'")
     assert page.locator("#ge-panel").get_attribute("aria-label") == label
+
+
+# ---------------------------------------------------------------- export as of a day
+
+def test_the_export_date_cannot_reach_before_the_grid_records(signed_in_page, live_server, engine):
+    from gridmap import grid_edits
+    from web.blueprints.grid_edit import _local_day
+
+    with engine.connect() as conn:
+        from sqlalchemy.orm import Session
+
+        first_day = _local_day(grid_edits.records_begin(Session(bind=conn)))
+    page = signed_in_page("district-gridadmin")
+    _open(page, live_server)
+    field = page.locator("#ge-as-of")
+    assert field.get_attribute("min") == first_day
+    field.fill("2001-01-01")
+    field.dispatch_event("change")
+    note = page.locator("#ge-export-links .ge-export-note")
+    assert first_day in note.inner_text()
+    assert page.locator("#ge-export-links a.ge-export").count() == 0
+    field.fill(first_day)
+    field.dispatch_event("change")
+    links = page.locator("#ge-export-links a.ge-export")
+    assert links.count() == 6
+    href = links.first.get_attribute("href")
+    assert "as_of=" + first_day in href.replace("%3A", ":")
+    assert page.request.get(live_server + href).status == 200

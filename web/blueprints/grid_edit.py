@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -22,6 +23,9 @@ from web.i18n import catalog
 from web.params import edited_version, json_object, uploaded_file
 from web.reasons import localize_rows
 from web.scope import current_prefix
+
+# The page's date field names Beijing days (its exports end each at 23:59:59+08:00).
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 bp = Blueprint("grid_edit", __name__)
 
@@ -423,6 +427,8 @@ def edit_page() -> Response:
         # Offer only what the guard allows: viewers and patrol leads look, not edit.
         "can_edit": write_refusal(actor, "grid_edit.put_geometry") is None,
         "can_edit_team": write_refusal(actor, "teams.update_member") is None,
+        # The earliest day an "as of" export can name: before it nothing is recorded.
+        "records_begin_day": _local_day(grid_edits.records_begin(get_session())),
     }
     html = grid_edit_html(
         config, tile_url=current_app.config.get("TILE_URL"), csrf_token=generate_csrf()
@@ -435,6 +441,11 @@ def _int_query(name: str) -> int:
     if raw is None:
         raise InvalidInput(f"missing query parameter {name!r}")
     return grid_edits.parse_version(raw)
+
+
+def _local_day(moment: datetime | None) -> str | None:
+    """Return the Beijing calendar day of a moment (the day the page's date field names)."""
+    return moment.astimezone(LOCAL_TZ).date().isoformat() if moment else None
 
 
 def _as_of(raw: str | None) -> datetime | None:

@@ -8,7 +8,8 @@
   var S = {
     map: null, grids: null, byCode: {}, props: {}, selected: null, adjacent: null,
     editLayer: null, problems: null, overlay: null, drawMode: null, onLine: null, ready: false,
-    canEdit: true, canEditTeam: true
+    canEdit: true, canEditTeam: true,
+    editBaseline: null, workingLine: null, pending: null, returnFocus: null, guarding: false
   };
 
   function t(key, vars) {
@@ -263,9 +264,11 @@
     S.editLayer.eachLayer(function (layer) {
       layer.pm.enable({ allowSelfIntersection: false, snappable: true });
     });
+    S.editBaseline = JSON.stringify(editedGeometry().coordinates);  // as loaded, to tell a moved vertex
     $("ge-save").disabled = false;
     $("ge-cancel").disabled = false;
     document.documentElement.setAttribute("data-ge-editing", "1");
+    syncLeaveGuard();
   }
 
   function stopEditing() {
@@ -274,6 +277,7 @@
       S.map.removeLayer(S.editLayer);
       S.editLayer = null;
     }
+    S.editBaseline = null;
     stopDrawing();
     $("ge-save").disabled = true;
     $("ge-cancel").disabled = true;
@@ -285,13 +289,94 @@
   function stopDrawing() {
     if (S.onLine) { S.map.off("pm:create", S.onLine); S.onLine = null; }
     if (S.drawMode) { S.map.pm.disableDraw(); S.drawMode = null; }
+    S.workingLine = null;
     document.documentElement.setAttribute("data-ge-drawing", "");
+    // Nothing left to ask about (dropped, saved, or the line finished): a focus that was
+    // on the question goes on from Edit, not lost to the page.
+    if (!S.editLayer && closeConfirm() && !$("ge-edit").disabled) { $("ge-edit").focus(); }
+    syncLeaveGuard();
   }
 
   // Cancel and Escape: whatever is being drawn or dragged is dropped, selection works again.
   function cancelEditing() {
     stopEditing();
     message("");
+  }
+
+  // ------------------------------------------------------------------ unsaved edits
+
+  // Points of the line being drawn (Geoman's working layer; the hint line is not one).
+  function drawnPoints() {
+    var line = S.drawMode && (S.workingLine || (S.map.pm.Draw.Line && S.map.pm.Draw.Line._layer));
+    return line && line.getLatLngs ? line.getLatLngs().length : 0;
+  }
+
+  // Something would be lost: a vertex moved (added, removed) since editing began, or a
+  // line being drawn that has a point.
+  function hasUnsavedEdit() {
+    if (S.editLayer && S.editBaseline !== null) {
+      return JSON.stringify(editedGeometry().coordinates) !== S.editBaseline;
+    }
+    return drawnPoints() > 0;
+  }
+
+  // While an edit or a drawing is open the browser is asked to warn before the tab is
+  // closed or left, if by then it holds an unsaved change; otherwise no handler is set.
+  function warnOnLeave(event) {
+    if (!hasUnsavedEdit()) { return undefined; }
+    event.preventDefault();
+    event.returnValue = t("unsaved_discard_q");  // older browsers want a (any) text
+    return event.returnValue;
+  }
+  function syncLeaveGuard() {
+    var needed = !!(S.editLayer || S.drawMode);
+    if (needed === S.guarding) { return; }
+    window[needed ? "addEventListener" : "removeEventListener"]("beforeunload", warnOnLeave);
+    S.guarding = needed;
+  }
+
+  // The question in the panel (no window.confirm: a map-wall kiosk may block it). Focus
+  // goes to "keep editing", the safe answer, which Escape gives too.
+  function confirmShown() { return !$("ge-confirm").hidden; }
+  function askDiscard(then) {
+    if (!confirmShown()) { S.returnFocus = document.activeElement; }
+    S.pending = then || null;
+    $("ge-confirm").hidden = false;
+    document.documentElement.setAttribute("data-ge-confirm", "1");
+    $("ge-confirm-keep").focus();
+  }
+  function closeConfirm() {
+    var had = $("ge-confirm").contains(document.activeElement);
+    $("ge-confirm").hidden = true;
+    S.pending = null;
+    document.documentElement.setAttribute("data-ge-confirm", "0");
+    return had;
+  }
+  function keepEditing() {
+    var back = S.returnFocus;
+    S.returnFocus = null;
+    closeConfirm();
+    if (back && back !== document.body && document.contains(back) && !$("ge-confirm").contains(back)) {
+      back.focus();
+    } else if (!$("ge-save").disabled) {
+      $("ge-save").focus();
+    } else if (!$("ge-cancel").disabled) {
+      $("ge-cancel").focus();
+    }
+  }
+  function discardEdit() {
+    var then = S.pending;
+    S.returnFocus = null;
+    S.pending = null;
+    cancelEditing();  // closes the question too
+    if (then) { then(); }
+  }
+  // Escape, Cancel and every button that ends the edit: at once when nothing would be
+  // lost, otherwise once the user agrees to drop it. ``then`` runs after the edit ended.
+  function leaveEdit(then) {
+    if (hasUnsavedEdit()) { askDiscard(then); return; }
+    closeConfirm();
+    if (!then) { cancelEditing(); } else { then(); }
   }
 
   function editedGeometry() {
@@ -379,6 +464,7 @@
     stopEditing();
     S.drawMode = mode;
     message(t(hint));
+    S.map.once("pm:drawstart", function (e) { S.workingLine = e.workingLayer || null; });
     S.map.pm.enableDraw("Line", { snappable: true, snapDistance: 15 });
     S.onLine = function (e) {
       var line = e.layer.toGeoJSON(false).geometry;
@@ -390,6 +476,7 @@
     S.map.on("pm:create", S.onLine);
     $("ge-cancel").disabled = false;  // the way out of a line not yet finished
     document.documentElement.setAttribute("data-ge-drawing", mode);
+    syncLeaveGuard();
   }
 
   // ------------------------------------------------------------------ history
@@ -432,7 +519,7 @@
   function revertButton(code, n) {
     var rev = el("button", { type: "button", class: "ge-revert", text: t("ge_revert") });
     rev.addEventListener("click", function () {
-      if (requireReason()) { revert(code, n); }
+      if (requireReason()) { leaveEdit(function () { revert(code, n); }); }
     });
     return rev;
   }
@@ -573,8 +660,14 @@
 
   // Grids or communities, now or as of a date (the end of that day), in three formats.
   function exportLinks() {
-    var box = $("ge-export-links"), day = $("ge-as-of").value;
+    var field = $("ge-as-of"), box = $("ge-export-links"), day = field.value;
     box.textContent = "";
+    // Before the records begin nothing is known: say from when, offer no files.
+    if (day && field.min && day < field.min) {
+      box.appendChild(el("p", { class: "ge-export-note", role: "status",
+                                text: t("ge_as_of_too_early").replace("{day}", field.min) }));
+      return;
+    }
     var asOf = day ? "&as_of=" + encodeURIComponent(day + "T23:59:59+08:00") : "";
     [["grid", "ge_export_grids"], ["community", "ge_export_communities"]].forEach(function (level) {
       var row = el("div", { class: "ge-export-row" }, [el("span", { text: t(level[1]) })]);
@@ -686,6 +779,8 @@
     label("ge-reason-label", "ge_reason");
     $("ge-reason").setAttribute("placeholder", t("ge_reason_hint"));
     label("ge-edit", "ge_edit"); label("ge-save", "ge_save"); label("ge-cancel", "ge_cancel");
+    label("ge-confirm-text", "unsaved_discard_q");
+    label("ge-confirm-discard", "unsaved_discard"); label("ge-confirm-keep", "unsaved_keep");
     label("ge-split", "ge_split"); label("ge-merge", "ge_merge"); label("ge-edge", "ge_edge");
     label("ge-reassign", "ge_reassign"); label("ge-neighbour-label", "ge_neighbour");
     label("ge-reload", "ge_reload"); label("ge-history-title", "ge_history");
@@ -693,6 +788,9 @@
     label("ge-gaps-title", "ge_gaps"); label("ge-roster", "ge_roster");
     label("ge-roster-import-label", "ge_roster_import");
     label("ge-export-title", "ge_export"); label("ge-as-of-label", "ge_as_of");
+    var cfg = window.GRIDMAP || {};
+    if (cfg.records_begin_day) { $("ge-as-of").min = cfg.records_begin_day; }
+    $("ge-as-of").max = new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10);  // today in Beijing
     $("ge-as-of").addEventListener("change", exportLinks);
     exportLinks();
     $("ge-roster-file").addEventListener("change", function () {
@@ -716,10 +814,16 @@
     L.DomEvent.disableClickPropagation($("ge-panel"));
     L.DomEvent.disableScrollPropagation($("ge-panel"));
 
-    $("ge-edit").addEventListener("click", startEditing);
-    $("ge-cancel").addEventListener("click", cancelEditing);
+    $("ge-edit").addEventListener("click", function () { leaveEdit(startEditing); });
+    $("ge-cancel").addEventListener("click", function () { leaveEdit(); });
+    $("ge-confirm-keep").addEventListener("click", keepEditing);
+    $("ge-confirm-discard").addEventListener("click", discardEdit);
     document.addEventListener("keydown", function (e) {
-      if (e.key === "Escape" && (S.drawMode || S.editLayer)) { cancelEditing(); }
+      if (e.key !== "Escape" || e.isComposing) { return; }
+      // Escape while asked keeps editing (the safe answer); otherwise it ends the edit,
+      // asking first when that would drop a change.
+      if (confirmShown()) { e.preventDefault(); keepEditing(); return; }
+      if (S.drawMode || S.editLayer) { leaveEdit(); }
     });
     $("ge-save").addEventListener("click", function () {
       if (!S.editLayer || !requireReason()) { return; }
@@ -728,23 +832,29 @@
     $("ge-split").addEventListener("click", function () {
       if (!requireReason()) { return; }
       var code = S.selected;
-      drawLine("split", "ge_draw_line", function (line) { split(code, line); });
+      leaveEdit(function () {
+        drawLine("split", "ge_draw_line", function (line) { split(code, line); });
+      });
     });
     $("ge-merge").addEventListener("click", function () {
       var other = $("ge-merge-with").value;
       if (!other || !requireReason()) { return; }
-      merge([S.selected, other]);
+      var code = S.selected;
+      leaveEdit(function () { merge([code, other]); });
     });
     $("ge-edge").addEventListener("click", function () {
       var other = $("ge-edge-with").value;
       if (!other || !requireReason()) { return; }
       var code = S.selected;
-      drawLine("edge", "ge_draw_edge", function (line) { moveEdge(code, other, line); });
+      leaveEdit(function () {
+        drawLine("edge", "ge_draw_edge", function (line) { moveEdge(code, other, line); });
+      });
     });
     $("ge-reassign").addEventListener("click", function () {
       var community = $("ge-community").value;
       if (!community || !requireReason()) { return; }
-      reassign(S.selected, community);
+      var code = S.selected;
+      leaveEdit(function () { reassign(code, community); });
     });
     $("ge-reload").addEventListener("click", reload);
   }

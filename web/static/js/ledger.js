@@ -10,7 +10,8 @@
   // the export leaves it out.
   var FILTERS = ["q", "area", "source", "status", "tag", "sector", "sort"];
   function box(name) { return $("lg-" + (name === "area" ? "town" : name)); }
-  var S = { offset: 0, total: 0, items: {}, current: null, request: 0, detailRequest: 0, opener: null };
+  var S = { offset: 0, total: 0, items: {}, current: null, request: 0, detailRequest: 0, opener: null,
+            loaded: null, baseline: null, newBaseline: null, pending: null, returnFocus: null, guarding: false };
 
   function t(key, vars) {
     var text = (C.i18n || {})[key] || key;
@@ -116,7 +117,7 @@
   }
   function row(item) {
     var open = el("button", { type: "button", class: "lg-open", "data-gb": item.gb_id, text: item.name });
-    open.addEventListener("click", function () { showDetail(item.gb_id, { focus: true }); });
+    open.addEventListener("click", function () { openRow(item.gb_id); });
     return el("tr", { "data-gb": item.gb_id }, [
       el("td", { class: "lg-id", text: item.gb_id }),
       el("td", null, [open]),
@@ -223,19 +224,35 @@
         check, el("span", { id: "lg-sample-result", role: "status", "aria-live": "polite" })
       ]));
     }
+    if (!keepForm) { fillForm(cam); }
+  }
+  // What the edit form shows for a camera as stored (a new login is never prefilled).
+  function formValues(cam) {
+    var out = { name: cam.name };
+    ["lon", "lat", "heading", "fov", "range_m"].forEach(function (key) { out[key] = shown(cam, key); });
+    out.tags = tagNames(cam.tags);
+    out.main_url = cam.main_url || "";
+    out.sub_url = cam.sub_url || "";
+    out.login_user = "";
+    out.login_password = "";
+    return out;
+  }
+  // Fill the edit form from the camera as stored: what it holds now is what was loaded,
+  // so no change is unsaved. A question about dropping changes is moot then (a save
+  // went through while it was asked): what the user asked for goes ahead.
+  function fillForm(cam) {
     var form = $("lg-edit");
-    if (form && !keepForm) {
-      form.elements.name.value = cam.name;
-      ["lon", "lat", "heading", "fov", "range_m"].forEach(function (key) {
-        form.elements[key].value = shown(cam, key);
-      });
-      form.elements.tags.value = tagNames(cam.tags);
-      form.elements.main_url.value = cam.main_url || "";
-      form.elements.sub_url.value = cam.sub_url || "";
-      form.elements.login_user.value = "";
-      form.elements.login_password.value = "";
-      $("lg-edit-status").textContent = "";
-    }
+    if (!form) { return; }
+    var values = formValues(cam);
+    Object.keys(values).forEach(function (key) { form.elements[key].value = values[key]; });
+    $("lg-edit-status").textContent = "";
+    S.loaded = JSON.stringify(values);
+    S.baseline = snapshot(form);
+    var then = confirmShown() ? S.pending : null;
+    hideConfirm();
+    S.returnFocus = null;
+    syncLeaveGuard();
+    if (then) { then(); }
   }
   // Who registered and changed the camera, and when (the audit trail; field names only).
   function loadHistory(gbId) {
@@ -291,7 +308,10 @@
       if (ticket !== S.detailRequest) { return; }
       if (answer.ok) {
         S.current = answer.data;
-        renderDetail(answer.data, opts.keepForm);
+        // Typed into while the camera was fetched: kept when the stored camera fills
+        // the form just as its row did (nothing typed is lost, nothing stale is kept).
+        var keep = opts.keepForm || (editDirty() && JSON.stringify(formValues(answer.data)) === S.loaded);
+        renderDetail(answer.data, keep);
         return loadHistory(gbId);
       } else {
         $("lg-detail-body").textContent = t("lg_failed", { reason: reasonOf(answer) });
@@ -308,12 +328,105 @@
   function closeDetail() {
     var panel = $("lg-detail");
     if (panel.hidden) { return; }
+    hideConfirm();
     var hadFocus = panel.contains(document.activeElement);
     var gbId = S.opener || (hadFocus && S.current ? S.current.gb_id : null);
     panel.hidden = true;
     S.opener = null;
     var back = gbId && document.querySelector('#lg-rows button.lg-open[data-gb="' + CSS.escape(gbId) + '"]');
     if (back) { back.focus(); }
+    syncLeaveGuard();
+  }
+  // A camera's row chosen: its details open. Another camera's, while the edit form holds
+  // unsaved changes, only once the user agrees to drop them; the same camera's again
+  // keeps what was typed.
+  function openRow(gbId) {
+    var same = S.current && S.current.gb_id === gbId && !$("lg-detail").hidden;
+    if (same) { showDetail(gbId, { focus: true, keepForm: editDirty() }); return; }
+    leaveEdit(function () { showDetail(gbId, { focus: true }); });
+  }
+
+  // ------------------------------------------------------------------ unsaved changes
+
+  // A form's fields as they are now (no file inputs in these forms; a password as typed).
+  function snapshot(form) {
+    if (!form) { return ""; }
+    return JSON.stringify(Array.prototype.filter.call(form.elements, function (f) { return f.name; })
+      .map(function (f) { return [f.name, f.type === "password" ? f.value : (f.value || "").trim()]; }));
+  }
+  // The edit form differs from the camera it was filled with (while its details are open).
+  function editDirty() {
+    var form = $("lg-edit");
+    return !!(form && S.current && S.baseline !== null && !$("lg-detail").hidden
+              && snapshot(form) !== S.baseline);
+  }
+  // The new-camera form differs from how the page loaded it (or left it after registering).
+  function newDirty() {
+    var form = $("lg-new");
+    return !!(form && S.newBaseline !== null && snapshot(form) !== S.newBaseline);
+  }
+  function dirty() { return editDirty() || newDirty(); }
+
+  // The browser asks before the tab is closed or left only while something is unsaved:
+  // the handler is on the window only then (an idle page stays eligible for the back cache).
+  function warnOnLeave(event) {
+    if (!dirty()) { return undefined; }
+    event.preventDefault();
+    event.returnValue = t("unsaved_discard_q");  // older browsers want a (any) text
+    return event.returnValue;
+  }
+  function syncLeaveGuard() {
+    var needed = dirty();
+    if (needed === S.guarding) { return; }
+    window[needed ? "addEventListener" : "removeEventListener"]("beforeunload", warnOnLeave);
+    S.guarding = needed;
+  }
+
+  // The question inside the details panel (no window.confirm: a map-wall kiosk may block
+  // it). Focus goes to "keep editing", the safe answer, which Escape gives too.
+  function confirmShown() { var box = $("lg-confirm"); return !!(box && !box.hidden); }
+  function askDiscard(then) {
+    var box = $("lg-confirm");
+    if (box.hidden) { S.returnFocus = document.activeElement; }
+    S.pending = then;
+    box.hidden = false;
+    $("lg-confirm-keep").focus();
+  }
+  function hideConfirm() {
+    var box = $("lg-confirm");
+    if (box) { box.hidden = true; }
+    S.pending = null;
+  }
+  function keepEditing() {
+    var back = S.returnFocus;
+    hideConfirm();
+    S.returnFocus = null;
+    var form = $("lg-edit");
+    if (!back || !document.contains(back) || !$("lg-detail").contains(back) || back.closest("#lg-confirm")) {
+      back = firstChanged(form) || form.elements.name;
+    }
+    back.focus();
+  }
+  function firstChanged(form) {
+    var was = {};
+    JSON.parse(S.baseline || "[]").forEach(function (pair) { was[pair[0]] = pair[1]; });
+    return Array.prototype.filter.call(form.elements, function (f) {
+      return f.name && was[f.name] !== (f.type === "password" ? f.value : (f.value || "").trim());
+    })[0] || null;
+  }
+  function discardChanges() {
+    var then = S.pending;
+    hideConfirm();
+    S.returnFocus = null;
+    if (S.current) { fillForm(S.current); }  // what was typed is dropped, not kept hidden
+    if (then) { then(); }
+  }
+  // Run ``then`` (which leaves the edit form) now, or once the user agrees to drop its
+  // unsaved changes.
+  function leaveEdit(then) {
+    if (editDirty()) { askDiscard(then); return; }
+    hideConfirm();
+    then();
   }
 
   // Open the stream now, as the sampler does, and say what came back: after a fix of
@@ -431,7 +544,13 @@
       status.className = "lg-status lg-bad";
       return;
     }
-    if (!Object.keys(body).length) { status.textContent = t("lg_saved"); return; }
+    if (!Object.keys(body).length) {
+      // Nothing differs from the stored camera (spaces, the same tags in another order).
+      status.textContent = t("lg_saved");
+      S.baseline = snapshot(form);
+      syncLeaveGuard();
+      return;
+    }
     status.textContent = t("lg_saving");
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
@@ -493,10 +612,13 @@
       var department = form.elements.department.value;
       form.reset();
       form.elements.department.value = department;  // the next camera is likely the same owner's
+      S.newBaseline = snapshot(form);  // registered: nothing of it is unsaved any more
+      syncLeaveGuard();
       status.textContent = t("lg_registered", { name: answer.data.name });
       status.className = "lg-status lg-good";
       S.items[answer.data.gb_id] = answer.data;
-      showDetail(answer.data.gb_id);
+      // Its details replace another camera's only if that one's edit may be dropped.
+      leaveEdit(function () { showDetail(answer.data.gb_id); });
       load(false);
     }, function () {
       button.disabled = false;
@@ -581,11 +703,26 @@
     $("lg-export-datum").addEventListener("change", updateExports);
     $("lg-prev").addEventListener("click", function () { S.offset = Math.max(0, S.offset - C.page_size); load(true); });
     $("lg-next").addEventListener("click", function () { S.offset += C.page_size; load(true); });
-    $("lg-detail-close").addEventListener("click", closeDetail);
+    $("lg-detail-close").addEventListener("click", function () { leaveEdit(closeDetail); });
     $("lg-detail").addEventListener("keydown", function (e) {
       // (not while an input method is composing: there Escape cancels the composition)
-      if (e.key === "Escape" && !e.isComposing && !e.defaultPrevented) { e.preventDefault(); closeDetail(); }
+      if (e.key === "Escape" && !e.isComposing && !e.defaultPrevented) {
+        e.preventDefault();
+        // Escape while asked: keep editing (the safe answer); otherwise close, asked first
+        // when the edit form holds unsaved changes.
+        if (confirmShown()) { keepEditing(); } else { leaveEdit(closeDetail); }
+      }
     });
+    if ($("lg-confirm")) {
+      $("lg-confirm-keep").addEventListener("click", keepEditing);
+      $("lg-confirm-discard").addEventListener("click", discardChanges);
+    }
+    ["lg-edit", "lg-new"].forEach(function (id) {
+      if (!$(id)) { return; }
+      $(id).addEventListener("input", syncLeaveGuard);
+      $(id).addEventListener("change", syncLeaveGuard);
+    });
+    S.newBaseline = $("lg-new") ? snapshot($("lg-new")) : null;
     if ($("lg-edit")) { $("lg-edit").addEventListener("submit", saveEdit); }
     if ($("lg-new")) { $("lg-new").addEventListener("submit", registerCamera); }
     if ($("lg-import")) { $("lg-import").addEventListener("submit", importLedger); }
