@@ -613,9 +613,16 @@ def intake(session: Session, actor: Actor, payload: Mapping[str, Any], *,
     worker = None
     if payload.get("reported_by_worker") is not None:
         worker = _int(payload["reported_by_worker"], "reported_by_worker")
-        if session.execute(text("SELECT 1 FROM grid_workers WHERE id = :w AND left_at IS NULL"),
-                           {"w": worker}).first() is None:
-            raise InvalidInput("no such grid worker in a current team", field="reported_by_worker")
+        # Only a worker of a grid in the caller's own area: ids are sequential, and
+        # the answer names the worker (a team outside the area is not the caller's
+        # to see, nor to credit with the report).
+        if worker >= 2**31 or session.execute(
+            text("SELECT 1 FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+                 "WHERE w.id = :w AND w.left_at IS NULL AND g.code LIKE :prefix || '%'"),
+            {"w": worker, "prefix": actor.area_prefix},
+        ).first() is None:
+            raise InvalidInput("no such grid worker in a current team of your area",
+                               field="reported_by_worker")
     reported_at = now
     if payload.get("reported_at") is not None:
         reported_at = _time(payload["reported_at"], "reported_at")

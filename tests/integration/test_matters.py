@@ -773,3 +773,22 @@ def test_a_matter_names_the_grid_worker_who_found_it(seeded):
     with pytest.raises(InvalidInput, match="current team"):
         report(seeded, district, source="grid_worker", reported_by_worker=worker_id)
     assert matters.matter_detail(seeded, district, m["id"])["reported_by_worker"]["left"]
+
+
+def test_only_a_worker_of_the_callers_own_area_can_be_named(seeded):
+    comm = actor(seeded, "community-operator")
+
+    def worker_under(prefix):
+        return seeded.execute(text(
+            "SELECT w.id FROM grid_workers w JOIN grids g ON g.id = w.grid_id "
+            "WHERE g.code LIKE :p || '%' AND w.left_at IS NULL ORDER BY w.id LIMIT 1"),
+            {"p": prefix}).scalar()
+
+    before = count(seeded, "matters")
+    with pytest.raises(InvalidInput, match="your area") as err:
+        report(seeded, comm, source="grid_worker", reported_by_worker=worker_under(OTHER_TOWN))
+    assert "name" not in str(err.value.details)
+    assert count(seeded, "matters") == before
+    own = worker_under(COMMUNITY)
+    m = report(seeded, comm, source="grid_worker", reported_by_worker=own)
+    assert matters.matter_detail(seeded, comm, m["id"])["reported_by_worker"]["id"] == own
