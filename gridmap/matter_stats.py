@@ -341,7 +341,11 @@ def run_lookback(session: Session, actor: Actor, month: date | None = None, *,
         FROM matters m
         WHERE m.reported_at < :end
           AND (m.state <> 'closed'
-               OR (m.reported_at >= :start AND m.rating < :threshold))
+               OR (m.reported_at >= :start AND m.rating < :threshold
+                   -- a rating older than the result verified since is the one that
+                   -- already sent the matter back (and its redo was done)
+                   AND (m.rated_at IS NULL OR m.verified_at IS NULL
+                        OR m.rated_at >= m.verified_at)))
         ON CONFLICT (month, matter_id) DO NOTHING
         RETURNING matter_id, reason"""),
         {"month": month, "now": now, "start": start, "end": end,

@@ -163,6 +163,26 @@ def test_lookback_lists_reassigns_and_strikes_off(session, ctx):
     assert struck[open_id] is not None and struck[unsatisfied] is None
 
 
+def test_lookback_leaves_a_matter_whose_low_rating_was_already_redone(session, ctx):
+    town = ctx["town"]
+    redone = add(session, town, state="closed", handled=T0 + timedelta(days=3), rating=1,
+                 closed=T0 + timedelta(days=4))
+    # Rated 1 on day 1 (which reopened it), then redone and verified again on day 3.
+    session.execute(text("UPDATE matters SET rated_at = :r, verified_at = :v, redo_count = 1 "
+                         "WHERE id = :i"),
+                    {"r": T0 + timedelta(days=1), "v": T0 + timedelta(days=3), "i": redone})
+    still_low = add(session, town, state="closed", handled=T0, rating=2,
+                    closed=T0 + timedelta(days=2))
+    session.execute(text("UPDATE matters SET verified_at = :v, rated_at = :r WHERE id = :i"),
+                    {"v": T0 + timedelta(days=1), "r": T0 + timedelta(days=2), "i": still_low})
+    center = system_actor(ctx["district"], "district-operator")
+    matter_stats.run_lookback(session, center, MONTH)
+    reasons = {i["id"]: i["reason"] for i in matter_stats.lookback_list(session, center, MONTH)["items"]}
+    assert redone not in reasons and reasons[still_low] == "unsatisfied"
+    assert session.execute(text("SELECT state, redo_count FROM matters WHERE id = :i"),
+                           {"i": redone}).one() == ("closed", 1)
+
+
 def test_lookback_needs_a_district_operator(session, ctx):
     with pytest.raises(Forbidden):
         matter_stats.run_lookback(session, ctx["town_actor"], MONTH)
