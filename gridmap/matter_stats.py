@@ -38,9 +38,12 @@ OPEN_STATES = ("reported", "transferred", "handling", "handled", "verified")
 FLAGS = tuple(CLOCK_STATES)
 
 
-def parse_month(value: str | None, *, default_offset: int = 0,
+def parse_month(value: object, *, default_offset: int = 0,
                 now: datetime | None = None) -> date:
     """Return the first day of a ``YYYY-MM`` month (default: this month + offset)."""
+    if value is not None and not isinstance(value, str):
+        # A JSON body may carry 202611 or ["2026-11"]: text only.
+        raise InvalidInput("month must be YYYY-MM", month=str(value)[:20])
     if not value:
         today = (now or datetime.now(UTC)).astimezone(CST).date()
         return shift_month(today.replace(day=1), default_offset)

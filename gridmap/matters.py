@@ -1213,6 +1213,8 @@ def _supervise(session: Session, actor: Actor, m: Matter, payload: Mapping[str, 
         respond_by = _time(payload["respond_by"], "respond_by")
         if respond_by <= now:
             raise InvalidInput("respond_by must be in the future", field="respond_by")
+        if respond_by > now + timedelta(days=366):
+            raise InvalidInput("respond_by must lie within a year", field="respond_by")
     sup = MatterSupervision(matter_id=m.id, kind=kind, at=now, by_unit_id=actor.unit_id,
                             by_user_id=actor.user_id, to_unit_id=m.current_unit_id, note=note,
                             respond_by=respond_by)

@@ -197,6 +197,9 @@ def test_stats_api_and_bad_month(client, client_as):
     assert client.get("/api/matters/lookback?month=nope").status_code == 400
     assert client_as("gulou-operator").post("/api/matters/lookback/run",
                                             json={"month": "2021-03"}).status_code == 403
+    for month in (202103, ["2021-03"], {"y": 2021}):
+        refused = client.post("/api/matters/lookback/run", json={"month": month})
+        assert refused.status_code == 400 and "YYYY-MM" in refused.get_json()["reason"]
 
 
 def test_bulletin_page_escapes_and_translates(session, client, ctx):

@@ -423,6 +423,9 @@ def test_supervision(seeded):
     with pytest.raises(InvalidInput):
         step(seeded, district, m, "supervise", kind="written", note="快",
              respond_by="2000-01-01T00:00:00+08:00")
+    for far in ("9999-12-31T23:59:59-14:00", (datetime.now(UTC) + timedelta(days=400)).isoformat()):
+        with pytest.raises(InvalidInput, match="within a year"):
+            step(seeded, district, m, "supervise", kind="instant", note="快", respond_by=far)
     assert snapshot_of(seeded, m["id"]) == before
     respond = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     m = step(seeded, district, m, "supervise", kind="escalated", note="提级督办",

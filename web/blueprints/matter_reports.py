@@ -282,8 +282,9 @@ def run_lookback():
         403: {description: Not an operator of the district center}
     """
     body = request.get_json(silent=True) if request.is_json else None
-    raw = (body or {}).get("month") if isinstance(body, dict) else None
-    month = matter_stats.parse_month(raw or request.args.get("month"), default_offset=-1)
+    raw = body.get("month") if isinstance(body, dict) else None
+    month = matter_stats.parse_month(raw if raw is not None else request.args.get("month"),
+                                     default_offset=-1)
     session = get_session()
     result = matter_stats.run_lookback(session, current_actor(), month)
     session.commit()
