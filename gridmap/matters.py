@@ -1439,9 +1439,11 @@ def dispatch_video(session: Session, actor: Actor, matter_id: int, unit_ids: Seq
 def open_orders_geojson(session: Session, actor: Actor) -> dict[str, Any]:
     """Return the cameras of open dispatch orders the actor takes part in, as points."""
     params: dict[str, Any] = {"unit": actor.unit_id}
+    # A unit that closed its part has given the cameras back (their records 404 for
+    # it), so the order leaves its map even while other units' parts stay open.
     part = ("TRUE" if actor.tier == 1 else
             "(o.from_unit_id = :unit OR EXISTS (SELECT 1 FROM dispatch_targets t "
-            "WHERE t.order_id = o.id AND t.unit_id = :unit))")
+            "WHERE t.order_id = o.id AND t.unit_id = :unit AND t.state <> 'closed'))")
     rows = session.execute(
         text(
             "SELECT o.id, o.kind, o.priority, o.incident_ref, o.note, o.expires_at, c.gb_id, "

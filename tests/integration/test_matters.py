@@ -713,7 +713,9 @@ def test_cameras_that_see_the_matter_and_video_dispatch(seeded):
     # The camera scope applies: a department sees only its own cameras.
     police = actor(seeded, "police-operator")
     town = accounts.unit_by_ref(seeded, TOWN)
-    order_id = matters.dispatch_video(seeded, district, m["id"], [town.id], note="请查看现场")
+    daan = accounts.unit_by_ref(seeded, OTHER_TOWN)
+    order_id = matters.dispatch_video(seeded, district, m["id"], [town.id, daan.id],
+                                      note="请查看现场")
     order = dispatch.order_detail(seeded, district, order_id)
     assert order["incident"] == m["ref"]
     assert {c["gb_id"] for c in order["cameras"]} == {c["gb_id"] for c in cams}
@@ -723,8 +725,16 @@ def test_cameras_that_see_the_matter_and_video_dispatch(seeded):
         dispatch.select_cameras(seeded, police, {"incident": m["ref"]})
     with pytest.raises(NotFound):
         matters.cameras_for_matter(seeded, police, m["id"])
-    layer = matters.open_orders_geojson(seeded, actor(seeded, "gulou-operator"))
+    gulou = actor(seeded, "gulou-operator")
+    layer = matters.open_orders_geojson(seeded, gulou)
     assert {f["properties"]["order"] for f in layer["features"]} == {order_id}
+    # Once the town closes its part the order leaves its map; it stays open, with
+    # 大安's part, on the sender's and 大安's.
+    dispatch.close(seeded, gulou, order_id, "已查看")
+    assert matters.open_orders_geojson(seeded, gulou)["features"] == []
+    for other in (district, actor(seeded, "daan-operator")):
+        assert {f["properties"]["order"]
+                for f in matters.open_orders_geojson(seeded, other)["features"]} == {order_id}
 
 
 # --------------------------------------------------------------------------- grid edits
