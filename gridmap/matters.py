@@ -1045,6 +1045,23 @@ def grid_matters(session: Session, actor: Actor, code: str, *, limit: int = 20,
 # --------------------------------------------------------------------------- the steps
 
 
+# What each step's body may carry besides note and version. An unknown key is
+# refused: a client that misspells "version" would otherwise lose its check.
+ACTION_FIELDS: dict[str, frozenset[str]] = {
+    "transfer": frozenset({"unit_id"}),
+    "reopen": frozenset({"unit_id"}),
+    "rate": frozenset({"rating", "by", "unit_id"}),
+    "supervise": frozenset({"kind", "respond_by"}),
+}
+
+
+def _check_fields(action: str, payload: Mapping[str, Any]) -> None:
+    allowed = ACTION_FIELDS.get(action, frozenset()) | {"note", "version"}
+    unknown = sorted(str(k) for k in set(payload) - allowed)
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0][:40]!r}", allowed=sorted(allowed))
+
+
 def _note(payload: Mapping[str, Any], action: str) -> str:
     return text_field(payload, "note", MAX_NOTE, required=action in NOTE_REQUIRED)
 
@@ -1099,6 +1116,7 @@ def apply_action(session: Session, actor: Actor, matter_id: int, action: str,
         raise InvalidInput("the body must be a JSON object")
     if action not in TRANSITIONS:
         raise InvalidInput(f"unknown action {action!r}", allowed=list(ACTIONS))
+    _check_fields(action, payload)
     m = _load(session, actor, matter_id, lock=True)
     _check_version(m, payload)
     before = m.state

@@ -357,6 +357,20 @@ def test_a_town_passes_to_its_community_and_verifies_its_work(seeded):
     assert m["state"] == "verified"
 
 
+def test_a_step_with_an_unknown_field_is_refused_and_changes_nothing(seeded):
+    m = report(seeded, actor(seeded, "district-operator"))
+    gulou = actor(seeded, "gulou-operator")
+    before = snapshot_of(seeded, m["id"])
+    for action, payload in (("accept", {"versoin": m["version"] + 5}),
+                            ("comment", {"note": "ok", "bogus": 1}),
+                            ("accept", {"unit_id": 1}), ("comment", {"rating": 5})):
+        with pytest.raises(InvalidInput, match="unknown field") as err:
+            step(seeded, gulou, m, action, **payload)
+        assert "note" in err.value.details["allowed"]
+    assert snapshot_of(seeded, m["id"]) == before
+    assert step(seeded, gulou, m, "accept", version=m["version"], note="收到")["state"] == "handling"
+
+
 def test_stale_version_is_a_conflict(seeded):
     m = report(seeded, actor(seeded, "district-operator"))
     gulou = actor(seeded, "gulou-operator")
