@@ -2,10 +2,15 @@
 
 A hotline or a citizen app files matters with ``POST requests.json`` and follows
 them with ``GET requests.json`` / ``GET requests/<id>.json``. The request id is the
-matter's ref. Posting needs an ``api_key`` whose sha256 is in ``api_clients``;
-reading is public, so answers never carry the reporter's name, phone or email,
-and filtered lists only show matters filed through Open311 clients (a ref is
-enough to follow any matter's status, as with a hotline ticket number).
+matter's ref. Posting needs an ``api_key`` whose sha256 is in ``api_clients``.
+
+Reading without a key is public, and refs are sequential (SX + date + number), so
+a ref is no secret: the public sees only matters filed through Open311 itself
+(source ``open311``), with coordinates rounded to about 100 m and no address;
+other channels' matters (12345 hotline, grid workers, internal) are not found.
+A client that passes its ``api_key`` also sees the requests it filed itself,
+whatever its source, at full precision with their address. No answer carries
+the reporter's name, phone or email.
 
 Our five steps map to Open311's ``open``/``closed`` with a ``status_notes`` line
 naming the step. Nothing here imports Flask; ``web.blueprints.open311`` is the
@@ -21,7 +26,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.orm import Session
 
 from gridmap import matters
@@ -34,6 +39,11 @@ KEY_BYTES = 32
 MAX_LIST = 1000
 DEFAULT_WINDOW = timedelta(days=90)  # the spec's default for GET requests.json
 MAX_MEDIA_URL = 500
+MAX_DATE_TEXT = 40
+DATE_YEARS = (2000, 2100)  # dates outside are refused (and would overflow the arithmetic)
+PUBLIC_DECIMALS = 3  # public coordinates: 0.001° is about 100 m here
+ACTOR_PREFIX = "open311:"
+ACTOR_NAME_LENGTH = 40  # matter_events.username
 TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:#/-]{0,63}$")
 REF_RE = re.compile(r"^SX[0-9]{13}$")
 POST_FIELDS = frozenset({
@@ -72,7 +82,11 @@ def create_client(session: Session, name: str, *, unit: Unit | None = None,
         raise InvalidInput("a client name has 1–60 characters")
     if source not in MATTER_SOURCES:
         raise InvalidInput(f"source is one of {', '.join(MATTER_SOURCES)}")
-    if session.scalar(select(ApiClient.id).where(ApiClient.name == name)) is not None:
+    # A client's requests are told apart by its actor name, which keeps only the name's
+    # start: two clients whose names start alike would see each other's requests.
+    actor_name = func.left(literal(ACTOR_PREFIX) + ApiClient.name, ACTOR_NAME_LENGTH)
+    if session.scalar(select(ApiClient.id).where(
+            (ApiClient.name == name) | (actor_name == actor_name_of(name)))) is not None:
         raise Conflict("an API client with this name exists", name=name)
     key = secrets.token_urlsafe(KEY_BYTES)
     client = ApiClient(name=name, source=source, key_hash=hash_key(key),
@@ -96,6 +110,22 @@ def authenticate(session: Session, key: Any) -> ApiClient:
     return client
 
 
+def reader(session: Session, key: Any) -> ApiClient | None:
+    """Return the client reading with this api_key; None for a public (keyless) read.
+
+    A key that is given but unknown or revoked is refused (ApiKeyError) rather than
+    quietly read as public, so a client notices its key no longer works.
+    """
+    if key is None or (isinstance(key, str) and not key.strip()):
+        return None
+    return authenticate(session, key)
+
+
+def actor_name_of(name: str) -> str:
+    """Return the actor name a client's requests are filed under (as the history keeps it)."""
+    return f"{ACTOR_PREFIX}{name}"[:ACTOR_NAME_LENGTH]
+
+
 def client_actor(session: Session, client: ApiClient) -> Actor:
     """Return the actor a client's requests are filed as (its unit, else the district center)."""
     unit = session.get(Unit, client.unit_id) if client.unit_id else None
@@ -105,7 +135,7 @@ def client_actor(session: Session, client: ApiClient) -> Actor:
         ).first()
     if unit is None:
         raise Conflict("there is no district center unit to file requests with")
-    return system_actor(unit, f"open311:{client.name}"[:40])
+    return system_actor(unit, actor_name_of(client.name))
 
 
 def unit_for(session: Session, ref: str | None) -> Unit | None:
@@ -161,6 +191,26 @@ def _coordinate(raw: Any, key: str, low: float, high: float) -> float:
     return value
 
 
+def scalar_form(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Return the posted fields as text, refusing a list, object or true/false by name.
+
+    A form field given twice arrives as a list. JSON numbers are kept as their plain
+    text (``"lat": 35.553`` is ``"35.553"``, a phone number ``13800000000`` its digits);
+    JSON null is an absent field.
+    """
+    form: dict[str, str] = {}
+    for key, value in fields.items():
+        if value is None:
+            form[key] = ""
+        elif isinstance(value, str):
+            form[key] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            form[key] = str(value)
+        else:
+            raise InvalidInput(f"{str(key)[:40]} must be a single text value", field=str(key)[:40])
+    return form
+
+
 def intake_payload(session: Session, form: Mapping[str, Any], client: ApiClient) -> dict:
     """Translate an Open311 POST (form fields) into a matters.intake payload."""
     unknown = set(form) - POST_FIELDS - {k for k in form if k.startswith("attribute[")}
@@ -210,7 +260,12 @@ def intake_payload(session: Session, form: Mapping[str, Any], client: ApiClient)
 
 
 def submit(session: Session, form: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Authenticate, file one service request through matters.intake; return the spec's answer."""
+    """Authenticate, file one service request through matters.intake; return the spec's answer.
+
+    ``form`` maps each field to its text, or to a list (a form field given twice) or
+    any JSON value: anything but text, a number or null is refused by name.
+    """
+    form = scalar_form(form)
     client = authenticate(session, form.get("api_key"))
     payload = intake_payload(session, form, client)
     detail = matters.intake(session, client_actor(session, client), payload)
@@ -223,18 +278,36 @@ _REQUEST_SQL = """
 SELECT m.ref, m.state, m.source, m.category_code, c.name_zh AS service_name, m.description,
        m.address, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat, m.reported_at, m.updated_at,
        m.feedback_due, m.closed_at, u.name AS agency,
-       (m.source = 'open311' OR EXISTS (
+       (CAST(:me AS text) IS NOT NULL AND EXISTS (
           SELECT 1 FROM matter_events e WHERE e.matter_id = m.id AND e.action = 'report'
-            AND e.username LIKE 'open311:%')) AS filed_by_client
+            AND e.username = CAST(:me AS text))) AS own
 FROM matters m
 JOIN matter_categories c ON c.code = m.category_code
 LEFT JOIN units u ON u.id = COALESCE(m.handling_unit_id, m.current_unit_id)
 """
+# What a reader may see: the public, Open311's own requests; a client, also what it filed.
+_VISIBLE = """(m.source = 'open311' OR (CAST(:me AS text) IS NOT NULL AND EXISTS (
+          SELECT 1 FROM matter_events e WHERE e.matter_id = m.id AND e.action = 'report'
+            AND e.username = CAST(:me AS text))))"""
+
+
+def _me(client: ApiClient | None) -> str | None:
+    return actor_name_of(client.name) if client is not None else None
+
+
+def _public_degrees(value: float | None) -> float | None:
+    return None if value is None else round(value, PUBLIC_DECIMALS)
 
 
 def _as_request(r: Mapping[str, Any]) -> dict[str, Any]:
-    """Return one matter as an Open311 service request, without personal data."""
+    """Return one matter as an Open311 service request, without personal data.
+
+    The client that filed it sees its location as stored; anyone else sees the
+    coordinates rounded to about 100 m and no address, so a report does not
+    pinpoint the reporter's home.
+    """
     status, note = STATUS.get(r["state"], ("open", ""))
+    own = bool(r["own"])
 
     def iso(t: datetime | None) -> str | None:
         return t.isoformat(timespec="seconds") if t else None
@@ -245,54 +318,72 @@ def _as_request(r: Mapping[str, Any]) -> dict[str, Any]:
         "status_notes": note,
         "service_name": r["service_name"],
         "service_code": r["category_code"],
-        # Free text may name people: shown only for requests filed through Open311.
-        "description": r["description"] if r["filed_by_client"] else None,
+        "description": r["description"],
         "agency_responsible": r["agency"],
         "service_notice": None,
         "requested_datetime": iso(r["reported_at"]),
         "updated_datetime": iso(r["updated_at"]),
         "expected_datetime": iso(r["feedback_due"]) if status == "open" else None,
-        "address": r["address"] or None,
+        "address": (r["address"] or None) if own else None,
         "address_id": None,
         "zipcode": None,
-        "lat": r["lat"],
-        "long": r["lon"],
+        "lat": r["lat"] if own else _public_degrees(r["lat"]),
+        "long": r["lon"] if own else _public_degrees(r["lon"]),
         "media_url": None,
     }
 
 
-def request_by_id(session: Session, ref: str) -> list[dict[str, Any]]:
-    """Return ``[request]`` for one matter ref, else NotFound."""
+def request_by_id(session: Session, ref: str, *,
+                  client: ApiClient | None = None) -> list[dict[str, Any]]:
+    """Return ``[request]`` for one matter ref the reader may see, else NotFound.
+
+    Refs are sequential, so knowing one proves nothing: a matter of another channel
+    is not found, exactly as a ref that does not exist.
+    """
     if not isinstance(ref, str) or not REF_RE.match(ref):
         raise NotFound("no such service request")
-    row = session.execute(text(_REQUEST_SQL + " WHERE m.ref = :ref"), {"ref": ref}).mappings().first()
+    row = session.execute(text(_REQUEST_SQL + " WHERE m.ref = :ref AND " + _VISIBLE),
+                          {"ref": ref, "me": _me(client)}).mappings().first()
     if row is None:
         raise NotFound("no such service request")
     return [_as_request(row)]
 
 
 def _when(raw: Any, key: str) -> datetime | None:
+    """Return a W3C date-time as an aware datetime (UTC when it names no zone), or None."""
     if raw in (None, ""):
         return None
+    value = str(raw).strip()
     try:
-        t = datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
+        if len(value) > MAX_DATE_TEXT:
+            raise ValueError(value)
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"{key} must be a W3C date-time", field=key) from None
+    low, high = DATE_YEARS
+    if not low <= t.year <= high:  # checked before any arithmetic, which would overflow
+        raise InvalidInput(f"{key} must be between the years {low} and {high}", field=key)
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def list_requests(session: Session, args: Mapping[str, Any], *,
+def list_requests(session: Session, args: Mapping[str, Any], *, client: ApiClient | None = None,
                   now: datetime | None = None) -> list[dict[str, Any]]:
-    """Return requests by ``service_request_id`` list or by code/dates/status (Open311 only)."""
+    """Return requests by ``service_request_id`` list or by code/dates/status.
+
+    Either way only what the reader may see (``request_by_id``): ids of other
+    channels' matters are left out, as ids that do not exist.
+    """
     _check_jurisdiction(args.get("jurisdiction_id"))
+    me = _me(client)
     ids = (args.get("service_request_id") or "").strip()
     if ids:
         refs = [r.strip() for r in ids.split(",") if r.strip()]
         if len(refs) > 100:
             raise InvalidInput("at most 100 service_request_id values")
         refs = [r for r in refs if REF_RE.match(r)]
-        rows = session.execute(text(_REQUEST_SQL + " WHERE m.ref = ANY(:refs) ORDER BY m.ref"),
-                               {"refs": refs}).mappings().all()
+        rows = session.execute(text(_REQUEST_SQL + " WHERE m.ref = ANY(:refs) AND " + _VISIBLE
+                                    + " ORDER BY m.ref"),
+                               {"refs": refs, "me": me}).mappings().all()
         return [_as_request(r) for r in rows]
     now = now or datetime.now(UTC)
     end = _when(args.get("end_date"), "end_date") or now
@@ -309,15 +400,12 @@ def list_requests(session: Session, args: Mapping[str, Any], *,
             raise InvalidInput("status is open or closed")
         states = [s for s, (st, _n) in STATUS.items() if st in wanted]
     codes = [c.strip() for c in (args.get("service_code") or "").split(",") if c.strip()]
-    rows = session.execute(text(_REQUEST_SQL + """
-        WHERE (m.source = 'open311' OR EXISTS (
-                 SELECT 1 FROM matter_events e WHERE e.matter_id = m.id AND e.action = 'report'
-                   AND e.username LIKE 'open311:%'))
+    rows = session.execute(text(_REQUEST_SQL + " WHERE " + _VISIBLE + """
           AND m.reported_at >= :start AND m.reported_at <= :end
           AND (CAST(:states AS text[]) IS NULL OR m.state = ANY(CAST(:states AS text[])))
           AND (cardinality(CAST(:codes AS text[])) = 0 OR m.category_code = ANY(CAST(:codes AS text[])))
         ORDER BY m.reported_at DESC, m.id DESC LIMIT :limit"""),
-        {"start": start, "end": end, "states": states, "codes": codes,
+        {"start": start, "end": end, "states": states, "codes": codes, "me": me,
          "limit": MAX_LIST}).mappings().all()
     return [_as_request(r) for r in rows]
 

@@ -1,8 +1,10 @@
 """Open311 GeoReport v2 at /open311/v2/: services, and service requests to file and follow.
 
-This blueprint authenticates by ``api_key`` (POST) and is public for reading, not
-by the user session: its name, ``open311``, is on ``LOGIN_EXEMPT_BLUEPRINTS``
-(no sign-in, no CSRF). Answers never carry personal data. Errors use the Open311
+This blueprint authenticates by ``api_key``, not by the user session: its name,
+``open311``, is on ``LOGIN_EXEMPT_BLUEPRINTS`` (no sign-in, no CSRF). Posting needs
+the key; reading without one shows only requests filed through Open311, roughly
+located, and with its key a client also sees its own at full precision
+(``gridmap.open311``). Answers never carry personal data. Errors use the Open311
 format ``[{"code": 400, "description": "..."}]`` with a 4xx status.
 """
 
@@ -58,12 +60,14 @@ def service_definition(code: str):
 def post_request():
     """File a service request (form-encoded, with api_key); 201 with its id."""
     session = get_session()
-    form = request.form.to_dict() if request.form else {}
+    # A field given twice stays a list, which the domain refuses by name.
+    form = {k: v[0] if len(v) == 1 else v
+            for k, v in request.form.to_dict(flat=False).items()} if request.form else {}
     if request.is_json:  # some clients send JSON despite the spec; accept an object
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "the body must be form-encoded fields")
-        form = {k: ("" if v is None else str(v)) for k, v in body.items()}
+        form = body  # values as sent: open311.submit keeps text and numbers, refuses the rest
     try:
         answer = open311.submit(session, form)
     except GridmapError:
@@ -75,11 +79,15 @@ def post_request():
 
 @bp.get("/requests.json")
 def list_requests():
-    """Service requests by id list, or filed through Open311 by code, dates and status."""
-    return jsonify(open311.list_requests(get_session(), request.args))
+    """Service requests by id list, or by code, dates and status (what the reader may see)."""
+    session = get_session()
+    client = open311.reader(session, request.args.get("api_key"))
+    return jsonify(open311.list_requests(session, request.args, client=client))
 
 
 @bp.get("/requests/<ref>.json")
 def get_request(ref: str):
     """One service request by id (the matter ref), as a one-element list."""
-    return jsonify(open311.request_by_id(get_session(), ref))
+    session = get_session()
+    client = open311.reader(session, request.args.get("api_key"))
+    return jsonify(open311.request_by_id(session, ref, client=client))
