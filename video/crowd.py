@@ -32,12 +32,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.config import env, var_dir
-from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
 from video.crowd_models import ALERT_STATES
 from video.density import (
     CRUSH_DENSITY,
     FRUIN_LEVELS,
     FRUIN_THRESHOLDS,
+    MAX_AREA_M2,
+    MAX_DENSITY,
+    MIN_AREA_M2,
     Calibration,
     CameraState,
     DensityError,
@@ -45,7 +48,7 @@ from video.density import (
     fruin_level,
     level_min_density,
 )
-from video.registry import Filters
+from video.registry import NO_AREA, Filters, Scope
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,16 @@ class Reading:
     def level(self) -> str:
         """Return the Fruin level of service (A-F)."""
         return fruin_level(self.density)
+
+    @property
+    def plausible(self) -> bool:
+        """Return whether the reading is physically possible (what may be stored).
+
+        Count >= 0, area within MIN_AREA_M2-MAX_AREA_M2, density at most MAX_DENSITY.
+        """
+        return (math.isfinite(self.count) and self.count >= 0
+                and math.isfinite(self.area_m2) and MIN_AREA_M2 <= self.area_m2 <= MAX_AREA_M2
+                and self.count <= MAX_DENSITY * self.area_m2)
 
 
 @dataclass(frozen=True)
@@ -321,6 +334,11 @@ def record_readings(session: Session, source: Source, readings: Sequence[Reading
     readings = list(first.values())
     if not readings:
         return []
+    # The callers check first (sensors refuse with a reason, the camera hook caps):
+    # this is the last guard that nothing impossible reaches the map.
+    bad = next((r for r in readings if not r.plausible), None)
+    if bad is not None:
+        raise ValueError(f"implausible reading: {bad.count!r} people on {bad.area_m2!r} m²")
     column = SOURCES[source.kind][2]
     rows = session.execute(
         text(
@@ -654,7 +672,17 @@ class CrowdHook:
                 log.warning("discarding unreadable crowd state of camera %s", camera_id)
         est, state = estimate(frame, calib, state)
         at = datetime.fromtimestamp(sampled_at, tz=UTC)
-        reading = Reading(at=at, count=est.count, area_m2=calib.area_m2, method=est.method[:40])
+        count, method = est.count, est.method[:40]
+        most = MAX_DENSITY * calib.area_m2
+        if count > most:
+            # More people than fit on the area: the calibration is off (its area too
+            # small, or person heights too short). Keep the reading at the physical
+            # maximum, which still raises the alert and flags the crush, rather than
+            # drop a reading that may come from a real crush.
+            log.warning("camera %s: %.0f people on %.1f m² is over %g p/m²; capped "
+                        "(check its calibration)", camera_id, count, calib.area_m2, MAX_DENSITY)
+            count, method = most, f"{est.method[:33]}+capped"
+        reading = Reading(at=at, count=count, area_m2=calib.area_m2, method=method)
         session.execute(
             text("UPDATE crowd_cameras SET state = :s, state_at = :at WHERE camera_id = :id"),
             {"s": state.to_bytes(), "at": at, "id": camera_id},
@@ -957,8 +985,52 @@ ALERT_COLUMNS = """
 ALERT_FROM = """
   FROM crowd_alerts a LEFT JOIN cameras c ON c.id = a.camera_id
   LEFT JOIN crowd_sensors s ON s.id = a.sensor_id
-  WHERE COALESCE(a.grid_code, '') LIKE :prefix || '%'
+  WHERE TRUE {visible}
 """
+
+
+def _as_scope(scope: Scope | str) -> Scope:
+    """Return a Scope; a bare area prefix (older callers, tools) is an area-only scope."""
+    return scope if isinstance(scope, Scope) else Scope(prefix=scope)
+
+
+def _area_part(scope: Scope) -> str | None:
+    """Return the area prefix that applies to area data, or None (the scope has no area)."""
+    return scope.prefix if scope.prefix and scope.prefix != NO_AREA else None
+
+
+def alert_visibility(scope: Scope | str) -> tuple[str, dict[str, Any]]:
+    """Return the WHERE fragment (starting with AND) of the alerts a scope may see.
+
+    An alert is visible when it lies in the scope's area (its grid code starts with
+    the area prefix: what towns and communities always saw), or when it was raised
+    by a camera the scope may see through its department or through a dispatch
+    order to its unit (as the camera list shows them). Sensors are area data: their
+    alerts are seen by area only. The district (an unrestricted scope) sees all.
+    """
+    scope = _as_scope(scope)
+    if scope.unrestricted:
+        return "", {}
+    parts: list[str] = []
+    area = _area_part(scope)
+    if area is not None:
+        # Inlined (digits only, checked by Scope): a generic plan keeps the prefix index.
+        parts.append(f"a.grid_code LIKE '{area}%'")
+    # The camera part of the scope without its area: the area is matched on the
+    # alert's own grid code above, where the crowd was.
+    params: dict[str, Any] = {}
+    if scope.department is not None or (scope.unit_id is not None
+                                        and scope.has_dispatched is not False):
+        camera_sql, params = replace(scope, prefix=NO_AREA).sql("c")
+        parts.append(f"(a.camera_id IS NOT NULL{camera_sql})")
+    if not parts:
+        return " AND FALSE", {}
+    return " AND (" + " OR ".join(parts) + ")", params
+
+
+def _alert_from(scope: Scope | str) -> tuple[str, dict[str, Any]]:
+    where, params = alert_visibility(scope)
+    return ALERT_FROM.format(visible=where), params
 
 
 def parse_states(raw: Sequence[str]) -> tuple[str, ...]:
@@ -975,41 +1047,70 @@ def parse_states(raw: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _alert(row: Any, prefix: str) -> dict[str, Any]:
-    out = dict(row)
-    # Neighbouring cameras across a jurisdiction border are not the caller's to see.
-    out["nearest_cameras"] = [c for c in out["nearest_cameras"] or []
-                              if (c.get("grid_code") or "").startswith(prefix)]
-    out["lon"], out["lat"] = round(out["lon"], 6), round(out["lat"], 6)
+def _visible_cameras(session: Session, scope: Scope, rows: Sequence[Any]) -> set[str] | None:
+    """Return which of the rows' nearest cameras the scope may see (None: all of them)."""
+    if scope.unrestricted:
+        return None
+    area = _area_part(scope)
+    wanted = {c["gb_id"] for r in rows for c in r["nearest_cameras"] or []
+              if c.get("gb_id") is not None}
+    # Those in the area (by the grid stored with the alert, as always), then the
+    # others by the camera scope as it stands (department, dispatch orders).
+    seen = {c["gb_id"] for r in rows for c in r["nearest_cameras"] or []
+            if area is not None and (c.get("grid_code") or "").startswith(area)}
+    rest = sorted(wanted - seen)
+    if rest:
+        where, params = scope.sql("c")
+        seen |= set(session.execute(
+            text(f"SELECT c.gb_id FROM cameras c WHERE c.gb_id = ANY(:ids) {where}"),
+            {**params, "ids": rest},
+        ).scalars())
+    return seen
+
+
+def _alerts(session: Session, scope: Scope, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    # Neighbouring cameras the caller may not see are not the caller's to learn about.
+    visible = _visible_cameras(session, scope, rows)
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["nearest_cameras"] = [c for c in item["nearest_cameras"] or []
+                                   if visible is None or c.get("gb_id") in visible]
+        item["lon"], item["lat"] = round(item["lon"], 6), round(item["lat"], 6)
+        out.append(item)
     return out
 
 
-def list_alerts(session: Session, prefix: str, states: Sequence[str] = (), *,
+def list_alerts(session: Session, scope: Scope | str, states: Sequence[str] = (), *,
                 limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """Return alerts in the caller's jurisdiction, newest first."""
+    """Return the alerts the caller's scope may see (alert_visibility), newest first."""
+    scope = _as_scope(scope)
+    source, params = _alert_from(scope)
     where = " AND a.state = ANY(:states)" if states else ""
-    params = {"prefix": prefix, "states": list(states), "limit": limit, "offset": offset}
+    params = {**params, "states": list(states), "limit": limit, "offset": offset}
     total = session.execute(
-        text(f"SELECT count(*) {ALERT_FROM} {where}"), params
+        text(f"SELECT count(*) {source} {where}"), params
     ).scalar_one()
     rows = session.execute(
-        text(f"SELECT {ALERT_COLUMNS} {ALERT_FROM} {where} "
+        text(f"SELECT {ALERT_COLUMNS} {source} {where} "
              "ORDER BY a.raised_at DESC, a.id DESC OFFSET :offset LIMIT :limit"),
         params,
-    ).mappings()
+    ).mappings().all()
     return {"total": total, "offset": offset, "limit": limit,
-            "items": [_alert(r, prefix) for r in rows]}
+            "items": _alerts(session, scope, rows)}
 
 
-def get_alert(session: Session, alert_id: int, prefix: str) -> dict[str, Any]:
-    """Return one alert in the caller's jurisdiction, else NotFound."""
+def get_alert(session: Session, alert_id: int, scope: Scope | str) -> dict[str, Any]:
+    """Return one alert the caller's scope may see, else NotFound."""
+    scope = _as_scope(scope)
+    source, params = _alert_from(scope)
     row = session.execute(
-        text(f"SELECT {ALERT_COLUMNS} {ALERT_FROM} AND a.id = :id"),
-        {"prefix": prefix, "id": alert_id},
+        text(f"SELECT {ALERT_COLUMNS} {source} AND a.id = :id"),
+        {**params, "id": alert_id},
     ).mappings().first()
     if row is None:
         raise NotFound("no such alert", id=alert_id)
-    return _alert(row, prefix)
+    return _alerts(session, scope, [row])[0]
 
 
 def _clean_note(note: Any, required: bool) -> str | None:
@@ -1024,18 +1125,30 @@ def _clean_note(note: Any, required: bool) -> str | None:
     return note.strip()
 
 
-def transition(session: Session, alert_id: int, action: str, *, prefix: str, actor: str,
-               note: Any = None) -> dict[str, Any]:
-    """Acknowledge or close an alert; an illegal transition raises AlertTransitionError."""
+def transition(session: Session, alert_id: int, action: str, *, scope: Scope | str,
+               actor: str, note: Any = None) -> dict[str, Any]:
+    """Acknowledge or close an alert; an illegal transition raises AlertTransitionError.
+
+    The alert must be visible to ``scope`` (else NotFound) and the scope's own, not
+    seen only through a camera dispatched to the unit: dispatched cameras are
+    view-only, and so are their alerts (Forbidden).
+    """
     if action not in TRANSITIONS:
         raise ValueError(f"unknown alert action {action!r}")
+    scope = _as_scope(scope)
     text_note = _clean_note(note, required=action == "close")
+    alert_from, params = _alert_from(scope)
+    own_where, own_params = alert_visibility(scope.own())
     source = session.execute(
-        text(f"SELECT a.camera_id, a.sensor_id {ALERT_FROM} AND a.id = :id"),
-        {"prefix": prefix, "id": alert_id},
+        text(f"SELECT a.camera_id, a.sensor_id, (TRUE {own_where}) AS own "
+             f"{alert_from} AND a.id = :id"),
+        {**params, **own_params, "id": alert_id},
     ).first()
     if source is None:
         raise NotFound("no such alert", id=alert_id)
+    if not source.own:
+        raise Forbidden("alerts of cameras dispatched to your unit are view-only",
+                        id=alert_id)
     # The source's row first, as readings lock it before its alerts: the other
     # order could deadlock with an upload arriving at the same moment.
     source_table, source_key, source_id = (
@@ -1044,8 +1157,8 @@ def transition(session: Session, alert_id: int, action: str, *, prefix: str, act
     session.execute(text(f"SELECT 1 FROM {source_table} WHERE {source_key} = :id FOR UPDATE"),
                     {"id": source_id})
     current, live = session.execute(
-        text(f"SELECT a.state, a.cleared_at IS NULL {ALERT_FROM} AND a.id = :id FOR UPDATE OF a"),
-        {"prefix": prefix, "id": alert_id},
+        text(f"SELECT a.state, a.cleared_at IS NULL {alert_from} AND a.id = :id FOR UPDATE OF a"),
+        {**params, "id": alert_id},
     ).one()
     if current not in TRANSITIONS[action]:
         raise AlertTransitionError(f"cannot {action} an alert that is {current}",
@@ -1069,14 +1182,15 @@ def transition(session: Session, alert_id: int, action: str, *, prefix: str, act
                  f"WHERE {source_key} = :id"),
             {"id": source_id},
         )
-    return get_alert(session, alert_id, prefix)
+    return get_alert(session, alert_id, scope)
 
 
-def alert_snapshot(session: Session, alert_id: int, prefix: str) -> Path:
-    """Return the path of an alert's snapshot, else NotFound."""
+def alert_snapshot(session: Session, alert_id: int, scope: Scope | str) -> Path:
+    """Return the path of the snapshot of an alert the scope may see, else NotFound."""
+    alert_from, params = _alert_from(scope)
     rel = session.execute(
-        text(f"SELECT a.snapshot_path {ALERT_FROM} AND a.id = :id"),
-        {"prefix": prefix, "id": alert_id},
+        text(f"SELECT a.snapshot_path {alert_from} AND a.id = :id"),
+        {**params, "id": alert_id},
     ).scalar()
     root = alerts_dir().resolve()
     path = (root / rel).resolve() if rel else None
@@ -1086,8 +1200,10 @@ def alert_snapshot(session: Session, alert_id: int, prefix: str) -> Path:
     return path
 
 
-def alerts_geojson(session: Session, prefix: str, states: Sequence[str] = ACTIVE_STATES) -> str:
-    """Return alerts as GeoJSON points (for map layers)."""
+def alerts_geojson(session: Session, scope: Scope | str,
+                   states: Sequence[str] = ACTIVE_STATES) -> str:
+    """Return the alerts the scope may see as GeoJSON points (for map layers)."""
+    alert_from, params = _alert_from(scope)
     sql = f"""
     SELECT json_build_object('type', 'FeatureCollection', 'features', COALESCE(json_agg(
       json_build_object('type', 'Feature', 'id', a.id,
@@ -1098,9 +1214,9 @@ def alerts_geojson(session: Session, prefix: str, states: Sequence[str] = ACTIVE
           'crush_risk', a.crush_risk, 'time', a.raised_at, 'cleared_at', a.cleared_at,
           'grid_code', a.grid_code, 'source_key', COALESCE(c.gb_id, s.device_id)))
       ORDER BY a.raised_at DESC), '[]'::json))::text
-    {ALERT_FROM} AND a.state = ANY(:states)
+    {alert_from} AND a.state = ANY(:states)
     """
-    return session.execute(text(sql), {"prefix": prefix, "states": list(states)}).scalar_one()
+    return session.execute(text(sql), {**params, "states": list(states)}).scalar_one()
 
 
 __all__ = [

@@ -80,6 +80,20 @@ FRUIN_THRESHOLDS = (0.31, 0.43, 0.72, 1.08, 2.15)
 # disasters"; G. K. Still, "Crowd Science"). We flag from 4.0 by default; a place
 # may lower it in its calibration ("crush_density").
 CRUSH_DENSITY = 4.0
+# No crowd is denser than about 10 p/m²: an adult takes ~0.45 x 0.25 m in plan (an
+# ellipse of 0.09 m²), and the worst crushes reconstructed from video reached local
+# densities of about 10 p/m² (Helbing, Johansson & Al-Abideen 2007, "Dynamics of crowd
+# disasters", Phys. Rev. E 75). A reading above this is a miscount or a wrong area.
+MAX_DENSITY = 10.0
+
+# --- Plausible areas ------------------------------------------------------------
+# A counting area (a camera ROI's ground, a sensor's area) below 1 m² holds hardly
+# one person, so a density over it is noise (1e-300 m² turned one person into
+# 1e300 p/m²); one above 1 km² is not one place but a unit mistake (the district is
+# 655 km²; the largest city squares are about 0.4 km²; a camera footprint is
+# limited to 1 km² as well).
+MIN_AREA_M2 = 1.0
+MAX_AREA_M2 = 1_000_000.0
 
 # --- Body model (metres) -------------------------------------------------------
 BODY_HEIGHT_M = 1.70  # adult the calibration's person_height_px refers to
@@ -287,6 +301,10 @@ def _validate(c: Calibration) -> None:
     area = _number(c.area_m2, "area_m2")
     if area <= 0:
         raise CalibrationError(f"area_m2 must be > 0, got {c.area_m2!r}")
+    if not MIN_AREA_M2 <= area <= MAX_AREA_M2:
+        raise CalibrationError(
+            f"area_m2 must be within {MIN_AREA_M2:g}–{MAX_AREA_M2:,.0f} m², got {c.area_m2!r}"
+        )
     if len(c.person_height_px) != 2:
         raise CalibrationError("person_height_px must be exactly two [y, height] pairs")
     (y0, h0), (y1, h1) = (_pair(p, "person_height_px") for p in c.person_height_px)
@@ -1537,6 +1555,9 @@ __all__ = [
     "CRUSH_DENSITY",
     "FRUIN_LEVELS",
     "FRUIN_THRESHOLDS",
+    "MAX_AREA_M2",
+    "MAX_DENSITY",
+    "MIN_AREA_M2",
     "Calibration",
     "CalibrationError",
     "CameraState",

@@ -28,13 +28,14 @@ from sqlalchemy.orm import Session
 
 from gridmap.errors import Conflict, GridmapError, InvalidInput, NotFound, PayloadTooLarge
 from video.crowd import READING_RETENTION_DAYS, Reading, Source, advance_alerts, record_readings
-from video.density import CRUSH_DENSITY
+from video.density import CRUSH_DENSITY, MAX_AREA_M2, MAX_DENSITY, MIN_AREA_M2
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 256 * 1024  # 1,000 readings of ~80 bytes each, with room
+# Bounds of a reading (video.density explains the area and density bounds): a
+# count of up to a million people, on 1 m² to 1 km², at most MAX_DENSITY p/m².
 MAX_COUNT = 1_000_000
-MAX_AREA_M2 = 10_000_000.0  # 10 km²: larger is a unit mistake, not a counting area
 MAX_FUTURE = timedelta(minutes=5)  # sensor clocks drift; further ahead is wrong
 MAX_AGE = timedelta(days=READING_RETENTION_DAYS)  # older would be pruned at once
 FIELDS = {"time", "count", "area_m2"}
@@ -98,8 +99,9 @@ def register(session: Session, device_id: str, name: str, lon: float, lat: float
         raise InvalidInput("name must be 1-120 characters")
     lon, lat = _finite(lon, "lon"), _finite(lat, "lat")
     area = _finite(area_m2, "area_m2")
-    if not 0 < area <= MAX_AREA_M2:
-        raise InvalidInput(f"area_m2 must be within (0, {MAX_AREA_M2:g}]")
+    if not MIN_AREA_M2 <= area <= MAX_AREA_M2:
+        raise InvalidInput(f"area_m2 must be within {MIN_AREA_M2:g}–{MAX_AREA_M2:,.0f} m²",
+                           field="area_m2")
     if alert_density is not None and not _finite(alert_density, "alert_density") > 0:
         raise InvalidInput("alert_density must be > 0")
     if check_in_district(session, [(lon, lat)]):
@@ -196,6 +198,10 @@ def parse_body(body: bytes) -> Any:
         return json.loads(body.decode("utf-8"), parse_constant=no_constants)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidInput("the body must be JSON (UTF-8)") from None
+    except RecursionError:
+        # Arrays or objects nested past Python's stack (100,000 '[' fit in the
+        # size limit); a reading is never nested deeper than a list of objects.
+        raise InvalidInput("the body is malformed JSON: nested too deeply") from None
 
 
 def parse_time(value: Any, what: str, now: datetime) -> datetime:
@@ -252,8 +258,16 @@ def parse_readings(payload: Any, default_area_m2: float, now: datetime | None = 
         area = default_area_m2
         if item.get("area_m2") is not None:
             area = _finite(item["area_m2"], f"{where}.area_m2")
-            if not 0 < area <= MAX_AREA_M2:
-                raise InvalidInput(f"{where}.area_m2 must be within (0, {MAX_AREA_M2:g}]")
+        # The registered area is checked too: it may predate these bounds.
+        if not MIN_AREA_M2 <= area <= MAX_AREA_M2:
+            raise InvalidInput(
+                f"{where}.area_m2 must be within {MIN_AREA_M2:g}–{MAX_AREA_M2:,.0f} m²",
+                field=f"{where}.area_m2")
+        if count > MAX_DENSITY * area:
+            raise InvalidInput(
+                f"{where}.count: {count:g} people on {area:g} m² is more than "
+                f"{MAX_DENSITY:g} persons/m², which no crowd reaches",
+                field=f"{where}.count", density=round(count / area, 3))
         out.append(Reading(at=at, count=count, area_m2=area, method="sensor"))
     return out
 

@@ -207,6 +207,34 @@ def test_hook_raises_one_alert_with_snapshot_place_and_nearest_cameras(quiet_db,
     assert inside
 
 
+def test_an_estimate_denser_than_any_crowd_is_capped_and_still_alerts(quiet_db, caplog):
+    session = quiet_db
+    (camera,) = crowd_cameras_in_one_grid(session, 1)
+    clip = make_clip("oblique", n_people=30, n_frames=2, seed=4)
+    # A calibration whose ground area is far too small: a dozen people on 1 m².
+    crowd.set_calibration(session, camera.gb_id, {**clip.calibration, "area_m2": 1.0})
+    hook = CrowdHook(refresh_s=0)
+    for i, frame in enumerate(clip.frames):
+        run_like_the_sampler(session, hook, camera, frame, time.time() - 120 + 60 * i)
+    rows = readings_of(session, camera.id)
+    assert len(rows) == 2 and hook.stats["failed"] == 0
+    assert all(r.density == pytest.approx(crowd.MAX_DENSITY) and r.level == "F" for r in rows)
+    assert all(r.method.endswith("+capped") for r in rows)
+    assert "check its calibration" in caplog.text
+    crush = session.execute(text("SELECT crush_risk FROM crowd_alerts WHERE camera_id = :id"),
+                            {"id": camera.id}).scalar_one()
+    assert crush  # the reading is kept at the maximum: a real crush is not lost
+
+
+def test_a_calibration_area_outside_the_bounds_is_refused(quiet_db):
+    from gridmap.errors import InvalidInput
+
+    (camera,) = crowd_cameras_in_one_grid(quiet_db, 1)
+    for area in (1e-300, 0.5, 2e6):
+        with pytest.raises(InvalidInput, match="area_m2 must be within"):
+            crowd.set_calibration(quiet_db, camera.gb_id, {**crowd.DEMO_CALIBRATION, "area_m2": area})
+
+
 def test_alternating_densities_around_the_threshold_make_at_most_one_alert(quiet_db):
     session = quiet_db
     (camera,) = crowd_cameras_in_one_grid(session, 1)
@@ -484,6 +512,125 @@ def test_alert_snapshot_is_served(client, quiet_db, alert_folder):
     response.close()
     detail = client.get(f"/api/alerts/{alert_id}").get_json()
     assert detail["has_snapshot"] and detail["nearest_cameras"]
+
+
+POLICE = "兖州区公安分局"  # the department of the demo user police-operator
+
+
+def a_camera(session, where: str) -> object:
+    """Return (id, gb_id, grid_code) of the first camera matching a condition."""
+    return session.execute(text(
+        f"SELECT id, gb_id, grid_code FROM cameras WHERE {where} ORDER BY gb_id LIMIT 1"),
+        {"d": POLICE, "t": DEMO_TOWN}).one()
+
+
+def raise_alert(session, kind: str, source_id: int, area: float = 80.0,
+                snapshot: bytes | None = None) -> int:
+    """Raise an alert for a camera or sensor through the hysteresis; return its id."""
+    source = Source(kind, source_id, threshold=1.0)
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    readings = [Reading(start + timedelta(minutes=i), n * area / 80, area)
+                for i, n in enumerate((90, 95))]
+    new = crowd.record_readings(session, source, readings)
+    assert crowd.advance_alerts(session, source, new, snapshot=snapshot) == [
+        crowd.Transition.RAISE]
+    column = crowd.SOURCES[kind][2]
+    return session.execute(text(f"SELECT id FROM crowd_alerts WHERE {column} = :id"),
+                           {"id": source_id}).scalar_one()
+
+
+@pytest.fixture
+def owners(quiet_db):
+    """Alerts of a police camera outside the town, of a town camera the police do not
+    own, of another camera neither sees, and of a sensor in the town."""
+    from video import sensors
+
+    session = quiet_db
+    picture = jpeg(make_clip("oblique", n_people=5, n_frames=1, seed=3).frames[0])
+    cameras = {
+        "police": a_camera(session, "department = :d AND grid_code NOT LIKE :t || '%'"),
+        "town": a_camera(session, "department <> :d AND grid_code LIKE :t || '%'"),
+        "other": a_camera(session, "department <> :d AND grid_code NOT LIKE :t || '%'"),
+    }
+    alerts = {}
+    for key, cam in cameras.items():
+        crowd.set_calibration(session, cam.gb_id, crowd.DEMO_CALIBRATION)
+        alerts[key] = raise_alert(session, "camera", cam.id, snapshot=picture)
+    lon, lat = session.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM grids "
+        "WHERE code LIKE :t || '%' ORDER BY code LIMIT 1"), {"t": DEMO_TOWN}).one()
+    sensor, _token = sensors.register(session, "test-gate-town", "测试闸机", lon, lat, 200.0)
+    alerts["sensor"] = raise_alert(session, "sensor", sensor["id"], area=200.0, snapshot=picture)
+    return {"alerts": alerts, "cameras": cameras}
+
+
+def visible_alerts(client) -> set[int]:
+    listed = client.get("/api/alerts?limit=500").get_json()
+    assert listed["total"] == len(listed["items"])
+    features = client.get("/api/alerts.geojson").get_json()["features"]
+    ids = {a["id"] for a in listed["items"]}
+    assert {f["id"] for f in features} == ids
+    return ids
+
+
+def test_a_department_sees_and_handles_the_alerts_of_its_own_cameras(client_as, owners, session):
+    alerts, cameras = owners["alerts"], owners["cameras"]
+    client = client_as("police-operator")
+    # Its camera's reading shows on the heat map; its alert now shows as well.
+    heat = client.get("/api/crowd/heat.geojson").get_json()
+    assert cameras["police"].gb_id in {f["properties"]["key"] for f in heat["features"]}
+    assert visible_alerts(client) == {alerts["police"]}
+    url = f"/api/alerts/{alerts['police']}"
+    detail = client.get(url).get_json()
+    assert detail["source_key"] == cameras["police"].gb_id
+    # Neighbouring cameras are listed only where the department may see them.
+    near = [c["gb_id"] for c in detail["nearest_cameras"]]
+    if near:
+        assert set(session.execute(text("SELECT DISTINCT department FROM cameras "
+                                        "WHERE gb_id = ANY(:g)"), {"g": near}).scalars()) == {POLICE}
+    snapshot = client.get(url + "/snapshot.jpg")
+    assert snapshot.status_code == 200 and snapshot.data[:2] == b"\xff\xd8"
+    snapshot.close()
+    ack = client.post(url + "/ack", json={"note": "已派警力"})
+    assert ack.status_code == 200 and ack.get_json()["acknowledged_by"] == "police-operator"
+    assert client.post(url + "/close", json={"note": "已疏导"}).get_json()["state"] == "closed"
+    # Alerts of cameras it does not own, and of sensors (area data), stay out of reach.
+    for key in ("town", "other", "sensor"):
+        other = f"/api/alerts/{alerts[key]}"
+        assert client.get(other).status_code == 404, key
+        assert client.get(other + "/snapshot.jpg").status_code == 404, key
+        assert client.post(other + "/ack").status_code == 404, key
+        assert client.post(other + "/close", json={"note": "x"}).status_code == 404, key
+
+
+def test_towns_still_see_their_area_and_the_district_sees_everything(client_as, owners):
+    alerts = owners["alerts"]
+    town = client_as("gulou-operator")
+    assert visible_alerts(town) == {alerts["town"], alerts["sensor"]}
+    assert town.get(f"/api/alerts/{alerts['police']}").status_code == 404
+    assert town.post(f"/api/alerts/{alerts['sensor']}/ack").status_code == 200
+    assert visible_alerts(client_as("district-operator")) == set(alerts.values())
+    assert visible_alerts(client_as("daan-operator")) & {alerts["town"], alerts["sensor"]} == set()
+
+
+def test_the_alert_of_a_camera_dispatched_to_the_unit_is_view_only(client_as, owners, session):
+    from gridmap import accounts, dispatch
+
+    alerts, cameras = owners["alerts"], owners["cameras"]
+    police = accounts.unit_by_ref(session, POLICE)
+    district = accounts.unit_by_ref(session, accounts.DISTRICT_UNIT)
+    dispatch.create_order(session, accounts.system_actor(district),
+                          {"targets": [police.id], "cameras": {"gb_ids": [cameras["other"].gb_id]}})
+    session.flush()
+    client = client_as("police-operator")
+    assert client.get(f"/api/cameras/{cameras['other'].gb_id}").status_code == 200
+    assert visible_alerts(client) == {alerts["police"], alerts["other"]}
+    url = f"/api/alerts/{alerts['other']}"
+    assert client.get(url).status_code == 200
+    for action, body in (("ack", None), ("close", {"note": "x"})):
+        refused = client.post(f"{url}/{action}", json=body)
+        assert refused.status_code == 403 and "view-only" in refused.get_json()["reason"]
+    assert client.get(url).get_json()["state"] == "open"
 
 
 def test_viewers_may_not_acknowledge(client_as, raised):

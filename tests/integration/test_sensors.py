@@ -181,6 +181,46 @@ def test_non_json_numbers_and_garbage_are_refused(anon_client, session, device, 
     assert stored(session) == []
 
 
+@pytest.mark.parametrize("readings, words", [
+    # Each answered a 500 (density inf) or went onto the heat map as 1e300 p/m², level F.
+    (lambda: [{"time": iso(1), "count": 1, "area_m2": 5e-324}],
+     "readings[0].area_m2 must be within 1–1,000,000 m²"),
+    (lambda: [{"time": iso(1), "count": 1e6, "area_m2": 1e-303}], "readings[0].area_m2"),
+    (lambda: {"time": iso(1), "count": 1, "area_m2": 1e-300}, "reading.area_m2"),
+    (lambda: {"time": iso(1), "count": 1, "area_m2": 0.5}, "reading.area_m2"),
+    (lambda: {"time": iso(1), "count": 1, "area_m2": 5e6}, "reading.area_m2"),  # 5 km²
+    # 2,001 people on the sensor's 200 m² is over 10 p/m², the densest crowd possible.
+    (lambda: [{"time": iso(2), "count": 5}, {"time": iso(1), "count": 2001}],
+     "readings[1].count: 2001 people on 200 m² is more than 10 persons/m²"),
+    (lambda: [{"time": iso(2), "count": 5}, {"time": iso(1), "count": 1e6, "area_m2": 1000}],
+     "readings[1].count"),
+])
+def test_impossible_numbers_are_refused_with_the_reading_and_field(anon_client, session, device,
+                                                                   readings, words):
+    response = post(anon_client, readings(), device["token"])
+    assert response.status_code == 400, response.get_json()
+    assert words in response.get_json()["reason"]
+    assert stored(session) == []
+    assert session.execute(text("SELECT count(*) FROM crowd_alerts a JOIN crowd_sensors s "
+                                "ON s.id = a.sensor_id WHERE s.device_id = :d"),
+                           {"d": DEVICE}).scalar() == 0
+
+
+def test_the_densest_possible_reading_is_still_accepted(anon_client, session, device):
+    response = post(anon_client, [{"time": iso(2), "count": 2000},
+                                  {"time": iso(1), "count": 10, "area_m2": 1}], device["token"])
+    assert response.status_code == 200 and response.get_json()["stored"] == 2
+    assert [r.density for r in stored(session)] == [10.0, 10.0]
+
+
+@pytest.mark.parametrize("data", [b"[" * 100_000, b'{"time":' * 30_000, b"[" * 3_000 + b"]" * 3_000])
+def test_deeply_nested_bodies_are_400_not_500(anon_client, session, device, data):
+    response = post(anon_client, None, device["token"], data=data)
+    assert response.status_code == 400
+    assert "malformed JSON" in response.get_json()["reason"]
+    assert stored(session) == []
+
+
 def test_a_bad_reading_anywhere_refuses_the_whole_batch(anon_client, session, device):
     batch = [{"time": iso(m), "count": 5} for m in range(1, 6)]
     batch[3]["count"] = -1

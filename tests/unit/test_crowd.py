@@ -212,6 +212,16 @@ def test_parse_one_reading_and_a_batch():
     ({"time": "2024-05-01T12:00:00Z", "count": math.nan}, "finite"),
     ({"time": "2024-05-01T12:00:00Z", "count": 2e6}, "count"),
     ({"time": "2024-05-01T12:00:00Z", "count": 1, "area_m2": 0}, "area_m2"),
+    # Hostile numbers: a subnormal or tiny area made the density inf (a 500) or 1e300
+    # (level F on the map); an area beyond 1 km² is a unit mistake.
+    ({"time": "2024-05-01T12:00:00Z", "count": 1, "area_m2": 5e-324},
+     "reading.area_m2 must be within 1–1,000,000 m²"),
+    ({"time": "2024-05-01T12:00:00Z", "count": 1e6, "area_m2": 1e-303}, "reading.area_m2"),
+    ({"time": "2024-05-01T12:00:00Z", "count": 1, "area_m2": 1e-300}, "reading.area_m2"),
+    ({"time": "2024-05-01T12:00:00Z", "count": 1, "area_m2": 0.99}, "reading.area_m2"),
+    ({"time": "2024-05-01T12:00:00Z", "count": 1, "area_m2": 1e7}, "reading.area_m2"),
+    ({"time": "2024-05-01T12:00:00Z", "count": 1001}, "reading.count: 1001 people on 100 m²"),
+    ({"time": "2024-05-01T12:00:00Z", "count": 11, "area_m2": 1}, "more than 10 persons/m²"),
     ({"time": "2024-05-01T12:00:00Z", "count": 1, "extra": 1}, "unknown field"),
 ])
 def test_bad_readings_are_refused_with_a_reason(payload, words):
@@ -238,6 +248,35 @@ def test_huge_batches_and_bodies_are_too_large():
 def test_parse_body_refuses_non_json_numbers_and_garbage(body):
     with pytest.raises(InvalidInput):
         sensors.parse_body(body)
+
+
+def test_readings_up_to_the_physical_bounds_are_accepted():
+    at = "2024-05-01T12:00:00Z"
+    edge = sensors.parse_readings(
+        [{"time": at, "count": 10, "area_m2": 1}, {"time": at, "count": 0, "area_m2": 1e6},
+         {"time": at, "count": 1_000_000, "area_m2": 1e6}], 100, NOW)
+    assert [r.density for r in edge] == [10.0, 0.0, 1.0]
+    assert all(r.plausible for r in edge)
+
+
+def test_a_registered_area_outside_the_bounds_refuses_readings_that_rely_on_it():
+    with pytest.raises(InvalidInput, match=r"reading\.area_m2"):
+        sensors.parse_readings({"time": "2024-05-01T12:00:00Z", "count": 1}, 1e-300, NOW)
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 50_000, b"[" * 5_000 + b"]" * 5_000])
+def test_deeply_nested_bodies_are_malformed_json(body):
+    with pytest.raises(InvalidInput, match="malformed JSON: nested too deeply"):
+        sensors.parse_body(body)
+
+
+@pytest.mark.parametrize("count, area", [(1, 1e-300), (11, 1), (-1, 100), (math.inf, 100),
+                                         (1, 2e6), (math.nan, 100)])
+def test_implausible_readings_are_never_stored(count, area):
+    reading = Reading(NOW, count, area)
+    assert not reading.plausible
+    with pytest.raises(ValueError, match="implausible reading"):
+        crowd.record_readings(None, crowd.Source("sensor", 1), [reading])  # refused before SQL
 
 
 @pytest.mark.parametrize("device", ["", "-lead", "a b", "x" * 65, "设备1", "a/b"])

@@ -132,6 +132,10 @@ def test_height_model_extrapolates_but_stays_positive() -> None:
         (_with(area_m2=float("nan")), "finite"),
         (_with(area_m2="120"), "must be a number"),
         (_with(area_m2=True), "must be a number"),
+        # A ROI's ground under 1 m² made one person 1e300 p/m²; over 1 km² is no one place.
+        (_with(area_m2=1e-300), "area_m2 must be within 1–1,000,000 m²"),
+        (_with(area_m2=0.5), "area_m2 must be within"),
+        (_with(area_m2=2e6), "area_m2 must be within"),
         (_with(person_height_px=[[300, 80]]), "exactly two"),
         (_with(person_height_px=[[300, 80], [60, 0]]), "heights must be > 0"),
         (_with(person_height_px=[[300, -8], [60, 30]]), "heights must be > 0"),

@@ -1,8 +1,11 @@
 """Crowd alerts: list, map layer, acknowledge, close, snapshot; scoped by jurisdiction.
 
-An alert outside the caller's jurisdiction answers 404, as if it did not exist; an
-action the alert's state does not allow (acknowledging twice, touching a closed
-alert) answers 409 with the current state.
+The caller sees the alerts in its area and those raised by cameras it may see
+through its department or a dispatch order (``video.crowd.alert_visibility``);
+any other alert answers 404, as if it did not exist. Alerts of cameras dispatched
+to the caller's unit are view-only (403 on acknowledge and close); an action the
+alert's state does not allow (acknowledging twice, touching a closed alert)
+answers 409 with the current state.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from gridmap.errors import InvalidInput
 from video import crowd
 from web.database import get_session
 from web.params import int_arg, list_arg
-from web.scope import current_prefix
+from web.scope import current_scope
 
 bp = Blueprint("alerts", __name__, url_prefix="/api")
 
@@ -54,7 +57,7 @@ def list_alerts():
         400: {description: Unknown state or bad paging}
     """
     page = crowd.list_alerts(
-        get_session(), current_prefix(), _states(),
+        get_session(), current_scope(), _states(),
         limit=int_arg("limit", 100, minimum=1, maximum=500),
         offset=int_arg("offset", 0, maximum=10_000_000),
     )
@@ -75,7 +78,7 @@ def alerts_geojson() -> Response:
         200: {description: GeoJSON FeatureCollection; properties.title is the place}
         400: {description: Unknown state}
     """
-    body = crowd.alerts_geojson(get_session(), current_prefix(), _states(crowd.ACTIVE_STATES))
+    body = crowd.alerts_geojson(get_session(), current_scope(), _states(crowd.ACTIVE_STATES))
     response = Response(body, mimetype="application/geo+json")
     response.headers["Cache-Control"] = "no-cache"
     return response
@@ -91,7 +94,7 @@ def get_alert(alert_id: int):
         200: {description: The alert}
         404: {description: Unknown or outside the caller's jurisdiction}
     """
-    return jsonify(crowd.get_alert(get_session(), alert_id, current_prefix()))
+    return jsonify(crowd.get_alert(get_session(), alert_id, current_scope()))
 
 
 @bp.post("/alerts/<int:alert_id>/ack")
@@ -107,11 +110,12 @@ def acknowledge(alert_id: int):
       responses:
         200: {description: The acknowledged alert}
         400: {description: Malformed body or note}
+        403: {description: 'A viewer, or the alert of a camera dispatched to the unit (view-only)'}
         404: {description: Unknown or outside the caller's jurisdiction}
         409: {description: The alert is not open}
     """
     session = get_session()
-    alert = crowd.transition(session, alert_id, "acknowledge", prefix=current_prefix(),
+    alert = crowd.transition(session, alert_id, "acknowledge", scope=current_scope(),
                              actor=_actor(), note=_note())
     session.commit()
     return jsonify(alert)
@@ -134,11 +138,12 @@ def close(alert_id: int):
       responses:
         200: {description: The closed alert}
         400: {description: Missing or bad note}
+        403: {description: 'A viewer, or the alert of a camera dispatched to the unit (view-only)'}
         404: {description: Unknown or outside the caller's jurisdiction}
         409: {description: The alert is already closed}
     """
     session = get_session()
-    alert = crowd.transition(session, alert_id, "close", prefix=current_prefix(),
+    alert = crowd.transition(session, alert_id, "close", scope=current_scope(),
                              actor=_actor(), note=_note())
     session.commit()
     return jsonify(alert)
@@ -154,5 +159,5 @@ def snapshot(alert_id: int):
         200: {description: JPEG}
         404: {description: No such alert in scope, or no snapshot}
     """
-    path = crowd.alert_snapshot(get_session(), alert_id, current_prefix())
+    path = crowd.alert_snapshot(get_session(), alert_id, current_scope())
     return send_file(path, mimetype="image/jpeg", max_age=3600)

@@ -47,7 +47,9 @@ def post_readings(device_id: str):
         Authenticated by the device's own token (`Authorization: Bearer <token>`).
         A reading is `{time, count, area_m2?}`: time as ISO 8601 with an offset or
         Unix seconds (up to 30 days old, at most 5 minutes ahead), count >= 0,
-        area_m2 overriding the sensor's area. A batch is a list of up to 1,000.
+        area_m2 (1 to 1,000,000 m²) overriding the sensor's area. No reading may
+        exceed 10 persons/m², the densest crowds measured. A batch is a list of up
+        to 1,000.
         The whole batch is validated before anything is stored; times already
         stored are ignored (re-sends are safe) and late readings are accepted.
       parameters:
@@ -66,13 +68,13 @@ def post_readings(device_id: str):
                   properties:
                     time: {oneOf: [{type: string, format: date-time}, {type: number}]}
                     count: {type: number, minimum: 0}
-                    area_m2: {type: number, minimum: 0, exclusiveMinimum: true}
+                    area_m2: {type: number, minimum: 1, maximum: 1000000}
                 - {type: array, minItems: 1, maxItems: 1000, items: *reading}
       responses:
         200: {description: '{device_id, received, stored, duplicates, alerts_raised, alerts_cleared};
                              the alert figures count hysteresis transitions (a raise re-arms the
                              sensor''s alert if nobody has closed it yet)'}
-        400: {description: 'Malformed JSON, bad time, negative/NaN count, empty batch; reason says which'}
+        400: {description: 'Malformed or too deeply nested JSON, bad time, negative/NaN count, area out of range, over 10 persons/m², empty batch; reason says which'}
         401: {description: Missing or wrong token}
         404: {description: Unknown device}
         413: {description: Body over 256 KiB or more than 1,000 readings}
