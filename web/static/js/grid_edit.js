@@ -9,8 +9,9 @@
     map: null, grids: null, byCode: {}, props: {}, selected: null, adjacent: null,
     editLayer: null, problems: null, overlay: null, drawMode: null, onLine: null, ready: false,
     canEdit: true, canEditTeam: true,
-    editBaseline: null, workingLine: null, pending: null, returnFocus: null, guarding: false
+    editBaseline: null, workingLine: null
   };
+  var question = null, leaveGuard = null;  // made by wire(): see unsavedEdits()
 
   function t(key, vars) {
     var text = window.gridmap ? window.gridmap.t(key) : key;
@@ -293,7 +294,7 @@
     document.documentElement.setAttribute("data-ge-drawing", "");
     // Nothing left to ask about (dropped, saved, or the line finished): a focus that was
     // on the question goes on from Edit, not lost to the page.
-    if (!S.editLayer && closeConfirm() && !$("ge-edit").disabled) { $("ge-edit").focus(); }
+    if (!S.editLayer && question.close() && !$("ge-edit").disabled) { $("ge-edit").focus(); }
     syncLeaveGuard();
   }
 
@@ -322,60 +323,26 @@
 
   // While an edit or a drawing is open the browser is asked to warn before the tab is
   // closed or left, if by then it holds an unsaved change; otherwise no handler is set.
-  function warnOnLeave(event) {
-    if (!hasUnsavedEdit()) { return undefined; }
-    event.preventDefault();
-    event.returnValue = t("unsaved_discard_q");  // older browsers want a (any) text
-    return event.returnValue;
-  }
-  function syncLeaveGuard() {
-    var needed = !!(S.editLayer || S.drawMode);
-    if (needed === S.guarding) { return; }
-    window[needed ? "addEventListener" : "removeEventListener"]("beforeunload", warnOnLeave);
-    S.guarding = needed;
-  }
+  function syncLeaveGuard() { leaveGuard.sync(!!(S.editLayer || S.drawMode)); }
 
-  // The question in the panel (no window.confirm: a map-wall kiosk may block it). Focus
-  // goes to "keep editing", the safe answer, which Escape gives too.
-  function confirmShown() { return !$("ge-confirm").hidden; }
-  function askDiscard(then) {
-    if (!confirmShown()) { S.returnFocus = document.activeElement; }
-    S.pending = then || null;
-    $("ge-confirm").hidden = false;
-    document.documentElement.setAttribute("data-ge-confirm", "1");
-    $("ge-confirm-keep").focus();
-  }
-  function closeConfirm() {
-    var had = $("ge-confirm").contains(document.activeElement);
-    $("ge-confirm").hidden = true;
-    S.pending = null;
-    document.documentElement.setAttribute("data-ge-confirm", "0");
-    return had;
-  }
-  function keepEditing() {
-    var back = S.returnFocus;
-    S.returnFocus = null;
-    closeConfirm();
-    if (back && back !== document.body && document.contains(back) && !$("ge-confirm").contains(back)) {
-      back.focus();
-    } else if (!$("ge-save").disabled) {
-      $("ge-save").focus();
-    } else if (!$("ge-cancel").disabled) {
-      $("ge-cancel").focus();
-    }
-  }
-  function discardEdit() {
-    var then = S.pending;
-    S.returnFocus = null;
-    S.pending = null;
-    cancelEditing();  // closes the question too
-    if (then) { then(); }
+  // The question in the panel (data-ge-confirm says whether it is asked). Keep editing
+  // gives focus back where it was, else to Save or Cancel; discard drops the edit.
+  function unsavedEdits() {
+    leaveGuard = window.gridmap.leaveGuard(hasUnsavedEdit);
+    question = window.gridmap.discardQuestion({
+      box: $("ge-confirm"), keepButton: $("ge-confirm-keep"), discardButton: $("ge-confirm-discard"),
+      stateAttr: "data-ge-confirm",
+      fallbackFocus: function () {
+        return ["ge-save", "ge-cancel"].map($).filter(function (b) { return !b.disabled; })[0] || null;
+      },
+      onDiscard: cancelEditing  // closes the question too
+    });
   }
   // Escape, Cancel and every button that ends the edit: at once when nothing would be
   // lost, otherwise once the user agrees to drop it. ``then`` runs after the edit ended.
   function leaveEdit(then) {
-    if (hasUnsavedEdit()) { askDiscard(then); return; }
-    closeConfirm();
+    if (hasUnsavedEdit()) { question.ask(then); return; }
+    question.close();
     if (!then) { cancelEditing(); } else { then(); }
   }
 
@@ -771,6 +738,7 @@
   function label(id, key) { $(id).textContent = t(key); }
 
   function wire() {
+    unsavedEdits();
     offerOnlyWhatIsAllowed();
     label("ge-title", "ge_title");
     label("ge-find-label", "ge_find"); label("ge-find-go", "ge_find_go");
@@ -816,13 +784,11 @@
 
     $("ge-edit").addEventListener("click", function () { leaveEdit(startEditing); });
     $("ge-cancel").addEventListener("click", function () { leaveEdit(); });
-    $("ge-confirm-keep").addEventListener("click", keepEditing);
-    $("ge-confirm-discard").addEventListener("click", discardEdit);
     document.addEventListener("keydown", function (e) {
       if (e.key !== "Escape" || e.isComposing) { return; }
       // Escape while asked keeps editing (the safe answer); otherwise it ends the edit,
       // asking first when that would drop a change.
-      if (confirmShown()) { e.preventDefault(); keepEditing(); return; }
+      if (question.shown()) { e.preventDefault(); question.keep(); return; }
       if (S.drawMode || S.editLayer) { leaveEdit(); }
     });
     $("ge-save").addEventListener("click", function () {

@@ -289,6 +289,94 @@
     return dateTime(d, opts, lang);
   }
 
+  // ---------------------------------------------------------------- unsaved changes
+  // "Discard unsaved changes?" asked inside a page's panel (no window.confirm: a
+  // map-wall kiosk may block it). The page's markup holds the box (role=alertdialog,
+  // hidden) with its two buttons; the page decides what counts as unsaved and what
+  // discarding restores. While asked, focus is on "keep editing", the safe answer
+  // (the page's Escape should give it too: q.shown() ? q.keep() : ...).
+  //   box, keepButton, discardButton: the elements (clicks are wired here). Without
+  //     a box (a read-only page) nothing is ever asked.
+  //   onDiscard(): drop the unsaved changes (the box still shows, nothing pending).
+  //   returnWithin: focus given back on keep only to an element inside this one.
+  //   fallbackFocus(): where focus goes on keep when where it was is gone (or null).
+  //   stateAttr: an attribute on <html> set to "1" while asked, "0" once closed.
+  // Returns:
+  //   ask(then): show the question (focus remembered); ``then`` runs on discard.
+  //   shown(): whether it is being asked.
+  //   close(): hide it, forgetting ``then``; true when focus was in it.
+  //   keep(): close, focus back where it was (else fallbackFocus()).
+  //   discard(): onDiscard(), close, run ``then``.
+  //   proceed(): the question is moot (the changes were saved meanwhile): close and
+  //     run ``then`` if it was asked.
+  function discardQuestion(o) {
+    var box = o.box, pending = null, returnFocus = null;
+    function shown() { return !!(box && !box.hidden); }
+    function flag(value) { if (o.stateAttr) { document.documentElement.setAttribute(o.stateAttr, value); } }
+    function ask(then) {
+      if (!box) { return; }
+      if (!shown()) { returnFocus = document.activeElement; }
+      pending = then || null;
+      box.hidden = false;
+      flag("1");
+      o.keepButton.focus();
+    }
+    function close() {
+      var had = !!(box && box.contains(document.activeElement));
+      if (box) { box.hidden = true; }
+      pending = null;
+      returnFocus = null;
+      flag("0");
+      return had;
+    }
+    function keep() {
+      var back = returnFocus;
+      close();
+      var ok = back && back !== document.body && document.contains(back) && !(box && box.contains(back)) &&
+               (!o.returnWithin || o.returnWithin.contains(back));
+      var to = ok ? back : (o.fallbackFocus ? o.fallbackFocus() : null);
+      if (to) { to.focus(); }
+    }
+    function discard() {
+      var then = pending;
+      pending = null;
+      returnFocus = null;
+      if (o.onDiscard) { o.onDiscard(); }
+      close();
+      if (then) { then(); }
+    }
+    function proceed() {
+      var then = pending;
+      close();
+      if (then) { then(); }
+    }
+    if (box) {
+      o.keepButton.addEventListener("click", keep);
+      o.discardButton.addEventListener("click", discard);
+    }
+    return { ask: ask, shown: shown, close: close, keep: keep, discard: discard, proceed: proceed };
+  }
+
+  // The browser asks before the tab is closed or left while isDirty() says something
+  // is unsaved. sync(on) sets the beforeunload handler (on: default isDirty()) or takes
+  // it off: an idle page keeps no handler and stays eligible for the back/forward cache.
+  function leaveGuard(isDirty) {
+    var on = false;
+    function warn(event) {
+      if (!isDirty()) { return undefined; }
+      event.preventDefault();
+      event.returnValue = uiText("unsaved_discard_q");  // older browsers want a (any) text
+      return event.returnValue;
+    }
+    function sync(wanted) {
+      var needed = arguments.length ? !!wanted : !!isDirty();
+      if (needed === on) { return; }
+      window[needed ? "addEventListener" : "removeEventListener"]("beforeunload", warn);
+      on = needed;
+    }
+    return { sync: sync };
+  }
+
   function notify(text) {
     var box = document.getElementById("gm-notice");
     if (!box) { box = el("div", { id: "gm-notice", class: "gm-notice" }); document.body.appendChild(box); }
@@ -418,5 +506,5 @@
 
   window.gridmap = { init: init, remoteGeoJson: remoteGeoJson, state: state, el: el, t: t, onPhone: onPhone,
                      csrfToken: csrfToken, foldingLegend: foldingLegend, timeOfDay: timeOfDay,
-                     dateTime: dateTime, TZ: TZ };
+                     dateTime: dateTime, TZ: TZ, discardQuestion: discardQuestion, leaveGuard: leaveGuard };
 })();

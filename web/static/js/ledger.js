@@ -11,7 +11,7 @@
   var FILTERS = ["q", "area", "source", "status", "tag", "sector", "sort"];
   function box(name) { return $("lg-" + (name === "area" ? "town" : name)); }
   var S = { offset: 0, total: 0, items: {}, current: null, request: 0, detailRequest: 0, opener: null,
-            loaded: null, baseline: null, newBaseline: null, pending: null, returnFocus: null, guarding: false };
+            loaded: null, baseline: null, newBaseline: null };
 
   function t(key, vars) {
     var text = (C.i18n || {})[key] || key;
@@ -248,11 +248,8 @@
     $("lg-edit-status").textContent = "";
     S.loaded = JSON.stringify(values);
     S.baseline = snapshot(form);
-    var then = confirmShown() ? S.pending : null;
-    hideConfirm();
-    S.returnFocus = null;
     syncLeaveGuard();
-    if (then) { then(); }
+    question.proceed();
   }
   // Who registered and changed the camera, and when (the audit trail; field names only).
   function loadHistory(gbId) {
@@ -328,7 +325,7 @@
   function closeDetail() {
     var panel = $("lg-detail");
     if (panel.hidden) { return; }
-    hideConfirm();
+    question.close();
     var hadFocus = panel.contains(document.activeElement);
     var gbId = S.opener || (hadFocus && S.current ? S.current.gb_id : null);
     panel.hidden = true;
@@ -369,44 +366,19 @@
 
   // The browser asks before the tab is closed or left only while something is unsaved:
   // the handler is on the window only then (an idle page stays eligible for the back cache).
-  function warnOnLeave(event) {
-    if (!dirty()) { return undefined; }
-    event.preventDefault();
-    event.returnValue = t("unsaved_discard_q");  // older browsers want a (any) text
-    return event.returnValue;
-  }
-  function syncLeaveGuard() {
-    var needed = dirty();
-    if (needed === S.guarding) { return; }
-    window[needed ? "addEventListener" : "removeEventListener"]("beforeunload", warnOnLeave);
-    S.guarding = needed;
-  }
+  var leaveGuard = window.gridmap.leaveGuard(dirty);
+  function syncLeaveGuard() { leaveGuard.sync(); }
 
-  // The question inside the details panel (no window.confirm: a map-wall kiosk may block
-  // it). Focus goes to "keep editing", the safe answer, which Escape gives too.
-  function confirmShown() { var box = $("lg-confirm"); return !!(box && !box.hidden); }
-  function askDiscard(then) {
-    var box = $("lg-confirm");
-    if (box.hidden) { S.returnFocus = document.activeElement; }
-    S.pending = then;
-    box.hidden = false;
-    $("lg-confirm-keep").focus();
-  }
-  function hideConfirm() {
-    var box = $("lg-confirm");
-    if (box) { box.hidden = true; }
-    S.pending = null;
-  }
-  function keepEditing() {
-    var back = S.returnFocus;
-    hideConfirm();
-    S.returnFocus = null;
-    var form = $("lg-edit");
-    if (!back || !document.contains(back) || !$("lg-detail").contains(back) || back.closest("#lg-confirm")) {
-      back = firstChanged(form) || form.elements.name;
-    }
-    back.focus();
-  }
+  // The question inside the details panel (only an editor's page has it). Keep editing
+  // gives focus back where it was in the panel, else to the first changed field.
+  // (The script is deferred: the panel's markup is already there.)
+  var question = window.gridmap.discardQuestion({
+    box: $("lg-confirm"), keepButton: $("lg-confirm-keep"), discardButton: $("lg-confirm-discard"),
+    returnWithin: $("lg-detail"),
+    fallbackFocus: function () { var form = $("lg-edit"); return firstChanged(form) || form.elements.name; },
+    // what was typed is dropped, not kept hidden
+    onDiscard: function () { if (S.current) { fillForm(S.current); } }
+  });
   function firstChanged(form) {
     var was = {};
     JSON.parse(S.baseline || "[]").forEach(function (pair) { was[pair[0]] = pair[1]; });
@@ -414,18 +386,11 @@
       return f.name && was[f.name] !== (f.type === "password" ? f.value : (f.value || "").trim());
     })[0] || null;
   }
-  function discardChanges() {
-    var then = S.pending;
-    hideConfirm();
-    S.returnFocus = null;
-    if (S.current) { fillForm(S.current); }  // what was typed is dropped, not kept hidden
-    if (then) { then(); }
-  }
   // Run ``then`` (which leaves the edit form) now, or once the user agrees to drop its
   // unsaved changes.
   function leaveEdit(then) {
-    if (editDirty()) { askDiscard(then); return; }
-    hideConfirm();
+    if (editDirty()) { question.ask(then); return; }
+    question.close();
     then();
   }
 
@@ -710,13 +675,9 @@
         e.preventDefault();
         // Escape while asked: keep editing (the safe answer); otherwise close, asked first
         // when the edit form holds unsaved changes.
-        if (confirmShown()) { keepEditing(); } else { leaveEdit(closeDetail); }
+        if (question.shown()) { question.keep(); } else { leaveEdit(closeDetail); }
       }
     });
-    if ($("lg-confirm")) {
-      $("lg-confirm-keep").addEventListener("click", keepEditing);
-      $("lg-confirm-discard").addEventListener("click", discardChanges);
-    }
     ["lg-edit", "lg-new"].forEach(function (id) {
       if (!$(id)) { return; }
       $(id).addEventListener("input", syncLeaveGuard);
