@@ -73,6 +73,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from video import netpolicy
+from video.netpolicy import AddressPolicy, AddressRefused, HostNotFound
 from video.urls import (
     Credentials,
     StreamURLError,
@@ -165,6 +167,9 @@ class ErrorClass(StrEnum):
     SLOW = "slow"
     LOW_RESOLUTION = "low_resolution"
     STALLED = "stalled"  # one frame, then nothing within the read timeout
+    # The address policy (video.netpolicy) refuses where the URL points: loopback,
+    # link-local, metadata … Nothing was connected to, so it says nothing of the port.
+    ADDRESS_REFUSED = "address_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +190,9 @@ class ProbeRequest:
     nominal_height: int | None = None
     slow_ms: float = DEFAULT_SLOW_MS
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # Where the worker may connect (checked right before it does); by default the
+    # settings' policy (video.netpolicy.current). None: unchecked (benchmarks only).
+    address_policy: AddressPolicy | None = field(default_factory=netpolicy.current, repr=False)
 
     @property
     def wall_budget_s(self) -> float:
@@ -413,7 +421,8 @@ class _Preflight:
     status: int | None = None
 
 
-def _preflight(url: str, timeout: float, *, has_credentials: bool) -> _Preflight:
+def _preflight(url: str, timeout: float, *, has_credentials: bool,
+               addresses: tuple[str, ...] | None = None) -> _Preflight:
     """Connect and read one RTSP/HTTP status line, in parallel with other probes.
 
     OpenCV serialises VideoCapture opens with a process-wide mutex (measured: a file
@@ -422,6 +431,8 @@ def _preflight(url: str, timeout: float, *, has_credentials: bool) -> _Preflight
     timeout. Refused, unreachable, silent, garbage-speaking and 404 servers are
     caught here instead, with plain sockets that run in parallel. No credentials are
     sent: a 401/403 only ends the probe when the caller has none to offer.
+    ``addresses`` (the address policy's checked ones) are connected to in place of
+    the host name, so a name cannot resolve elsewhere between the check and here.
     """
     if url.startswith("/"):
         if not Path(url).is_file():
@@ -433,7 +444,7 @@ def _preflight(url: str, timeout: float, *, has_credentials: bool) -> _Preflight
     host = parts.hostname or ""
     deadline = time.monotonic() + timeout
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = _connect(addresses or (host,), port, deadline)
     except socket.gaierror:
         return _Preflight(ErrorClass.DNS, "host name does not resolve")
     except ConnectionRefusedError:
@@ -495,6 +506,34 @@ def _preflight(url: str, timeout: float, *, has_credentials: bool) -> _Preflight
     return _Preflight(None, "", code)
 
 
+def _connect(addresses: tuple[str, ...], port: int, deadline: float) -> socket.socket:
+    """Connect to the first of ``addresses`` that accepts, within the deadline."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection(
+                (address, port), timeout=max(0.05, deadline - time.monotonic())
+            )
+        except socket.gaierror:
+            raise
+        except OSError as exc:
+            error = exc
+            if time.monotonic() >= deadline:
+                break
+    raise error or TimeoutError("connect timed out")
+
+
+def check_address(req: ProbeRequest) -> netpolicy.Target | None:
+    """Apply the request's address policy to its URL; return the checked Target.
+
+    Raises AddressRefused or HostNotFound before anything is connected to; None
+    means no network is involved (a demo file) or the request carries no policy.
+    """
+    if req.address_policy is None:
+        return None
+    return req.address_policy.check_url(req.url)
+
+
 def _open_failure(req: ProbeRequest, pre: _Preflight, open_s: float,
                   budget_s: float) -> tuple[ErrorClass, str]:
     """Classify a failed OpenCV open that took ``open_s`` of its ``budget_s``, using
@@ -523,12 +562,31 @@ def probe_inline(req: ProbeRequest, on_open: Callable[[bool], None] | None = Non
     _SECRETS.add(creds)
     cap = None
     try:
-        pre = _preflight(req.url, req.open_timeout_s, has_credentials=creds is not None)
+        try:
+            target = check_address(req)
+        except AddressRefused as exc:
+            return _offline(req, ErrorClass.ADDRESS_REFUSED, exc.reason, started, t0)
+        except HostNotFound:
+            return _offline(req, ErrorClass.DNS, "host name does not resolve", started, t0)
+        pre = _preflight(req.url, req.open_timeout_s, has_credentials=creds is not None,
+                         addresses=target.addresses if target else None)
         if pre.error is not None:
             return _offline(req, pre.error, pre.detail, started, t0)
+        open_target = req.url
+        if target is not None:
+            open_target = target.pinned_url(req.url)
+            if open_target == req.url and not target.literal:
+                # FFmpeg resolves the name itself: check again right before it does.
+                try:
+                    check_address(req)
+                except AddressRefused as exc:
+                    return _offline(req, ErrorClass.ADDRESS_REFUSED, exc.reason, started, t0)
+                except HostNotFound:
+                    return _offline(req, ErrorClass.DNS, "host name does not resolve",
+                                    started, t0)
         # OpenCV gets what is left of the open budget, but never less than a second.
         open_budget = max(1.0, req.open_timeout_s - (time.monotonic() - t0))
-        open_url = attach_credentials(req.url, creds)
+        open_url = attach_credentials(open_target, creds)
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_budget * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(req.read_timeout_s * 1000),

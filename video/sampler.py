@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import var_dir
 from video import credentials as secret_store
-from video.probe import Health, Prober, ProbeRequest, ProbeResult
+from video import netpolicy
+from video.probe import Health, Prober, ProbeRequest, ProbeResult, check_url
 from video.urls import Credentials, StreamURLError
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,9 @@ def sample_now(
     """Probe one camera immediately with the sampler's timeouts and record it.
 
     The caller owns the transaction (and has already checked the caller's scope).
+    A stream address the address policy refuses (video.netpolicy: loopback,
+    link-local, cloud metadata …) raises StreamAddressRefused (403) before anything
+    is connected to, and nothing is recorded.
     """
     row = session.execute(
         text(
@@ -451,6 +455,13 @@ def sample_now(
     )
     config = SamplerConfig(open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
                            snapshot_dir=snapshot_dir)
+    policy = netpolicy.current()
+    try:
+        policy.check_url(check_url(claimed.url, demo_root=var_dir() / "streams"))
+    except netpolicy.AddressRefused as exc:
+        raise netpolicy.refused_answer(exc, gb_id=gb_id) from None
+    except (StreamURLError, netpolicy.HostNotFound):
+        pass  # the probe below says so, without connecting anywhere
     try:
         result = prober.probe(
             ProbeRequest(
@@ -459,7 +470,7 @@ def sample_now(
                 previous_signature=claimed.last_signature,
                 nominal_width=claimed.nominal_width, nominal_height=claimed.nominal_height,
                 snapshot_width=config.snapshot_width, thumb_width=config.thumb_width,
-                demo_root=var_dir() / "streams",
+                demo_root=var_dir() / "streams", address_policy=policy,
             )
         )
     except StreamURLError as exc:

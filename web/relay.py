@@ -9,6 +9,11 @@ Its stderr goes nowhere, because FFmpeg may print the URL it opened.
 
 A global cap (``RELAY_MAX``) bounds how many relays decode at once; over the cap
 the endpoint answers 503 and the video wall falls back to refreshed snapshots.
+
+The address policy (``video.netpolicy``) is applied twice: here before the child
+starts (a refused address answers 403 ``StreamAddressRefused`` and starts nothing),
+and in the child right before OpenCV opens the stream (a host name may resolve
+elsewhere by then); RTSP URLs with a host name are opened at the checked address.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from video import netpolicy
+from video.netpolicy import AddressPolicy
 from video.probe import CAPTURE_OPTIONS
-from video.urls import Credentials
+from video.urls import Credentials, StreamURLError
 
 BOUNDARY = "gridmapframe"
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -46,6 +53,26 @@ class RelayRequest:
     read_timeout_s: float = 5.0
     demo_root: Path | None = None
     credentials: Credentials | None = field(default=None, repr=False)
+    # Where the relay may connect: the serving app's policy (video.netpolicy.current).
+    address_policy: AddressPolicy | None = field(default_factory=netpolicy.current, repr=False)
+
+
+def check_relay_address(req: RelayRequest) -> None:
+    """Refuse (403) a stream address the policy does not allow, connecting to nothing.
+
+    An invalid URL or a name that does not resolve is a RelayError (the stream cannot
+    be opened), as the child would find.
+    """
+    if req.address_policy is None:
+        return
+    from video.probe import check_url
+
+    try:
+        req.address_policy.check_url(check_url(req.url, demo_root=req.demo_root))
+    except netpolicy.AddressRefused as exc:
+        raise netpolicy.refused_answer(exc) from None
+    except (StreamURLError, netpolicy.HostNotFound):
+        raise RelayError("the stream could not be opened") from None
 
 
 class RelayPool:
@@ -84,6 +111,7 @@ class Relay:
     """One child process decoding one stream into JPEG frames."""
 
     def __init__(self, req: RelayRequest) -> None:
+        check_relay_address(req)
         package_root = str(Path(__file__).resolve().parent.parent)
         env = {
             **os.environ,
@@ -112,6 +140,7 @@ class Relay:
             "demo_root": str(req.demo_root) if req.demo_root else None,
             "username": req.credentials.username if req.credentials else None,
             "password": req.credentials.password if req.credentials else None,
+            "policy": req.address_policy.to_dict() if req.address_policy else None,
         }
         try:
             assert self.process.stdin is not None
@@ -200,10 +229,19 @@ def worker_main() -> None:
     cv2.setNumThreads(1)
     demo_root = Path(spec["demo_root"]) if spec.get("demo_root") else None
     url = check_url(spec["url"], demo_root=demo_root)
+    open_target = url
+    if spec.get("policy") is not None:
+        # Checked again right before the open: the name may point elsewhere by now.
+        try:
+            target = AddressPolicy.from_dict(spec["policy"]).check_url(url)
+        except (netpolicy.AddressRefused, netpolicy.HostNotFound):
+            sys.exit(4)
+        if target is not None:
+            open_target = target.pinned_url(url)
     creds = (Credentials(spec["username"] or "", spec["password"] or "")
              if spec.get("username") is not None else None)
     spec["password"] = None
-    open_url = attach_credentials(url, creds) if "://" in url else url
+    open_url = attach_credentials(open_target, creds) if "://" in url else url
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(spec["open_timeout_s"] * 1000),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(spec["read_timeout_s"] * 1000),

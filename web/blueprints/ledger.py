@@ -121,6 +121,8 @@ MESSAGES = {
     "lg_probe_timeout": {"zh": "连接超时", "en": "connection timed out"},
     "lg_probe_wall_timeout": {"zh": "检测超时", "en": "the check ran out of time"},
     "lg_probe_refused": {"zh": "连接被拒绝", "en": "connection refused"},
+    "lg_probe_address_refused": {"zh": "地址不允许访问（本机、链路本地或云元数据等）",
+                                 "en": "address not allowed (loopback, link-local, cloud metadata …)"},
     "lg_probe_dns": {"zh": "域名无法解析", "en": "host name not found"},
     "lg_probe_unreachable": {"zh": "网络不可达", "en": "network unreachable"},
     "lg_probe_auth": {"zh": "登录失败（用户名或密码不对）", "en": "login refused (wrong user or password)"},
