@@ -13,6 +13,9 @@ Nothing here imports Flask; callers own the transaction (functions add and flush
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
+import math
 import re
 import secrets
 import time
@@ -38,9 +41,11 @@ from sqlalchemy import (
     func,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -65,8 +70,16 @@ FINDING_SEVERITIES = ("info", "issue", "urgent")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 128
+# Wrong passwords for one name from one address before that address is locked out
+# of the name for LOCKOUT_DURATION (also how long a failure is remembered).
 LOCKOUT_THRESHOLD = 5
 LOCKOUT_DURATION = timedelta(minutes=15)
+# Wrong passwords for one name from all addresses together (remembered until a day
+# passes without one) before addresses that never signed in to it wait a delay that
+# doubles with each further failure, up to LOCKOUT_DURATION: guessing spread over
+# many addresses. Addresses that signed in to the account are not delayed.
+ACCOUNT_FAILURE_CEILING = 20
+ACCOUNT_FAILURE_MEMORY = timedelta(hours=24)
 
 
 def _in(values: Sequence[str]) -> str:
@@ -166,6 +179,34 @@ class SignInSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class SignInCounter(Base):
+    """Failed sign-ins under one username from one address (or, address '*', from all).
+
+    Kept for every name tried, whether or not it is an account, so an unknown name
+    answers exactly like a known one. Only an HMAC of the name is stored (keyed with
+    the app's secret): a password typed into the username field is not kept readable.
+    A row whose address signed in successfully marks that address as the account's
+    own, which the account-wide throttle leaves alone (see ``authenticate``).
+    """
+
+    __tablename__ = "sign_in_counters"
+
+    name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The client address (an IPv6 client's /64), or '*' for the name's count over all.
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    # Set when the name is an account: `users passwd` clears the account's counters.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the row says nothing any more and may be dropped.
+    forget_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures"),)
 
 
 class DispatchOrder(Base):
@@ -362,7 +403,7 @@ class SignInFailed(GridmapError):
 
 
 class AccountLocked(GridmapError):
-    """Too many failed sign-ins; the account is locked for a while."""
+    """Too many failed sign-ins for the name: from this address, or from everywhere."""
 
 
 class AccountDisabled(Forbidden):
@@ -576,6 +617,10 @@ def set_password(session: Session, user: User, password: str) -> None:
     user.password_changed_at = datetime.now(UTC)
     user.failed_attempts = 0
     user.locked_until = None
+    # Locked in the order sign-ins lock them (an address, then '*'): no deadlock.
+    session.execute(select(SignInCounter.address).where(SignInCounter.user_id == user.id)
+                    .order_by(SignInCounter.address == EVERY_ADDRESS).with_for_update())
+    session.execute(delete(SignInCounter).where(SignInCounter.user_id == user.id))
     end_sign_in_sessions(session, user)
 
 
@@ -769,59 +814,192 @@ class ActorCache:
         self._entries[key] = (generation, time.monotonic() + self.ttl_s, loaded)
 
 
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """How failed sign-ins slow guessing down (see ``authenticate``)."""
+
+    threshold: int = LOCKOUT_THRESHOLD
+    lock_for: timedelta = LOCKOUT_DURATION
+    account_ceiling: int = ACCOUNT_FAILURE_CEILING
+    account_memory: timedelta = ACCOUNT_FAILURE_MEMORY
+
+
+ADDRESS_LOCKED = "too many failed sign-ins from this address; try again later"
+NAME_THROTTLED = "too many failed sign-ins for this account; try again later"
+# The counters' row of a name over all addresses.
+EVERY_ADDRESS = "*"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sign_in_name_key(name: str, secret: str | bytes) -> str:
+    """Return what a (normalised) sign-in name is counted under: its HMAC-SHA256, in hex."""
+    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    return hmac.new(key, name.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def sign_in_address(ip: str | None) -> str:
+    """Return the address a client's failures are counted under.
+
+    IPv4 as it is; IPv6 by its /64, which one client usually holds whole (counting
+    single addresses would give it 2**64 fresh tries); anything else as '-'.
+    """
+    try:
+        parsed = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return "-"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed.packed, 64), strict=False))
+    return str(parsed)
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def _counter(session: Session, name_key: str, address: str, now: datetime) -> SignInCounter:
+    """Return the counters' row, created if missing and locked until the transaction ends."""
+    session.execute(
+        pg_insert(SignInCounter)
+        .values(name_key=name_key, address=address, failures=0, forget_after=now)
+        .on_conflict_do_nothing())
+    return session.scalars(
+        select(SignInCounter)
+        .where(SignInCounter.name_key == name_key, SignInCounter.address == address)
+        .with_for_update().execution_options(populate_existing=True)).one()
+
+
+def _forget_stale_counters(session: Session, now: datetime, batch: int = 100) -> None:
+    """Drop rows that say nothing any more (skipping any another sign-in holds)."""
+    stale = (select(SignInCounter.name_key, SignInCounter.address)
+             .where(SignInCounter.forget_after < now).limit(batch)
+             .with_for_update(skip_locked=True))
+    session.execute(
+        delete(SignInCounter)
+        .where(tuple_(SignInCounter.name_key, SignInCounter.address).in_(stale))
+        .execution_options(synchronize_session=False))
+
+
 def authenticate(
     session: Session,
     username: str,
     password: str,
     *,
     demo_allowed: bool,
+    name_secret: str | bytes,
+    ip: str | None = None,
     now: datetime | None = None,
-    threshold: int = LOCKOUT_THRESHOLD,
-    lock_for: timedelta = LOCKOUT_DURATION,
+    policy: LockoutPolicy = LockoutPolicy(),
 ) -> User:
-    """Check a sign-in; count failures and lock the account after ``threshold`` of them.
+    """Check a sign-in from the client address ``ip``; count failures per name and address.
 
-    Raises SignInFailed (unknown user or wrong password), AccountLocked or
-    AccountDisabled. The failure counters are flushed either way: the caller must
-    commit even when this raises.
+    A name is whatever was typed, normalised, whether or not it is an account, so an
+    unknown name answers exactly as a known one: the same 401s, the same 429s with
+    the same Retry-After, after the same work (a password hash is checked either way).
+
+    - ``policy.threshold`` wrong passwords for a name from one address (each
+      remembered for ``policy.lock_for``) lock that address out of the name for
+      ``policy.lock_for``; other addresses, the account's operator among them, are
+      not affected. Signing in from an address clears its count.
+    - Past ``policy.account_ceiling`` wrong passwords from all addresses together
+      (forgotten after ``policy.account_memory`` without one), every further one
+      makes addresses that have not signed in to the account within
+      SIGN_IN_LIFETIME wait 2, 4, 8 … seconds, at most ``policy.lock_for``.
+
+    Raises SignInFailed (unknown user or wrong password), AccountLocked (with
+    ``retry_after_s`` and ``scope``: 'address' or 'account') or AccountDisabled.
+    The counters are flushed either way: the caller must commit even when this raises.
     """
-    now = now or datetime.now(UTC)
-    name = (username or "").strip().lower()
-    user = (
-        session.scalars(select(User).where(User.username == name).with_for_update()).first()
-        if USERNAME_RE.match(name) and isinstance(password, str)
-        else None
-    )
+    now = now or _utcnow()
+    name = (username if isinstance(username, str) else "").strip().lower()
+    password = password if isinstance(password, str) else ""
+    name_key = sign_in_name_key(name, name_secret)
+    _forget_stale_counters(session, now)  # first: it may drop this name's own stale rows
+    here = _counter(session, name_key, sign_in_address(ip), now)
+    everywhere = session.scalars(
+        select(SignInCounter)
+        .where(SignInCounter.name_key == name_key, SignInCounter.address == EVERY_ADDRESS)
+        .execution_options(populate_existing=True)).first()
+    # An address that signed in to the account lately is its operator's own.
+    own_address = here.succeeded_at is not None and here.succeeded_at > now - SIGN_IN_LIFETIME
+    if here.locked_until is not None and here.locked_until > now:
+        raise AccountLocked(ADDRESS_LOCKED, scope="address",
+                            retry_after_s=_seconds_until(here.locked_until, now))
+    if (not own_address and everywhere is not None
+            and everywhere.locked_until is not None and everywhere.locked_until > now):
+        raise AccountLocked(NAME_THROTTLED, scope="account",
+                            retry_after_s=_seconds_until(everywhere.locked_until, now))
+
+    user = (session.scalars(select(User).where(User.username == name)).first()
+            if USERNAME_RE.match(name) else None)
     if user is None:
-        check_password_hash(_dummy_hash(), password if isinstance(password, str) else "")
-        raise SignInFailed("wrong username or password")
-    if user.locked_until is not None and user.locked_until > now:
-        raise AccountLocked(
-            "too many failed sign-ins; the account is locked",
-            retry_after_s=int((user.locked_until - now).total_seconds()) + 1,
-        )
-    if not check_password_hash(user.password_hash, password):
-        user.failed_attempts += 1
-        if user.failed_attempts >= threshold:
-            user.locked_until = now + lock_for
-            user.failed_attempts = 0
-            end_sign_in_sessions(session, user)
+        check_password_hash(_dummy_hash(), password)
+    elif check_password_hash(user.password_hash, password):
+        if not user.active:
+            raise AccountDisabled("this account is deactivated")
+        if user.is_demo and not demo_allowed:
+            raise AccountDisabled("demo accounts can sign in only when DEPLOYMENT is 'demo'")
+        here.user_id = user.id
+        here.failures = 0
+        here.last_failed_at = here.locked_until = None
+        here.succeeded_at = now
+        here.forget_after = now + SIGN_IN_LIFETIME
+        user.last_login_at = now
         session.flush()
-        if user.locked_until is not None and user.locked_until > now:
-            raise AccountLocked(
-                "too many failed sign-ins; the account is locked",
-                retry_after_s=int(lock_for.total_seconds()),
-            )
-        raise SignInFailed("wrong username or password")
-    if not user.active:
-        raise AccountDisabled("this account is deactivated")
-    if user.is_demo and not demo_allowed:
-        raise AccountDisabled("demo accounts can sign in only when DEPLOYMENT is 'demo'")
-    user.failed_attempts = 0
-    user.locked_until = None
-    user.last_login_at = now
+        return user
+
+    # A wrong password (or no such account: the same from here on).
+    user_id = user.id if user is not None else None
+    if here.last_failed_at is None or here.last_failed_at <= now - policy.lock_for:
+        here.failures = 0
+    here.failures += 1
+    here.last_failed_at = now
+    here.user_id = user_id
+    if here.failures >= policy.threshold:
+        here.failures = 0
+        here.locked_until = now + policy.lock_for
+    here.forget_after = max(
+        now + policy.lock_for, here.locked_until or now,
+        here.succeeded_at + SIGN_IN_LIFETIME if here.succeeded_at else now)
+
+    everywhere = _counter(session, name_key, EVERY_ADDRESS, now)
+    if (everywhere.last_failed_at is None
+            or everywhere.last_failed_at <= now - policy.account_memory):
+        everywhere.failures = 0
+    everywhere.failures += 1
+    everywhere.last_failed_at = now
+    everywhere.user_id = user_id
+    excess = everywhere.failures - policy.account_ceiling
+    if excess > 0:
+        delay = min(2.0 ** min(excess, 32), policy.lock_for.total_seconds())
+        everywhere.locked_until = now + timedelta(seconds=delay)
+    everywhere.forget_after = max(now + policy.account_memory, everywhere.locked_until or now)
     session.flush()
-    return user
+
+    if here.locked_until is not None and here.locked_until > now:
+        raise AccountLocked(ADDRESS_LOCKED, scope="address",
+                            retry_after_s=_seconds_until(here.locked_until, now))
+    if not own_address and everywhere.locked_until is not None and everywhere.locked_until > now:
+        raise AccountLocked(NAME_THROTTLED, scope="account",
+                            retry_after_s=_seconds_until(everywhere.locked_until, now))
+    raise SignInFailed("wrong username or password")
+
+
+def sign_in_lockouts(session: Session, now: datetime | None = None) -> dict[int, list[str]]:
+    """Return, per account, the addresses locked out of it now ('*': all but its own)."""
+    rows = session.execute(
+        select(SignInCounter.user_id, SignInCounter.address)
+        .where(SignInCounter.user_id.is_not(None),
+               SignInCounter.locked_until > (now or _utcnow()))
+        .order_by(SignInCounter.user_id, SignInCounter.address))
+    locks: dict[int, list[str]] = {}
+    for user_id, address in rows:
+        locks.setdefault(user_id, []).append(address)
+    return locks
 
 
 # The user and the unit in one query, through the driver: /api/me answers every

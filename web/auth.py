@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -470,11 +470,19 @@ def _cache_actors(app: Flask) -> None:
     app.extensions["gridmap.actor_cache"] = accounts.ActorCache(watch.generation, ttl_s=ttl)
 
 
-def lockout_settings(app: Flask | None = None) -> tuple[int, timedelta]:
-    """Return (failures before a lock, lock duration) from the config."""
+def lockout_settings(app: Flask | None = None) -> accounts.LockoutPolicy:
+    """Return how failed sign-ins are counted and locked out, from the config.
+
+    ``LOCKOUT_THRESHOLD`` wrong passwords for a name from one address lock that
+    address out of it for ``LOCKOUT_MINUTES``; past ``LOCKOUT_ACCOUNT_CEILING`` from
+    all addresses, addresses that never signed in to the account wait growing delays.
+    """
     cfg = (app or current_app).config
-    return (int(cfg.get("LOCKOUT_THRESHOLD", accounts.LOCKOUT_THRESHOLD)),
-            timedelta(minutes=float(cfg.get("LOCKOUT_MINUTES", 15))))
+    return accounts.LockoutPolicy(
+        threshold=int(cfg.get("LOCKOUT_THRESHOLD", accounts.LOCKOUT_THRESHOLD)),
+        lock_for=timedelta(minutes=float(cfg.get("LOCKOUT_MINUTES", 15))),
+        account_ceiling=int(cfg.get("LOCKOUT_ACCOUNT_CEILING",
+                                    accounts.ACCOUNT_FAILURE_CEILING)))
 
 
 # --------------------------------------------------------------------------- CLI
@@ -569,10 +577,13 @@ def users_list() -> None:
     """List the users with their unit and role (never a password)."""
     with _cli_session() as session:
         units = {u.id: u.name for u in accounts.list_units(session)}
-        now = datetime.now(UTC)
+        locks = accounts.sign_in_lockouts(session)
         for u in accounts.list_users(session):
+            locked = locks.get(u.id, [])
+            addresses = [a for a in locked if a != accounts.EVERY_ADDRESS]
             flags = [f for f, on in (("demo", u.is_demo), ("inactive", not u.active),
-                                     ("locked", bool(u.locked_until and u.locked_until > now)))
+                                     ("sign-ins delayed", accounts.EVERY_ADDRESS in locked),
+                                     (f"locked out: {', '.join(addresses)}", bool(addresses)))
                      if on]
             click.echo(f"{u.id:>4}  {u.username:<24} {u.role:<12} {units.get(u.unit_id, '?')}"
                        + (f"  [{', '.join(flags)}]" if flags else ""))

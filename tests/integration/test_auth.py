@@ -418,23 +418,26 @@ def test_sign_in_is_rate_limited_per_address(app):
     assert other.status_code == 200
 
 
-def test_repeated_failures_lock_the_account(app, session):
+def test_repeated_failures_lock_the_address_out_of_the_account(app, session):
+    # Per client address: test_login_lockout covers other addresses and unknown names.
     client = app.test_client()
     codes = [login_json(client, "gulou-patrol", "wrong-pass-1").status_code for _ in range(5)]
     assert codes == [401, 401, 401, 401, 429]
     locked = login_json(client, "gulou-patrol")  # even the right password
     assert locked.status_code == 429
     assert int(locked.headers["Retry-After"]) > 60
-    assert "locked" in locked.get_json()["reason"]
+    assert "too many failed sign-ins" in locked.get_json()["reason"]
     user = session.scalars(select(User).where(User.username == "gulou-patrol")).one()
-    session.refresh(user)
-    assert user.locked_until > datetime.now(UTC)
+    counter = session.scalars(select(accounts.SignInCounter).where(
+        accounts.SignInCounter.user_id == user.id,
+        accounts.SignInCounter.address == "127.0.0.1")).one()
+    assert counter.locked_until > datetime.now(UTC)
     # When the lock runs out, the right password works again and resets the count.
-    user.locked_until = datetime.now(UTC) - timedelta(seconds=1)
+    counter.locked_until = datetime.now(UTC) - timedelta(seconds=1)
     session.flush()
     assert login_json(client, "gulou-patrol").status_code == 200
-    session.refresh(user)
-    assert user.failed_attempts == 0 and user.locked_until is None
+    session.refresh(counter)
+    assert counter.failures == 0 and counter.locked_until is None
 
 
 def test_demo_users_are_refused_outside_demo_mode(connection, database_url, demo_accounts,

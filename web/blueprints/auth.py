@@ -48,8 +48,12 @@ i18n.register(
         "password": {"zh": "密码", "en": "Password"},
         "sign_in_failed": {"zh": "用户名或密码错误", "en": "Wrong username or password"},
         "sign_in_locked": {
-            "zh": "登录失败次数过多，账号已临时锁定，请稍后再试",
-            "en": "Too many failed sign-ins; the account is locked for a while",
+            "zh": "此地址登录失败次数过多，请稍后再试",
+            "en": "Too many failed sign-ins from this address; try again later",
+        },
+        "sign_in_delayed": {
+            "zh": "该账号登录失败次数过多，请稍后再试",
+            "en": "Too many failed sign-ins for this account; try again later",
         },
         "sign_in_disabled": {"zh": "该账号不可用", "en": "This account cannot sign in"},
         "sign_out_confirm": {"zh": "确定退出登录？", "en": "Sign out of gridmap?"},
@@ -118,27 +122,29 @@ def login():
     password = data.get("password")
     password = password if isinstance(password, str) and len(password) <= 256 else ""
     db = get_session()
-    threshold, lock_for = lockout_settings()
+    name = username.strip().lower()
     try:
         user = accounts.authenticate(db, username, password, demo_allowed=demo_mode(),
-                                     threshold=threshold, lock_for=lock_for)
-    except accounts.SignInFailed:
-        known = db.scalar(select(accounts.User.id).where(
-            accounts.User.username == username.strip().lower()))
+                                     ip=client_ip(), name_secret=current_app.secret_key,
+                                     policy=lockout_settings())
+    except (accounts.SignInFailed, accounts.AccountLocked) as exc:
+        known = (db.scalar(select(accounts.User.id).where(accounts.User.username == name))
+                 if accounts.USERNAME_RE.match(name) else None)
         # Record the name only if it is an account: a password typed into the
         # username field must not end up in the audit log.
-        audit("auth.sign_in_failed", username=username.strip().lower() if known else None,
-              status=401, known_user=known is not None)
-        db.commit()
-        return _fail("sign_in_failed", 401, "wrong username or password")
-    except accounts.AccountLocked as exc:
-        audit("auth.locked", username=username.strip().lower(), status=429)
+        if isinstance(exc, accounts.SignInFailed):
+            audit("auth.sign_in_failed", username=name if known else None, status=401,
+                  known_user=known is not None)
+            db.commit()
+            return _fail("sign_in_failed", 401, "wrong username or password")
+        scope = exc.details.get("scope", "address")
+        audit("auth.locked", username=name if known else None, status=429, scope=scope)
         db.commit()
         retry = str(exc.details.get("retry_after_s", 60))
-        return _fail("sign_in_locked", 429, exc.reason, {"Retry-After": retry})
+        return _fail("sign_in_locked" if scope == "address" else "sign_in_delayed", 429,
+                     exc.reason, {"Retry-After": retry})
     except accounts.AccountDisabled as exc:
-        audit("auth.sign_in_refused", username=username.strip().lower(), status=403,
-              reason=exc.reason)
+        audit("auth.sign_in_refused", username=name, status=403, reason=exc.reason)
         db.commit()
         return _fail("sign_in_disabled", 403, exc.reason)
     actor = accounts.actor_for(db, user, ip=client_ip(), user_agent=request.user_agent.string)
