@@ -70,6 +70,7 @@ from geodata.coords import (
     parse_datum,
     wgs84_to_gcj02_arrays,
 )
+from gridmap.validation import mask_url_userinfo
 
 GEOJSON = "geojson"
 SHAPEFILE = "shapefile"
@@ -574,8 +575,26 @@ def _gdal_messages() -> Iterator[list[str]]:
     messages.extend(str(w.message) for w in caught)
 
 
+# What GDAL quotes in its messages is the file's own content (a coordinate that is
+# text, a field value, a JSON token): a camera ledger's stream URL with its password,
+# say. Messages say "a value from the file" instead; the axis names GDAL quotes stay.
+FILE_VALUE = "(a value from the file)"
+# A quote opens after a non-word character (not the apostrophe of "can't"); one GDAL
+# left open (a message cut short) runs to the end.
+_GDAL_QUOTED = re.compile(r"(?<!\w)(?:'\".*\"'|'[^']*'(?!\w)|\"[^\"]*\"(?!\w)|['\"].*)", re.S)
+_GDAL_OWN_WORDS = frozenset({"'x'", "'y'", "'z'", "'m'"})
+
+
+def gdal_message(text: str) -> str:
+    """Return a GDAL message with every value it quotes from the file replaced."""
+    text = _GDAL_QUOTED.sub(
+        lambda m: m.group(0) if m.group(0) in _GDAL_OWN_WORDS else FILE_VALUE, text)
+    # Whatever is left unquoted still goes through the login mask (a field name, say).
+    return mask_url_userinfo(text)
+
+
 def _gdal_text(exc: Exception, tmp: Path) -> str:
-    """Return a GDAL message without the temporary path it mentions."""
+    """Return a GDAL message without the temporary path it mentions, or what it quotes."""
     text = str(exc).replace("GeoJSON:", "")
     for part in (
         str(tmp / "upload.geojson"),
@@ -584,7 +603,7 @@ def _gdal_text(exc: Exception, tmp: Path) -> str:
         str(tmp),
     ):
         text = text.replace(f"'{part}'", "the file").replace(part, "the file")
-    return text
+    return gdal_message(text)
 
 
 def _read_ogr(
@@ -615,7 +634,7 @@ def _read_ogr(
             # Text attributes in another encoding than the file declares (or UTF-8).
             raise _reject(f"the attributes are not {encoding or 'UTF-8'} text; "
                           "give their encoding (a .cpg file beside a shapefile)") from None
-    notes = [RowError(None, None, f"GDAL: {m}") for m in messages]
+    notes = [RowError(None, None, f"GDAL: {gdal_message(m)}") for m in messages]
     if wkbs is None or meta.get("geometry_type") is None:
         raise _reject("not a spatial file: the layer has no geometry column")
     if len(wkbs) > max_features:

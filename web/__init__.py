@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask
 
 DEV_SECRET_KEY = "gridmap-development-key-not-for-production"
+
+
+class ConfigError(RuntimeError):
+    """A setting the app refuses to start with; the message names it, never its value."""
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -57,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     _refuse_default_secret_in_production(app)
+    _refuse_logins_in_live_urls(app)
 
     from web import assets, database, errors, headers, i18n, openapi
     from web.params import close_uploads, refuse_nul_characters
@@ -120,3 +126,34 @@ def _refuse_default_secret_in_production(app: Flask) -> None:
             "set GRIDMAP_SECRET_KEY"
         )
 
+
+LIVE_LOGIN_REFUSED = (
+    "{setting} names a login (user:password@) for the media server; every viewer of "
+    "a live tile would read it. Give the URL without its login, and let the media "
+    "server admit the app's viewers another way (by network address, say)"
+)
+
+
+def _refuse_logins_in_live_urls(app: Flask) -> None:
+    """Refuse media-server URLs that carry a login: live.json hands them to every viewer."""
+    from gridmap.validation import mask_url_userinfo
+
+    template = app.config.get("LIVE_URL_TEMPLATE")
+    per_camera = app.config.get("LIVE_URLS") or {}
+    if template is not None and not isinstance(template, str):
+        raise ConfigError("LIVE_URL_TEMPLATE must be a URL text such as "
+                          "https://media.example/live/{gb_id}.m3u8, or unset")
+    if not isinstance(per_camera, Mapping):
+        raise ConfigError("LIVE_URLS must map camera GB IDs to media-server URLs")
+    settings = [("LIVE_URL_TEMPLATE", template)] if template else []
+    for gb_id, url in per_camera.items():
+        # A GB ID is 20 digits: anything else in the key is not repeated either.
+        key = gb_id if isinstance(gb_id, str) and gb_id.isascii() and gb_id.isdigit() \
+            and len(gb_id) == 20 else None
+        setting = f"LIVE_URLS[{key!r}]" if key else "an entry of LIVE_URLS"
+        if not isinstance(url, str) or not url:
+            raise ConfigError(f"{setting} must be a media-server URL text")
+        settings.append((setting, url))
+    for setting, url in settings:
+        if mask_url_userinfo(url) != url:
+            raise ConfigError(LIVE_LOGIN_REFUSED.format(setting=setting))

@@ -75,11 +75,33 @@ class OfflineAssetError(RuntimeError):
 bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 
 
+def served_package(path: str) -> str | None:
+    """Return the allow-listed package a request path names, or None if it may not be served.
+
+    The path is checked as the file system will read it: every segment a plain
+    name (no "", ".", "..", hidden or nested node_modules segment, no backslash,
+    percent sign, colon or control character: the URL was decoded once already),
+    and the file, symlinks resolved, inside that package's own folder. Otherwise
+    leaflet/../axe-core would reach a package the list leaves out.
+    """
+    segments = path.split("/")
+    if any(not seg or seg.startswith(".") or seg == "node_modules"
+           or any(ch in seg for ch in "\\%:") or not seg.isprintable() for seg in segments):
+        return None
+    package = "/".join(segments[:2]) if path.startswith("@") else segments[0]
+    if package not in SERVED_PACKAGES or len(segments) <= package.count("/") + 1:
+        return None
+    root = (NODE_MODULES / package).resolve()
+    if not (NODE_MODULES / path).resolve().is_relative_to(root):
+        return None
+    return package
+
+
 @bp.get("/npm/<path:path>")
 def npm_asset(path: str):
     """Serve a file of an allow-listed npm package."""
-    package = "/".join(path.split("/")[:2]) if path.startswith("@") else path.split("/")[0]
-    if package not in SERVED_PACKAGES:
+    package = served_package(path)
+    if package is None:
         abort(404)
     response = send_from_directory(NODE_MODULES, path, max_age=7 * 24 * 3600)
     if response.mimetype == "text/css":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from sqlalchemy import text
 
 from gridmap.errors import GridmapError, InvalidInput
+from gridmap.validation import mask_url_userinfo
 from video import registry
 from video.urls import Credentials
 from web import errors as web_errors
@@ -98,9 +100,24 @@ def external_live_url(gb_id: str) -> str | None:
     """Return the media-server URL configured for a camera (per camera, then template)."""
     per_camera = current_app.config.get("LIVE_URLS") or {}
     if gb_id in per_camera:
-        return str(per_camera[gb_id])
+        return _without_login(str(per_camera[gb_id]))
     template = current_app.config.get("LIVE_URL_TEMPLATE")
-    return template.replace("{gb_id}", gb_id) if template else None
+    return _without_login(template.replace("{gb_id}", gb_id)) if template else None
+
+
+def _without_login(url: str) -> str | None:
+    """Return ``url`` without a user:password@ part; None if a login would still show.
+
+    create_app refuses such settings; this keeps a login set on a running app
+    (a test, a shell) out of live.json too, which every viewer reads.
+    """
+    try:
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    except ValueError:  # not a URL at all (an unclosed "[", say)
+        return None
+    return url if mask_url_userinfo(url) == url else None
 
 
 def _layout(raw: str | None) -> int | None:
