@@ -30,7 +30,14 @@ from gridmap.validation import text_field
 from video import credentials as secret_store
 from video.gbid import InvalidGbId, parse_gb_id
 from video.models import SOURCES, STATUSES, tag_code
-from video.urls import StreamURLError, split_credentials, validate_stream_url
+from video.urls import (
+    Credentials,
+    StreamURLError,
+    given_login,
+    split_credentials,
+    stream_origin,
+    validate_stream_url,
+)
 
 MAX_RADIUS_M = 20_000.0
 MAX_NEARBY = 200
@@ -307,7 +314,7 @@ def _number(
     return value
 
 
-def _url(raw: Any, key: str, *, required: bool) -> tuple[str | None, Any]:
+def _url(raw: Any, key: str, *, required: bool) -> tuple[str | None, Credentials | None]:
     if (
         raw is None
         or (isinstance(raw, float) and math.isnan(raw))
@@ -321,7 +328,7 @@ def _url(raw: Any, key: str, *, required: bool) -> tuple[str | None, Any]:
         clean = validate_stream_url(clean, demo_root=demo_root())
     except StreamURLError as exc:
         raise InvalidInput(f"{key}: {exc}", field=key) from None
-    return clean, creds
+    return clean, given_login(creds)
 
 
 # What separates tags written as one string: commas, semicolons and the enumeration
@@ -356,8 +363,42 @@ def _ledger_text(row: Mapping[str, Any], key: str, limit: int, *, required: bool
     return text_field({key: raw}, key, limit, required=required, one_line=True)
 
 
+# The one login a camera keeps is its streams' (sub, else main: what the sampler and
+# the relay open). It is bound to the scheme, host and port of those addresses: a
+# change that points a stream at another origin without giving a login drops it, so
+# the stored password is never sent to a server it was not entered for.
+LOGIN_DROPPED = ("the stored login was removed: a stream address now points at another "
+                 "scheme, host or port; enter the login for the new address")
+LOGINS_DIFFER = ("main_url and sub_url carry different logins; a camera keeps one login "
+                 "for its streams")
+SNAPSHOT_LOGIN_REFUSED = ("snapshot_url: a camera keeps one login, its streams'; give the "
+                          "login with main_url (the same login may be repeated here) or "
+                          "leave it out of snapshot_url")
+CLEAR_LOGIN_CONFLICT = "clear_login cannot be combined with a login in a stream address"
+
+
+def login_given(raw: Any) -> bool:
+    """Return whether a raw stream address carries a login (an empty ``@`` is none)."""
+    if not isinstance(raw, str):
+        return False
+    try:
+        return given_login(split_credentials(raw.strip())[1]) is not None
+    except StreamURLError:
+        return False
+
+
+def _stream_origins(main_url: str | None, sub_url: str | None) -> set[tuple[str, str, int | None]]:
+    """Return the origins (scheme, host, port) the camera's stored login is sent to."""
+    return {o for o in (stream_origin(main_url), stream_origin(sub_url)) if o is not None}
+
+
 def validate(row: Mapping[str, Any]) -> CameraInput:
-    """Check one camera record and split credentials off its URLs."""
+    """Check one camera record and split credentials off its URLs.
+
+    The login comes from main_url or sub_url (both may carry it, if it is the same);
+    snapshot_url may repeat it, never bring another. ``user:@`` without either part
+    is no login at all.
+    """
     gb_id = str(row.get("gb_id") or "").strip()
     try:
         parse_gb_id(gb_id)
@@ -390,7 +431,13 @@ def validate(row: Mapping[str, Any]) -> CameraInput:
     snapshot_url, snap_creds = _url(
         row.get("snapshot_url"), "snapshot_url", required=False
     )
-    creds = creds or sub_creds or snap_creds
+    if creds is not None and sub_creds is not None and creds != sub_creds:
+        raise InvalidInput(LOGINS_DIFFER, field="sub_url")
+    creds = creds or sub_creds
+    if snap_creds is not None and snap_creds != creds:
+        # Nothing stores a snapshot login of its own, and the stream login is compared
+        # only with one given beside it (never with the stored one: no password oracle).
+        raise InvalidInput(SNAPSHOT_LOGIN_REFUSED, field="snapshot_url")
     return CameraInput(
         gb_id=gb_id,
         name=name,
@@ -479,9 +526,31 @@ def _params(cam: CameraInput) -> dict[str, Any]:
     }
 
 
-def _store_credentials(session: Session, camera_id: int, cam: CameraInput) -> None:
+def _store_credentials(
+    session: Session, camera_id: int, cam: CameraInput, *,
+    before: Mapping[str, Any] | None = None, clear: bool = False,
+) -> str | None:
+    """Store the login the record gave, or keep, clear or drop the stored one.
+
+    ``before``: the camera as stored before this write (None for a new camera). Without
+    a new login, the stored one stays only while every stream address keeps an origin
+    (scheme, host, port) the camera's streams had. Returns "dropped" when a stored login
+    was removed for that reason, "cleared" when ``clear`` removed one, else None.
+    """
     if cam.username is None and cam.password is None:
-        return
+        if before is None:
+            return None
+        moved = not _stream_origins(cam.main_url, cam.sub_url) <= _stream_origins(
+            before.get("main_url"), before.get("sub_url"))
+        if not (clear or moved):
+            return None
+        removed = session.execute(
+            text("DELETE FROM camera_credentials WHERE camera_id = :id RETURNING camera_id"),
+            {"id": camera_id},
+        ).first()
+        if removed is None:
+            return None
+        return "cleared" if clear else "dropped"
     session.execute(
         text(
             """
@@ -497,6 +566,7 @@ def _store_credentials(session: Session, camera_id: int, cam: CameraInput) -> No
             "p": secret_store.encrypt(cam.password or ""),
         },
     )
+    return None
 
 
 def create(session: Session, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -525,21 +595,32 @@ def _stored_in_scope(session: Session, gb_id: str, prefix: str = "") -> dict[str
 
 
 def update(
-    session: Session, gb_id: str, changes: Mapping[str, Any], prefix: str = ""
+    session: Session, gb_id: str, changes: Mapping[str, Any], prefix: str = "",
+    warnings: list[dict[str, Any]] | None = None,
 ) -> dict:
-    """Apply changes to one camera (a move re-derives its grid and sector)."""
+    """Apply changes to one camera (a move re-derives its grid and sector).
+
+    ``changes["clear_login"] = True`` removes the stored login. A change that points a
+    stream address at another scheme, host or port without giving a login removes it
+    too; ``warnings`` (if given) then gets a row saying so (``code: login_dropped``).
+    """
     current = get(session, gb_id, prefix=prefix)
+    clear = changes.get("clear_login", False)
+    if not isinstance(clear, bool):
+        raise InvalidInput("clear_login must be true or false", field="clear_login")
     if "status" in changes and changes["status"] != current["status"]:
         raise InvalidInput("status is set by the health checks; it cannot be edited",
                            field="status")
     merged = {**current, **{k: v for k, v in changes.items() if k in CAMERA_FIELDS}}
     merged["gb_id"] = gb_id
-    if "main_url" not in changes:
-        merged["main_url"] = _raw_url(session, gb_id, "main_url")
-    for key in ("sub_url", "snapshot_url"):
+    merged_before = {key: _raw_url(session, gb_id, key)
+                     for key in ("main_url", "sub_url", "snapshot_url")}
+    for key in ("main_url", "sub_url", "snapshot_url"):
         if key not in changes:
-            merged[key] = _raw_url(session, gb_id, key)
+            merged[key] = merged_before[key]
     cam = validate(merged)
+    if clear and cam.username is not None:
+        raise InvalidInput(CLEAR_LOGIN_CONFLICT, field="clear_login")
     # The owner decides who else sees a camera: a town handing one to a department
     # would take it from the department that runs it (the district center decides).
     if cam.department != (current["department"] or "") and not bound_scope().unrestricted:
@@ -548,8 +629,22 @@ def update(
     if check_in_district(session, [(cam.lon, cam.lat)]):
         raise InvalidInput("location is outside the district", field="lon/lat")
     camera_id = session.execute(text(UPSERT_SQL), _params(cam)).scalar_one()
-    _store_credentials(session, camera_id, cam)
+    outcome = _store_credentials(session, camera_id, cam, before=merged_before, clear=clear)
+    if outcome == "dropped" and warnings is not None:
+        warnings.append(_login_dropped_row(None, cam, merged_before))
+    elif outcome == "cleared" and warnings is not None:
+        warnings.append({"row": None, "field": "clear_login", "code": "login_cleared",
+                         "reason": "the stored login was removed"})
     return _stored_in_scope(session, gb_id, prefix)
+
+
+def _login_dropped_row(row: int | None, cam: CameraInput,
+                       before: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the report row of a login dropped because a stream moved to another origin."""
+    known = _stream_origins(before.get("main_url"), before.get("sub_url"))
+    field = "main_url" if stream_origin(cam.main_url) not in known else "sub_url"
+    return {"row": row, "field": field, "code": "login_dropped", "gb_id": cam.gb_id,
+            "reason": LOGIN_DROPPED}
 
 
 def _raw_url(session: Session, gb_id: str, column: str) -> str | None:
@@ -561,6 +656,9 @@ def _raw_url(session: Session, gb_id: str, column: str) -> str | None:
 
 def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Validate every row first; store all of them or none. Returns counts or raises.
+
+    A row that points a known camera's stream at another scheme, host or port without
+    a login drops its stored login: ``login_dropped`` lists those rows (report rows).
 
     Raises ``InvalidInput`` whose ``details['errors']`` lists every bad row with
     its reason, so a ledger can be fixed in one pass.
@@ -611,12 +709,16 @@ def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str
             f"{len(errors)} bad row(s); nothing was imported", errors=errors
         )
     inserted = updated = 0
-    for _, cam in valid:
+    dropped: list[dict[str, Any]] = []
+    for index, cam in valid:
         camera_id, was_insert = session.execute(text(UPSERT_SQL), _params(cam)).one()
-        _store_credentials(session, camera_id, cam)
+        before = stored.get(cam.gb_id)
+        if _store_credentials(session, camera_id, cam, before=before) and before is not None:
+            dropped.append(_login_dropped_row(index, cam, before))
         inserted += bool(was_insert)
         updated += not was_insert
-    return {"inserted": inserted, "updated": updated, "status_kept": status_kept}
+    return {"inserted": inserted, "updated": updated, "status_kept": status_kept,
+            "login_dropped": dropped}
 
 
 def _stored_records(session: Session, rows: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

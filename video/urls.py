@@ -14,7 +14,17 @@ Credentials follow RFC 3986: the userinfo ends at the last ``@`` of the authorit
 the user name at its first ``:``, so raw ``@`` and ``:`` in passwords work. Raw ``/``,
 ``?`` and ``#`` end the authority; a password containing them (common: ``Admin#123``)
 is recognised only when the RFC reading leaves an impossible port, and otherwise must
-be percent-encoded (:func:`attach_credentials` always does).
+be percent-encoded (:func:`attach_credentials` always does). A network URL that still
+has an ``@`` after its host is refused rather than guessed at: ``admin:12345#abc@host``
+reads as host ``admin``, port 12345, and would store the password in the address.
+
+A login travels in the userinfo only. Network URLs with a fragment, or whose query or
+path carries a login or key (``?password=…``, ``?auth=…``, ``/user=admin_password=…``)
+are refused: those parts are stored and shown like the rest of the address.
+
+The URL never reaches a shell (ffmpeg/OpenCV get it as one argument), but characters
+that break shell quoting are still refused, except ``&`` in the query and the login,
+which ordinary camera URLs need (``/cam/realmonitor?channel=1&subtype=0``).
 """
 
 from __future__ import annotations
@@ -32,8 +42,23 @@ MAX_URL_LENGTH = 2048
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
 FILE_SCHEME = "file"
 # Shell metacharacters from the brief, plus quotes and backslash, which break quoting
-# just as badly if a URL is ever pasted into a shell command.
+# just as badly if a URL is ever pasted into a shell command. No URL is ever given to a
+# shell (ffmpeg and OpenCV get it as an argument), so '&' is allowed where camera URLs
+# need it: between query parameters, and in a login (split off before storing).
 SHELL_METACHARACTERS = frozenset(";|&$`<>'\"\\")
+QUERY_AND_LOGIN_SAFE = frozenset("&")
+# The port a scheme uses when the URL names none (a login is bound to scheme+host+port).
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
+# Query keys and path "key=value" parts that carry a login or an access key, compared
+# case-insensitively without '-', '_' and '.' (so "user_name", "Pass-Word" match too).
+SECRET_KEYS = frozenset(
+    {
+        "user", "username", "usr", "loginuse", "loginname",
+        "password", "passwd", "pass", "pwd", "psw", "pw", "loginpas", "loginpass",
+        "auth", "authkey", "authorization", "token", "accesstoken", "key", "apikey",
+        "secret",
+    }
+)
 # ffmpeg protocols that read local files, run programs or splice inputs.
 FFMPEG_PROTOCOLS = frozenset(
     {
@@ -160,6 +185,41 @@ def _authority_end_with_raw_delimiters(url: str, end: int) -> int:
     )
 
 
+def given_login(creds: Credentials | None) -> Credentials | None:
+    """Return the login an address gave, or None for none: ``rtsp://@host`` and
+    ``rtsp://:@host`` give no login (they never replace or clear a stored one)."""
+    if creds is None or (not creds.username and not creds.password):
+        return None
+    return creds
+
+
+def stream_origin(clean_url: str | None) -> tuple[str, str, int | None] | None:
+    """Return the (scheme, host, port) a stored login is bound to, None for no URL.
+
+    Ports default by scheme (``rtsp://h/`` and ``rtsp://h:554/`` are one origin), host
+    names compare without case and IP addresses in their canonical form. A local demo
+    file is ``("file", "", None)``: no login is ever sent with one.
+    """
+    if not clean_url:
+        return None
+    match = _SCHEME.match(clean_url)
+    span = _authority_span(clean_url)
+    if match is None or span is None or match.group(1).lower() not in NETWORK_SCHEMES:
+        return ("file", "", None)
+    scheme = match.group(1).lower()
+    hostport = clean_url[span[0] : span[1]].rpartition("@")[2]
+    try:
+        host, port = _parse_hostport(hostport)
+    except StreamURLError:
+        return (scheme, hostport.lower(), None)
+    address, zone, rest = host.partition("%25")
+    try:
+        host = str(ipaddress.ip_address(address)) + zone + rest.lower()
+    except ValueError:
+        host = host.lower().rstrip(".")
+    return (scheme, host, port or DEFAULT_PORTS.get(scheme))
+
+
 def attach_credentials(clean_url: str, creds: Credentials | None) -> str:
     """Return ``clean_url`` with percent-encoded ``user:password@`` inserted."""
     if creds is None or (not creds.username and not creds.password):
@@ -216,7 +276,54 @@ def _parse_hostport(hostport: str) -> tuple[str, int | None]:
     return host, int(port_text)
 
 
-def _check_characters(text: str, *, in_credentials: bool) -> None:
+# Why a network URL is refused for where a login or secret sits (fixed texts: they
+# never repeat any part of the URL).
+RESERVED_IN_PASSWORD = (
+    "the URL has an '@' after the host: the password contains a reserved character "
+    "(#, ?, /, @); percent-encode it (%23, %3F, %2F, %40)"
+)
+FRAGMENT_REFUSED = (
+    "the URL has a '#' part, which is never sent to the camera; remove it (a '#' in a "
+    "password must be percent-encoded as %23)"
+)
+SECRET_IN_QUERY = (
+    "the URL's query carries a login or key (user=, password=, auth=, token=, …); "
+    "remove it and give the login as rtsp://user:password@host/… or in the login fields"
+)
+SECRET_IN_PATH = (
+    "the URL's path carries a login or key (user=…, password=…); remove it and give "
+    "the login as rtsp://user:password@host/… or in the login fields"
+)
+_KEY_BEFORE_EQUALS = re.compile(r"([A-Za-z0-9_.\-]*)=")
+
+
+def _is_secret_key(key: str) -> bool:
+    """Return whether ``key`` (or its last '_'/'-'/'.' separated part) names a login or key."""
+    candidates = [key] + [key[i + 1 :] for i, c in enumerate(key) if c in "_-."]
+    return any(re.sub(r"[_.\-]", "", c).lower() in SECRET_KEYS for c in candidates)
+
+
+def _check_after_authority(clean: str, end: int) -> None:
+    """Refuse a network URL whose path, query or fragment could hold a login."""
+    rest = clean[end:]
+    if "@" in rest:
+        raise StreamURLError(RESERVED_IN_PASSWORD)
+    if "#" in rest:
+        raise StreamURLError(FRAGMENT_REFUSED)
+    path, _, query = rest.partition("?")
+    for pair in re.split(r"[&;]", query):
+        key, equals, _ = pair.partition("=")
+        if equals and _is_secret_key(unquote(key, errors="replace")):
+            raise StreamURLError(SECRET_IN_QUERY)
+    for segment in path.split("/"):
+        decoded = unquote(segment, errors="replace")
+        if any(_is_secret_key(m[1]) for m in _KEY_BEFORE_EQUALS.finditer(decoded)):
+            raise StreamURLError(SECRET_IN_PATH)
+
+
+def _check_characters(
+    text: str, *, in_credentials: bool, allowed: frozenset[str] = frozenset()
+) -> None:
     for char in text:
         category = unicodedata.category(char)
         if char in "\r\n" or category in ("Zl", "Zp"):
@@ -229,7 +336,7 @@ def _check_characters(text: str, *, in_credentials: bool) -> None:
             raise StreamURLError(
                 "the URL contains whitespace; percent-encode spaces as %20"
             )
-        if char in SHELL_METACHARACTERS:
+        if char in SHELL_METACHARACTERS and char not in allowed:
             if in_credentials:
                 # Naming the character would reveal part of the password.
                 raise StreamURLError(
@@ -249,10 +356,19 @@ def validate_stream_url(url: str, *, demo_root: Path | None = None) -> str:
             f"the URL is {len(url)} characters long; the limit is {MAX_URL_LENGTH}"
         )
     clean, creds, raw_userinfo = _split(url)
-    _check_characters(raw_userinfo, in_credentials=True)
-    _check_characters(clean, in_credentials=False)
-
     match = _SCHEME.match(clean)
+    network = match is not None and match.group(1).lower() in NETWORK_SCHEMES
+    span = _authority_span(clean) if network else None
+    query_at = len(clean)
+    if span is not None:
+        # First, before any message could name a character of a password left in it.
+        _check_after_authority(clean, span[1])
+        question = clean.find("?", span[1])
+        query_at = question if question != -1 else len(clean)
+    _check_characters(raw_userinfo, in_credentials=True, allowed=QUERY_AND_LOGIN_SAFE)
+    _check_characters(clean[:query_at], in_credentials=False)
+    _check_characters(clean[query_at:], in_credentials=False, allowed=QUERY_AND_LOGIN_SAFE)
+
     # A one-letter "scheme" is a Windows drive letter, i.e. a path.
     if match is None or len(match.group(1)) == 1:
         return _validate_local_path(clean, demo_root)

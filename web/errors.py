@@ -61,6 +61,11 @@ def error_response(status: int, reason: str, *, message: str | None = None, **de
     return jsonify(_answerable(body)), status
 
 
+def answerable(value: Any) -> Any:
+    """Return a body (an error's, or a 200's warnings) safe to send: see _answerable."""
+    return _answerable(value)
+
+
 def _answerable(value: Any, depth: int = 0) -> Any:
     """Return an error body safe to send: no URL password, and nothing JSON cannot carry.
 

@@ -206,7 +206,7 @@ def test_allowed_stream_urls(url, expected):
         ("tcp://host:1234", "'tcp:'"),
         ("rtsp://host/live;reboot", "shell metacharacter ';'"),
         ("rtsp://host/live|cat", "shell metacharacter '|'"),
-        ("http://host/a?x=1&y=2", "shell metacharacter '&'"),
+        ("http://host/a&b", "shell metacharacter '&'"),  # '&' only in a query or login
         ("rtsp://host/$(id)", "shell metacharacter '$'"),
         ("rtsp://host/`id`", "shell metacharacter '`'"),
         ("rtsp://host/<x>", "shell metacharacter '<'"),

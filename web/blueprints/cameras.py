@@ -9,9 +9,9 @@ from flask import Blueprint, Response, g, jsonify, request
 from gridmap import accounts
 from gridmap.errors import InvalidInput
 from video import registry
-from video.urls import split_credentials
 from web.auth import audit
 from web.database import get_session, read_connection
+from web.errors import answerable
 from web.params import bbox_arg, float_arg, int_arg, json_object, list_arg, uploaded_file
 from web.reasons import localize_rows
 from web.scope import camera_filters, current_prefix
@@ -119,15 +119,32 @@ def update_camera(gb_id: str):
     ---
     patch:
       summary: Change a camera's fields; a move re-derives its grid and view sector
+      description: >
+        A camera keeps one login, for its streams (main_url and sub_url), stored apart
+        and encrypted. Give it in a stream address (rtsp://user:password@host/…; an empty
+        "@" gives none); main_url and sub_url may both carry it only if it is the same,
+        and snapshot_url may only repeat it. The stored login is bound to the streams'
+        scheme, host and port: a change that points a stream at another one without a
+        login removes it (warnings: code login_dropped), so it is never sent to another
+        server; a change of path or query keeps it. "clear_login": true removes it.
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                clear_login: {type: boolean, description: remove the stored login}
       responses:
-        200: {description: Updated camera}
-        400: {description: Invalid field}
+        200: {description: 'The updated camera, with warnings: [{row, field, code, reason,
+              message}] saying what the change did besides (login_dropped, login_cleared)'}
+        400: {description: Invalid field, with the reason}
         404: {description: Unknown camera}
     """
     body = json_object()
     session = get_session()
     before = registry.get(session, gb_id, prefix=current_prefix())
-    camera = registry.update(session, gb_id, body, prefix=current_prefix())
+    warnings: list[dict] = []
+    camera = registry.update(session, gb_id, body, prefix=current_prefix(), warnings=warnings)
     session.commit()
     # Which fields changed, never their values: the trail says who did what, and a
     # stream address is not for every reader of it (its login never is).
@@ -135,14 +152,20 @@ def update_camera(gb_id: str):
     changed = [k for k in registry.CAMERA_FIELDS
                if (sorted(before[k] or []) != sorted(camera[k] or []) if k == "tags"
                    else before.get(k) != camera.get(k))]
-    audit("camera.changed", target=f"camera:{gb_id}", fields=changed, login=_login_given(body))
-    return jsonify(camera)
+    audit("camera.changed", target=f"camera:{gb_id}", fields=changed, login=_login_given(body),
+          **_login_removed(warnings))
+    return jsonify({**camera, "warnings": answerable(localize_rows(warnings))})
 
 
 def _login_given(body: dict) -> bool:
     """Return whether a request's stream addresses carry a login (stored apart, never logged)."""
-    return any(isinstance(body.get(k), str) and split_credentials(body[k])[1] is not None
-               for k in ("main_url", "sub_url", "snapshot_url"))
+    return any(registry.login_given(body.get(k)) for k in ("main_url", "sub_url", "snapshot_url"))
+
+
+def _login_removed(warnings: list[dict]) -> dict[str, bool]:
+    """Return the audit detail saying the stored login was dropped or cleared (never what it was)."""
+    codes = {w.get("code") for w in warnings}
+    return {key: True for key in ("login_dropped", "login_cleared") if key in codes}
 
 
 @bp.get("/cameras/<gb_id>/changes")
@@ -276,8 +299,10 @@ def import_cameras():
       responses:
         200: {description: '{inserted, updated, warnings: [{row, field, reason, message}]}: the
               warnings say what the reader did (coordinates transformed, Z dropped,
-              attribute encoding guessed) and whose status the file did not change (the
-              health checks set it). A column the file leaves out keeps what is stored'}
+              attribute encoding guessed), whose status the file did not change (the
+              health checks set it) and whose stored login was removed because a stream
+              address now points at another scheme, host or port without a login (code
+              login_dropped). A column the file leaves out keeps what is stored'}
         400: {description: Bad file; details.errors lists every bad row and its reason}
         413: {description: File too large}
     """
@@ -288,6 +313,9 @@ def import_cameras():
     session = get_session()
     counts = registry.upsert_many(session, rows)
     session.commit()
+    dropped = counts.pop("login_dropped")
+    warnings.extend(dropped)
+    dropped_ids = {w["gb_id"] for w in dropped}
     status_kept = counts.pop("status_kept")
     if status_kept:
         warnings.append({"row": None, "field": "status", "reason":
@@ -297,9 +325,11 @@ def import_cameras():
     # Each camera's history names the import too; it does not say which fields a
     # ledger changed (the file is the record of that).
     for row in rows:
-        audit("camera.imported", target=f"camera:{str(row.get('gb_id') or '').strip()}",
-              login=_login_given(row))
-    return jsonify({**counts, "warnings": localize_rows(warnings)})
+        gb_id = str(row.get("gb_id") or "").strip()
+        audit("camera.imported", target=f"camera:{gb_id}", login=_login_given(row),
+              **({"login_dropped": True} if gb_id in dropped_ids else {}))
+    # Warnings quote the file too (a CRS label, GDAL's notes): masked like errors.
+    return jsonify({**counts, "warnings": answerable(localize_rows(warnings))})
 
 
 @bp.get("/cameras/import-template.csv")

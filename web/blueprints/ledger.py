@@ -121,6 +121,10 @@ MESSAGES = {
     "lg_probe_timeout": {"zh": "连接超时", "en": "connection timed out"},
     "lg_probe_wall_timeout": {"zh": "检测超时", "en": "the check ran out of time"},
     "lg_probe_refused": {"zh": "连接被拒绝", "en": "connection refused"},
+    "lg_login_moved": {
+        "zh": "地址已指向其他协议、主机或端口：如不填写新地址的登录，保存时将清除已保存的登录",
+        "en": "The address now points at another scheme, host or port: unless you enter its "
+              "login, saving removes the stored login"},
     "lg_probe_address_refused": {"zh": "地址不允许访问（本机、链路本地或云元数据等）",
                                  "en": "address not allowed (loopback, link-local, cloud metadata …)"},
     "lg_probe_dns": {"zh": "域名无法解析", "en": "host name not found"},

@@ -246,6 +246,7 @@
     var values = formValues(cam);
     Object.keys(values).forEach(function (key) { form.elements[key].value = values[key]; });
     $("lg-edit-status").textContent = "";
+    syncLoginHint();
     S.loaded = JSON.stringify(values);
     S.baseline = snapshot(form);
     syncLeaveGuard();
@@ -488,8 +489,43 @@
     var user = form.elements.login_user.value, password = form.elements.login_password.value;
     return user || password ? { user: user, password: password } : null;
   }
+  // The scheme, host and port a stored login is bound to, as the server compares them
+  // (default ports filled in): a stream address that points at another one without a
+  // new login has the stored login removed, so it is never sent to another server.
+  var DEFAULT_PORTS = { rtsp: "554", rtsps: "322", http: "80", https: "443" };
+  function originOf(url) {
+    var m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)/i.exec(url || "");
+    if (!m) { return url ? "file" : ""; }
+    var scheme = m[1].toLowerCase();
+    var hostport = m[2].slice(m[2].lastIndexOf("@") + 1).toLowerCase();
+    var port = /:(\d+)$/.exec(hostport);
+    var host = (port ? hostport.slice(0, port.index) : hostport).replace(/\.$/, "");
+    return scheme + "://" + host + ":" + (port ? String(Number(port[1])) : (DEFAULT_PORTS[scheme] || ""));
+  }
+  function hasLogin(url) {
+    var m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url);
+    return !!m && m[1] !== "" && m[1] !== ":";
+  }
+  // Whether saving the edit form as it is would remove the camera's stored login: a
+  // stream address points at another scheme, host or port and no login was typed.
+  function loginWillDrop(form, cam) {
+    if (!cam || !cam.has_credentials || loginOf(form)) { return false; }
+    var known = [cam.main_url, cam.sub_url].filter(Boolean).map(originOf);
+    return ["main_url", "sub_url"].some(function (key) {
+      var url = form.elements[key].value.trim();
+      return url && !hasLogin(url) && known.indexOf(originOf(url)) < 0;
+    });
+  }
+  // Say so before the save: the stored login is kept only for the addresses it was given for.
+  function syncLoginHint() {
+    var hint = $("lg-login-moved"), form = $("lg-edit");
+    if (hint && form) { hint.hidden = !loginWillDrop(form, S.current); }
+  }
   // The stream address with the login written in (user:password@, each percent-encoded):
   // how the API takes it, and where the server splits it off again before storing.
+  // Without a typed login the address goes as it is: the stored login stays only if
+  // the address keeps its scheme, host and port (the server removes it otherwise and
+  // says so in the answer's warnings).
   function withLogin(url, login) {
     if (!login) { return url; }
     var m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/i.exec(url);
@@ -526,13 +562,18 @@
         status.className = "lg-status lg-bad";
         return;
       }
-      S.current = answer.data;
-      S.items[cam.gb_id] = answer.data;
-      renderDetail(answer.data);
+      // What the save did besides (a stored login removed): the server's words, in the
+      // page's language.
+      var notes = (answer.data.warnings || []).map(function (w) { return w.message || w.reason; });
+      var saved = Object.assign({}, answer.data);
+      delete saved.warnings;
+      S.current = saved;
+      S.items[cam.gb_id] = saved;
+      renderDetail(saved);
       loadHistory(cam.gb_id);
-      status.textContent = t("lg_saved");
-      status.className = "lg-status lg-good";
-      refreshRow(answer.data);
+      status.textContent = t("lg_saved") + (notes.length ? " " + notes.join(" ") : "");
+      status.className = "lg-status " + (notes.length ? "lg-bad" : "lg-good");
+      refreshRow(saved);
     }, function () {
       // No answer: the form keeps what was typed, to be sent again.
       button.disabled = false;
@@ -683,6 +724,7 @@
       $(id).addEventListener("input", syncLeaveGuard);
       $(id).addEventListener("change", syncLeaveGuard);
     });
+    if ($("lg-edit")) { $("lg-edit").addEventListener("input", syncLoginHint); }
     S.newBaseline = $("lg-new") ? snapshot($("lg-new")) : null;
     if ($("lg-edit")) { $("lg-edit").addEventListener("submit", saveEdit); }
     if ($("lg-new")) { $("lg-new").addEventListener("submit", registerCamera); }
