@@ -1007,14 +1007,15 @@ def sign_in_lockouts(session: Session, now: datetime | None = None) -> dict[int,
 # answer).
 USER_SUMMARY = text("""
 SELECT u.id, u.username, u.display_name, u.role, u.active, u.is_demo,
-       coalesce(u.locked_until > now(), false) AS locked,
        un.id AS unit_id, un.name AS unit_name, un.kind AS unit_kind, un.tier AS unit_tier,
        un.code AS unit_code, un.department AS unit_department, un.parent_id AS unit_parent_id
 FROM users u LEFT JOIN units un ON un.id = u.unit_id
 WHERE u.id = :id
 """)
 _USER_SUMMARY_SQL = db.driver_sql(USER_SUMMARY)
-_USER_FIELDS = ("id", "username", "display_name", "role", "active", "is_demo", "locked")
+# No "locked": sign-in lockouts are per address and name (sign_in_counters), not a
+# state of the account.
+_USER_FIELDS = ("id", "username", "display_name", "role", "active", "is_demo")
 _UNIT_FIELDS = ("id", "name", "kind", "tier", "code", "department", "parent_id")
 
 

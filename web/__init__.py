@@ -44,7 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=False,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         LOGIN_RATE_LIMIT="10 per minute",  # sign-in POSTs per client address
-        LOCKOUT_THRESHOLD=5,  # failed sign-ins in a row before the account locks
+        LOCKOUT_THRESHOLD=5,  # failed sign-ins for one name from one address before it is locked out
         LOCKOUT_MINUTES=15,
         RATELIMIT_STORAGE_URI="memory://",
         LOGIN_EXEMPT_BLUEPRINTS=["sensor_ingest", "open311"],  # Bearer-token blueprints

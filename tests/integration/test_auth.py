@@ -124,7 +124,7 @@ def test_me_gives_the_user_and_unit_as_stored(app, session):
     me = client.get("/api/me").get_json()["user"]
     assert me == {
         "id": user.id, "username": "gulou-operator", "display_name": user.display_name,
-        "role": user.role, "active": True, "is_demo": user.is_demo, "locked": False,
+        "role": user.role, "active": True, "is_demo": user.is_demo,
         "unit": {"id": unit.id, "name": unit.name, "kind": unit.kind, "tier": unit.tier,
                  "code": unit.code, "department": unit.department, "parent_id": unit.parent_id},
     }
