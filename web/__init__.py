@@ -56,6 +56,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RELAY_MAX_SECONDS=1800,
         LIVE_URL_TEMPLATE=None,
         LIVE_URLS={},
+        # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host
+        # (GRIDMAP_PROXY_HOPS). 0 ignores those headers: anyone could forge them, and
+        # the sign-in limits count by client address.
+        PROXY_HOPS=0,
     )
     app.config.from_prefixed_env("GRIDMAP")
     app.config.from_pyfile("config.py", silent=True)
@@ -63,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     _refuse_default_secret_in_production(app)
     _refuse_logins_in_live_urls(app)
+    _trust_proxies(app)
 
     from web import assets, database, errors, headers, i18n, openapi
     from web.params import close_uploads, refuse_nul_characters
@@ -113,6 +118,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(matter_reports.bp)  # bulletin, stats, look-back, patrols
     openapi.init_app(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Take the client address from PROXY_HOPS trusted proxies' X-Forwarded-* headers."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    hops = app.config["PROXY_HOPS"]
+    if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 5:
+        raise ConfigError("GRIDMAP_PROXY_HOPS must be a whole number from 0 to 5")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def _refuse_default_secret_in_production(app: Flask) -> None:

@@ -239,3 +239,33 @@ def test_counters_keep_no_readable_name_and_a_new_password_clears_them(app, sess
     )).all()
     assert sorted(tuple(r[1:]) for r in left if (r[0], r[1]) not in before) == [
         ("*", 1, False), ("10.70.0.1", 0, True), ("10.70.0.3", 1, False)]
+
+
+@pytest.mark.parametrize("hops, counted", [(0, "127.0.0.1"), (1, "10.80.0.9")])
+def test_the_client_address_comes_from_a_trusted_proxy_only(
+        connection, database_url, demo_accounts, session, hops, counted):
+    from web import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                      "TEST_CONNECTION": connection, "WTF_CSRF_ENABLED": False,
+                      "PROXY_HOPS": hops})
+    before = set(session.execute(text("SELECT name_key, address FROM sign_in_counters")).all())
+    client = app.test_client()
+    # Without a proxy to trust, the header is anyone's to forge and is ignored.
+    # A name nobody else tries (unknown names are counted like accounts).
+    resp = client.post("/login", json={"username": f"proxy-test-{hops}", "password": WRONG},
+                       headers={"X-Forwarded-For": "10.80.0.9"},
+                       environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert resp.status_code == 401
+    new = {address for key, address in session.execute(
+        text("SELECT name_key, address FROM sign_in_counters")).all()
+        if (key, address) not in before and address != "*"}
+    assert new == {counted}
+
+
+@pytest.mark.parametrize("hops", [-1, 6, "two", True])
+def test_a_bad_proxy_hops_setting_stops_the_app(database_url, hops):
+    from web import ConfigError, create_app
+
+    with pytest.raises(ConfigError, match="PROXY_HOPS"):
+        create_app({"TESTING": True, "DATABASE_URL": database_url, "PROXY_HOPS": hops})
