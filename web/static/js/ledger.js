@@ -247,6 +247,7 @@
     Object.keys(values).forEach(function (key) { form.elements[key].value = values[key]; });
     $("lg-edit-status").textContent = "";
     syncLoginHint();
+    syncClearLogin();
     S.loaded = JSON.stringify(values);
     S.baseline = snapshot(form);
     syncLeaveGuard();
@@ -262,10 +263,15 @@
         var what = [];
         ((item.detail || {}).fields || []).forEach(function (f) { what.push(label("lg_field_", f)); });
         if ((item.detail || {}).login) { what.push(t("lg_act_login")); }
+        // The stored login removed by the change: on request, or because a stream
+        // address moved to another scheme, host or port without a login.
+        var removed = (item.detail || {}).login_cleared ? t("lg_login_cleared_note")
+          : (item.detail || {}).login_dropped ? t("lg_login_dropped_note") : "";
         list.appendChild(el("li", null, [
           el("time", { datetime: item.at, text: when(item.at) }),
           el("span", { text: " " + (item.username || "—") + " " + label("lg_act_", item.action)
-                              + (what.length ? t("lg_colon") + what.join(t("lg_list_sep")) : "") })
+                              + (what.length ? t("lg_colon") + what.join(t("lg_list_sep")) : "") }),
+          removed ? el("span", { class: "lg-history-note", text: " (" + removed + ")" }) : null
         ]));
       });
       if (!items.length) { list.appendChild(el("li", { text: t("lg_history_none") })); }
@@ -533,6 +539,63 @@
     var host = m[2].slice(m[2].lastIndexOf("@") + 1);  // a login already in the address is replaced
     return m[1] + encodeURIComponent(login.user) + ":" + encodeURIComponent(login.password) + "@" + host + m[3];
   }
+  // The "clear login" control: shown only while the camera has a stored login (the
+  // form is an editor's only). A first click asks (the button's words change), a
+  // second one clears; leaving the button or refilling the form takes the question back.
+  function disarmClearLogin() {
+    var button = $("lg-clear-login");
+    if (!button) { return; }
+    delete button.dataset.armed;
+    button.textContent = t("lg_clear_login");
+  }
+  function syncClearLogin() {
+    var box = $("lg-clear-login-box");
+    if (!box) { return; }
+    box.hidden = !(S.current && S.current.has_credentials);
+    disarmClearLogin();
+  }
+  function clearLogin() {
+    var cam = S.current, button = $("lg-clear-login"), status = $("lg-edit-status");
+    if (!cam || !button) { return; }
+    if (!button.dataset.armed) {
+      button.dataset.armed = "1";
+      button.textContent = t("lg_clear_login_confirm");
+      return;
+    }
+    disarmClearLogin();
+    button.disabled = true;
+    status.textContent = t("lg_clearing");
+    status.className = "lg-status";
+    api("PATCH", "/api/cameras/" + encodeURIComponent(cam.gb_id), { clear_login: true }, true).then(function (answer) {
+      button.disabled = false;
+      if (!answer.ok) {
+        status.textContent = t("lg_not_cleared", { reason: reasonOf(answer) });
+        status.className = "lg-status lg-bad";
+        return;
+      }
+      var notes = (answer.data.warnings || []).map(function (w) { return w.message || w.reason; });
+      var saved = Object.assign({}, answer.data);
+      delete saved.warnings;
+      S.items[cam.gb_id] = saved;
+      refreshRow(saved);
+      if (!S.current || S.current.gb_id !== cam.gb_id) { return; }  // another camera is open now
+      var keep = editDirty();  // what was typed in the form stays (only the login went)
+      S.current = saved;
+      renderDetail(saved, keep);
+      if (keep) { syncLoginHint(); syncClearLogin(); }
+      loadHistory(cam.gb_id);
+      status.textContent = notes.length ? notes.join(" ") : t("lg_login_cleared_note");
+      status.className = "lg-status lg-good";
+      // The control is gone: focus stays in the form, not on the hidden button.
+      if (document.activeElement === button || document.activeElement === document.body) {
+        $("lg-edit").elements.login_user.focus();
+      }
+    }, function () {
+      button.disabled = false;
+      status.textContent = t("lg_not_cleared", { reason: networkReason() });
+      status.className = "lg-status lg-bad";
+    });
+  }
   function saveEdit(event) {
     event.preventDefault();
     var cam = S.current;
@@ -727,6 +790,10 @@
     if ($("lg-edit")) { $("lg-edit").addEventListener("input", syncLoginHint); }
     S.newBaseline = $("lg-new") ? snapshot($("lg-new")) : null;
     if ($("lg-edit")) { $("lg-edit").addEventListener("submit", saveEdit); }
+    if ($("lg-clear-login")) {
+      $("lg-clear-login").addEventListener("click", clearLogin);
+      $("lg-clear-login").addEventListener("blur", disarmClearLogin);
+    }
     if ($("lg-new")) { $("lg-new").addEventListener("submit", registerCamera); }
     if ($("lg-import")) { $("lg-import").addEventListener("submit", importLedger); }
     window.addEventListener("popstate", function () { fromUrl(); load(false); });
