@@ -613,8 +613,7 @@ def update(
                            field="status")
     merged = {**current, **{k: v for k, v in changes.items() if k in CAMERA_FIELDS}}
     merged["gb_id"] = gb_id
-    merged_before = {key: _raw_url(session, gb_id, key)
-                     for key in ("main_url", "sub_url", "snapshot_url")}
+    merged_before = _raw_urls(session, gb_id)
     for key in ("main_url", "sub_url", "snapshot_url"):
         if key not in changes:
             merged[key] = merged_before[key]
@@ -647,11 +646,12 @@ def _login_dropped_row(row: int | None, cam: CameraInput,
             "reason": LOGIN_DROPPED}
 
 
-def _raw_url(session: Session, gb_id: str, column: str) -> str | None:
-    return session.execute(
-        text(f"SELECT {column} FROM cameras WHERE gb_id = :g"),
+def _raw_urls(session: Session, gb_id: str) -> dict[str, str | None]:
+    """Return the camera's stored main, sub and snapshot URLs (without their login)."""
+    return dict(session.execute(
+        text("SELECT main_url, sub_url, snapshot_url FROM cameras WHERE gb_id = :g"),
         {"g": gb_id},
-    ).scalar()
+    ).mappings().one())
 
 
 def upsert_many(session: Session, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
