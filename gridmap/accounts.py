@@ -873,6 +873,19 @@ def _counter(session: Session, name_key: str, address: str, now: datetime) -> Si
         .with_for_update().execution_options(populate_existing=True)).one()
 
 
+def _refuse_if_locked(here: SignInCounter, everywhere: SignInCounter | None,
+                      own_address: bool, now: datetime) -> None:
+    """Raise AccountLocked while this address is locked out of the name, or (unless it is
+    the account's own address) while the name is throttled everywhere."""
+    if here.locked_until is not None and here.locked_until > now:
+        raise AccountLocked(ADDRESS_LOCKED, scope="address",
+                            retry_after_s=_seconds_until(here.locked_until, now))
+    if (not own_address and everywhere is not None
+            and everywhere.locked_until is not None and everywhere.locked_until > now):
+        raise AccountLocked(NAME_THROTTLED, scope="account",
+                            retry_after_s=_seconds_until(everywhere.locked_until, now))
+
+
 def _forget_stale_counters(session: Session, now: datetime, batch: int = 100) -> None:
     """Drop rows that say nothing any more (skipping any another sign-in holds)."""
     stale = (select(SignInCounter.name_key, SignInCounter.address)
@@ -926,13 +939,7 @@ def authenticate(
         .execution_options(populate_existing=True)).first()
     # An address that signed in to the account lately is its operator's own.
     own_address = here.succeeded_at is not None and here.succeeded_at > now - SIGN_IN_LIFETIME
-    if here.locked_until is not None and here.locked_until > now:
-        raise AccountLocked(ADDRESS_LOCKED, scope="address",
-                            retry_after_s=_seconds_until(here.locked_until, now))
-    if (not own_address and everywhere is not None
-            and everywhere.locked_until is not None and everywhere.locked_until > now):
-        raise AccountLocked(NAME_THROTTLED, scope="account",
-                            retry_after_s=_seconds_until(everywhere.locked_until, now))
+    _refuse_if_locked(here, everywhere, own_address, now)
 
     user = (session.scalars(select(User).where(User.username == name)).first()
             if USERNAME_RE.match(name) else None)
@@ -980,12 +987,7 @@ def authenticate(
     everywhere.forget_after = max(now + policy.account_memory, everywhere.locked_until or now)
     session.flush()
 
-    if here.locked_until is not None and here.locked_until > now:
-        raise AccountLocked(ADDRESS_LOCKED, scope="address",
-                            retry_after_s=_seconds_until(here.locked_until, now))
-    if not own_address and everywhere.locked_until is not None and everywhere.locked_until > now:
-        raise AccountLocked(NAME_THROTTLED, scope="account",
-                            retry_after_s=_seconds_until(everywhere.locked_until, now))
+    _refuse_if_locked(here, everywhere, own_address, now)
     raise SignInFailed("wrong username or password")
 
 
