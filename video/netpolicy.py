@@ -59,11 +59,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from gridmap.errors import Forbidden
+from video.urls import DEFAULT_PORTS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 LOOPBACK_MODES = ("none", "demo", "all")
 DEMO_STREAM_PORTS = 5  # HTTP, RTSP, silent, garbage, closed (video.streams.serve_demo_streams)
 SAMPLER_METRICS_PORT = 9108
