@@ -564,26 +564,19 @@ def probe_inline(req: ProbeRequest, on_open: Callable[[bool], None] | None = Non
     try:
         try:
             target = check_address(req)
+            pre = _preflight(req.url, req.open_timeout_s, has_credentials=creds is not None,
+                             addresses=target.addresses if target else None)
+            if pre.error is not None:
+                return _offline(req, pre.error, pre.detail, started, t0)
+            open_target = req.url
+            if target is not None:
+                open_target = target.pinned_url(req.url)
+                if open_target == req.url and not target.literal:
+                    check_address(req)  # FFmpeg resolves the name itself: check again now
         except AddressRefused as exc:
             return _offline(req, ErrorClass.ADDRESS_REFUSED, exc.reason, started, t0)
         except HostNotFound:
             return _offline(req, ErrorClass.DNS, "host name does not resolve", started, t0)
-        pre = _preflight(req.url, req.open_timeout_s, has_credentials=creds is not None,
-                         addresses=target.addresses if target else None)
-        if pre.error is not None:
-            return _offline(req, pre.error, pre.detail, started, t0)
-        open_target = req.url
-        if target is not None:
-            open_target = target.pinned_url(req.url)
-            if open_target == req.url and not target.literal:
-                # FFmpeg resolves the name itself: check again right before it does.
-                try:
-                    check_address(req)
-                except AddressRefused as exc:
-                    return _offline(req, ErrorClass.ADDRESS_REFUSED, exc.reason, started, t0)
-                except HostNotFound:
-                    return _offline(req, ErrorClass.DNS, "host name does not resolve",
-                                    started, t0)
         # OpenCV gets what is left of the open budget, but never less than a second.
         open_budget = max(1.0, req.open_timeout_s - (time.monotonic() - t0))
         open_url = attach_credentials(open_target, creds)
