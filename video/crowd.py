@@ -1151,9 +1151,9 @@ def transition(session: Session, alert_id: int, action: str, *, scope: Scope | s
                         id=alert_id)
     # The source's row first, as readings lock it before its alerts: the other
     # order could deadlock with an upload arriving at the same moment.
-    source_table, source_key, source_id = (
-        ("crowd_cameras", "camera_id", source.camera_id) if source.camera_id is not None
-        else ("crowd_sensors", "id", source.sensor_id))
+    kind, source_id = (("camera", source.camera_id) if source.camera_id is not None
+                       else ("sensor", source.sensor_id))
+    source_table, source_key, _ = SOURCES[kind]
     session.execute(text(f"SELECT 1 FROM {source_table} WHERE {source_key} = :id FOR UPDATE"),
                     {"id": source_id})
     current, live = session.execute(
