@@ -274,21 +274,20 @@ def submit(session: Session, form: Mapping[str, Any]) -> list[dict[str, Any]]:
              "account_id": None}]
 
 
-_REQUEST_SQL = """
+# Whether the reading client (:me, its actor name; NULL for the public) filed the matter.
+_OWN = """(CAST(:me AS text) IS NOT NULL AND EXISTS (
+          SELECT 1 FROM matter_events e WHERE e.matter_id = m.id AND e.action = 'report'
+            AND e.username = CAST(:me AS text)))"""
+_REQUEST_SQL = f"""
 SELECT m.ref, m.state, m.source, m.category_code, c.name_zh AS service_name, m.description,
        m.address, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat, m.reported_at, m.updated_at,
-       m.feedback_due, m.closed_at, u.name AS agency,
-       (CAST(:me AS text) IS NOT NULL AND EXISTS (
-          SELECT 1 FROM matter_events e WHERE e.matter_id = m.id AND e.action = 'report'
-            AND e.username = CAST(:me AS text))) AS own
+       m.feedback_due, m.closed_at, u.name AS agency, {_OWN} AS own
 FROM matters m
 JOIN matter_categories c ON c.code = m.category_code
 LEFT JOIN units u ON u.id = COALESCE(m.handling_unit_id, m.current_unit_id)
 """
 # What a reader may see: the public, Open311's own requests; a client, also what it filed.
-_VISIBLE = """(m.source = 'open311' OR (CAST(:me AS text) IS NOT NULL AND EXISTS (
-          SELECT 1 FROM matter_events e WHERE e.matter_id = m.id AND e.action = 'report'
-            AND e.username = CAST(:me AS text))))"""
+_VISIBLE = f"(m.source = 'open311' OR {_OWN})"
 
 
 def _me(client: ApiClient | None) -> str | None:
